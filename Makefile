@@ -1,0 +1,41 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv with the machine's python3 on first use and install the project.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -n 2
+
+demo: install
+	@for module in memory_management production_patterns context_optimization \
+	               concurrency_management database_optimization; do \
+	    if [ -f reference_impl/$$module.py ]; then \
+	        echo "=== reference_impl/$$module.py"; \
+	        $(BIN)/python reference_impl/$$module.py || exit 1; \
+	    fi; \
+	done
+
+bench: install
+	$(BIN)/pytest -p no:xdist tests/benchmarks --run-slow
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks build *.egg-info
