@@ -18,9 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import psutil
+
+if TYPE_CHECKING:
+    from pytest_edge.profiles.model import DeviceProfile
 
 MIB = 1024 * 1024
 # cgroup v1 reports "no limit" as a page-rounded LONG_MAX; anything this large means unlimited.
@@ -82,6 +85,11 @@ class Machine(Protocol):
     @property
     def simulated(self) -> bool: ...
 
+    @property
+    def profile(self) -> DeviceProfile | None:
+        """The simulated device's profile; None on a real host."""
+        ...
+
     def memory(self) -> MemoryReading: ...
 
     def cpu_count(self) -> int: ...
@@ -97,6 +105,7 @@ class HostMachine:
     """Reads the real host. `root` lets tests point it at a fake ``/proc`` and ``/sys`` tree."""
 
     simulated = False
+    profile = None
 
     def __init__(self, root: str | os.PathLike[str] = "/") -> None:
         self._root = Path(root)
