@@ -1,0 +1,23 @@
+"""Scenarios: TOML files that run a workload on a simulated device under faults and crashes."""
+
+from __future__ import annotations
+
+from pytest_edge.scenarios.schema import (
+    CrashSpec,
+    Expectations,
+    Scenario,
+    ScenarioError,
+    Throughput,
+    is_scenario_file,
+    load_scenario,
+)
+
+__all__ = [
+    "CrashSpec",
+    "Expectations",
+    "Scenario",
+    "ScenarioError",
+    "Throughput",
+    "is_scenario_file",
+    "load_scenario",
+]
