@@ -249,18 +249,19 @@ def load_scenario(path: Path) -> Scenario:
     )
 
 
+_TYPE_WORDS: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    dict: "a table",
+    list: "an array",
+    bool: "a boolean",
+}
+
+
 def _type(value: object) -> str:
-    return {dict: "a table", list: "an array", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+    return _TYPE_WORDS.get(type(value), type(value).__name__)
 
 
 def _names(kinds: tuple[type, ...]) -> str:
-    words = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        dict: "a table",
-        bool: "a boolean",
-    }
-    return " or ".join(words.get(k, k.__name__) for k in kinds)
+    return " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
