@@ -238,9 +238,7 @@ def level_for_usage(usage: float, config: WatermarkConfig) -> WatermarkLevel:
     return WatermarkLevel.NORMAL
 
 
-def next_level(
-    current: WatermarkLevel, usage: float, config: WatermarkConfig
-) -> WatermarkLevel:
+def next_level(current: WatermarkLevel, usage: float, config: WatermarkConfig) -> WatermarkLevel:
     """The level after observing `usage` while at `current`, with hysteresis.
 
     Rising is immediate; falling needs usage below the level's threshold minus the
@@ -361,14 +359,15 @@ MODEL_SHAPES: tuple[ModelShape, ...] = (
         note="every other layer uses a 4096-token sliding window: this estimate is an upper bound",
     ),
     ModelShape(
-        "SmolLM2-1.7B-Instruct", 24, 32, 64, 8192, _HF.format("HuggingFaceTB/SmolLM2-1.7B-Instruct"),
+        "SmolLM2-1.7B-Instruct", 24, 32, 64, 8192,
+        _HF.format("HuggingFaceTB/SmolLM2-1.7B-Instruct"),
         aliases=("SmolLM2-1.7B", "smollm2:1.7b", "smollm2"),
     ),
 )  # fmt: skip
 
 # Unknown models: a policy default, not a fact about any one model. It takes Llama-3.2-3B's
 # shape (a typical 1-3B grouped-query model, 112 KiB per token in fp16) and caps the context
-# at 8192 tokens, a length every model in the table supports.
+# at 8192 tokens, the trained context of the table's smaller-context models.
 DEFAULT_MODEL_SHAPE = ModelShape(
     name="unknown (default: Llama-3.2-3B shape, 8192-token cap)",
     layers=28,
@@ -529,7 +528,9 @@ class DeviceMemoryManager:
         fit = self.check_fit(model_size_mb, shape)
         if not fit.fits:
             return 0
-        room_mb = min(max(self.kv_cache_budget, fit.kv_cache_mb), self.model_memory_limit - fit.weights_mb)
+        room_mb = min(
+            max(self.kv_cache_budget, fit.kv_cache_mb), self.model_memory_limit - fit.weights_mb
+        )
         tokens = int(room_mb * MIB // shape.kv_bytes_per_token(self.kv_bytes_per_element))
         if tokens >= shape.max_context:
             return shape.max_context

@@ -12,6 +12,7 @@ Follows the book chapter's notebook API (`ErrorSeverity`, `ProductionErrorHandle
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -718,10 +719,8 @@ class StatePersistenceManager:
 
     @staticmethod
     def _unlink_quietly(path: Path) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
 
     def _current_is_valid(self, st: os.stat_result) -> bool:
         if self._stat_key(st) == self._known_current:
