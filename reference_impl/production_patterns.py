@@ -466,6 +466,8 @@ class GracefulDegradationManager:
 
 FORMAT_VERSION = 1
 _MAGIC = b"PYTEST-EDGE-STATE v"
+# Values at least this large are written as they are; smaller pieces are joined up to it.
+_COALESCE_BYTES = 64 * 1024
 
 
 class StateCorruptedError(ValueError):
@@ -535,7 +537,20 @@ def _encode(key: str, value: Any) -> bytes:
             f"state values must be JSON-serialisable (str, int, finite float, bool, None, "
             f"lists, dicts with str keys): {problem}"
         )
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # ASCII escapes keep any Python str, lone surrogates included, exactly round-trippable.
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _dir_fsync(directory: Path) -> None:
@@ -580,6 +595,7 @@ class StatePersistenceManager:
         self._last_saved: float | None = None
         self._last_size: int | None = None
         self._last_load: LoadReport | None = None
+        self._swept = False
 
     @property
     def previous_path(self) -> Path:
@@ -616,23 +632,39 @@ class StatePersistenceManager:
 
     # -- file format ----------------------------------------------------------------------------
 
-    def _payload(self) -> bytes:
-        parts = [
-            json.dumps(k, ensure_ascii=False).encode("utf-8") + b":" + v
-            for k, v in self._encoded.items()
-        ]
-        return b"{" + b",".join(parts) + b"}"
+    def _payload_chunks(self) -> list[bytes]:
+        """The payload as chunks: small pieces joined, large values passed through uncopied."""
+        chunks: list[bytes] = []
+        small: list[bytes] = [b"{"]
+        small_size = 1
+        for index, (key, value) in enumerate(self._encoded.items()):
+            small.append((b"," if index else b"") + json.dumps(key).encode("ascii") + b":")
+            if len(value) >= _COALESCE_BYTES:
+                chunks.append(b"".join(small))
+                chunks.append(value)
+                small, small_size = [], 0
+                continue
+            small.append(value)
+            small_size += len(value)
+            if small_size >= _COALESCE_BYTES:
+                chunks.append(b"".join(small))
+                small, small_size = [], 0
+        small.append(b"}")
+        chunks.append(b"".join(small))
+        return chunks
 
     @staticmethod
-    def _frame(generation: int, payload: bytes) -> tuple[bytes, int]:
+    def _frame(generation: int, chunks: list[bytes]) -> bytes:
+        """The format and metadata lines for a payload made of `chunks`."""
         meta = json.dumps(
-            {"generation": generation, "length": len(payload), "saved_at": time.time()},
+            {"generation": generation, "length": sum(map(len, chunks)), "saved_at": time.time()},
             separators=(",", ":"),
         ).encode("ascii")
         meta += b"\n"
-        crc = zlib.crc32(payload, zlib.crc32(meta))
-        head = _MAGIC + b"%d crc32=%08x\n" % (FORMAT_VERSION, crc) + meta
-        return head, crc
+        crc = zlib.crc32(meta)
+        for chunk in chunks:
+            crc = zlib.crc32(chunk, crc)
+        return _MAGIC + b"%d crc32=%08x\n" % (FORMAT_VERSION, crc) + meta
 
     @staticmethod
     def _parse(data: bytes) -> tuple[int, dict[str, bytes]]:
@@ -671,8 +703,7 @@ class StatePersistenceManager:
         if not isinstance(generation, int):
             raise ValueError("metadata has no generation number")
         return generation, {
-            k: json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            for k, v in state.items()
+            k: json.dumps(v, separators=(",", ":")).encode("ascii") for k, v in state.items()
         }
 
     def _read(self, path: Path) -> tuple[int, dict[str, bytes]]:
@@ -689,6 +720,30 @@ class StatePersistenceManager:
     def _temp_path(self) -> Path:
         name = f"{self.storage_path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         return self.storage_path.with_name(name)
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files a killed process left next to the state file; returns them.
+
+        Only files named ``<name>.tmp-<pid>-<random>`` whose process no longer exists are
+        removed, so a save running in another live process is never disturbed.
+        """
+        prefix = f"{self.storage_path.name}.tmp-"
+        directory = self.storage_path.parent
+        removed: list[Path] = []
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return removed
+        for name in names:
+            pid_text = name[len(prefix) :].split("-", 1)[0]
+            if not name.startswith(prefix) or not pid_text.isdigit():
+                continue
+            if _process_exists(int(pid_text)):
+                continue
+            path = directory / name
+            self._unlink_quietly(path)
+            removed.append(path)
+        return removed
 
     def _write_durably(self, path: Path, chunks: tuple[bytes, ...]) -> None:
         """Create `path` (must not exist), write `chunks`, fsync. Removes it on any failure."""
@@ -762,7 +817,10 @@ class StatePersistenceManager:
                     " on disk is unknown. Restart and load_state() to recover.",
                     str(self.storage_path),
                 )
-            payload = self._payload()
+            if not self._swept:
+                self.remove_stale_temp_files()
+                self._swept = True
+            chunks = self._payload_chunks()
             directory = self.storage_path.parent
             try:
                 st: os.stat_result | None = os.stat(self.storage_path)
@@ -787,9 +845,9 @@ class StatePersistenceManager:
                     str(self.previous_path),
                 ) from error
             generation = self._generation + 1
-            head, _ = self._frame(generation, payload)
+            head = self._frame(generation, chunks)
             temp = self._temp_path()
-            self._write_durably(temp, (head, payload))
+            self._write_durably(temp, (head, *chunks))
             try:
                 new_stat = os.stat(temp)
                 os.replace(temp, self.storage_path)
@@ -809,7 +867,7 @@ class StatePersistenceManager:
             self._known_current = self._stat_key(new_stat)
             self._dirty = False
             self._last_saved = time.time()
-            self._last_size = len(head) + len(payload)
+            self._last_size = len(head) + sum(map(len, chunks))
             return SaveReport(self.storage_path, generation, self._last_size, rotated)
 
     # -- load -----------------------------------------------------------------------------------
@@ -817,6 +875,9 @@ class StatePersistenceManager:
     def load_state(self) -> LoadReport:
         """Replace the in-memory state with the newest valid generation on disk."""
         with self._lock:
+            if not self._swept:
+                self.remove_stale_temp_files()
+                self._swept = True
             problems: list[tuple[Path, str]] = []
             for source, path in (("current", self.storage_path), ("previous", self.previous_path)):
                 try:

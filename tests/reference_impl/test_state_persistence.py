@@ -324,3 +324,44 @@ def test_module_uses_python_level_io_so_fault_injection_reaches_it() -> None:
     assert "from os import" not in source
     for call in ("os.write(", "os.fsync(", "os.replace(", "os.open("):
         assert call in source
+
+
+def test_any_python_string_round_trips_even_lone_surrogates(tmp_path: Path) -> None:
+    _saved(tmp_path, {"s": "caf\u00e9 \ud800 \U0001f680", "\udfff": 1})
+    restarted = StatePersistenceManager(tmp_path / "state.json")
+    restarted.load_state()
+    assert restarted.as_dict() == {"s": "caf\u00e9 \ud800 \U0001f680", "\udfff": 1}
+
+
+def test_large_and_small_values_are_framed_in_key_order(tmp_path: Path) -> None:
+    state = {"a": 1, "big": "x" * 200_000, "c": ["y" * 70_000, 2], "d": {"e": None}}
+    _saved(tmp_path, state, saves=2)
+    restarted = StatePersistenceManager(tmp_path / "state.json")
+    restarted.load_state()
+    assert restarted.as_dict() == state
+    assert restarted.keys() == list(state)
+
+
+def test_temp_files_of_killed_processes_are_swept_on_restart(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _saved(tmp_path, {"a": 1})
+    # A real process that has exited: its pid names the stale temp file.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    stale = tmp_path / f"state.json.tmp-{dead.stdout.strip()}-deadbeef"
+    stale.write_bytes(b"half a save")
+    live = tmp_path / f"state.json.tmp-{os.getpid()}-cafe0001"
+    live.write_bytes(b"a save in progress in a live process")
+    unrelated = tmp_path / "other.json.tmp-1-x"
+    unrelated.write_bytes(b"not ours")
+    restarted = StatePersistenceManager(tmp_path / "state.json")
+    assert restarted.load_state().source == "current"
+    assert not stale.exists()
+    assert live.exists()
+    assert unrelated.exists()
