@@ -365,3 +365,57 @@ def test_temp_files_of_killed_processes_are_swept_on_restart(tmp_path: Path) -> 
     assert not stale.exists()
     assert live.exists()
     assert unrelated.exists()
+
+
+def test_save_follows_the_crash_safe_order_of_operations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """link previous -> write temp -> fsync temp -> replace -> fsync directory, nothing else."""
+    manager = _saved(tmp_path, {"step": 1})
+    manager.set_state("step", 2)
+    trace: list[tuple[str, str]] = []
+    fd_names: dict[int, str] = {}
+
+    def name(path: Any) -> str:
+        text = os.fspath(path)
+        base = Path(text).name
+        if ".tmp-" in base:
+            return base.split(".tmp-")[0] + ".tmp"
+        return "<dir>" if Path(text) == tmp_path else base
+
+    def traced(op: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            if op == "open":
+                fd_names[result] = name(args[0])
+                trace.append((op, fd_names[result]))
+            elif op in ("write", "fsync", "close"):
+                trace.append((op, fd_names.get(args[0], "?")))
+            else:
+                trace.append((op, " -> ".join(name(a) for a in args[:2])))
+            return result
+
+        return wrapper
+
+    with monkeypatch.context() as patch:
+        for op in ("open", "write", "fsync", "close", "replace", "link", "unlink"):
+            patch.setattr(os, op, traced(op, getattr(os, op)))
+        manager.save_state()
+    writes = [entry for entry in trace if entry[0] == "write"]
+    assert writes
+    assert all(target == "state.json.tmp" for _, target in writes)
+    compact = [
+        entry for i, entry in enumerate(trace) if entry[0] != "write" or trace[i - 1] != entry
+    ]
+    assert compact == [
+        ("link", "state.json -> state.json.tmp"),
+        ("replace", "state.json.tmp -> state.json.prev"),
+        ("open", "state.json.tmp"),
+        ("write", "state.json.tmp"),
+        ("fsync", "state.json.tmp"),
+        ("close", "state.json.tmp"),
+        ("replace", "state.json.tmp -> state.json"),
+        ("open", "<dir>"),
+        ("fsync", "<dir>"),
+        ("close", "<dir>"),
+    ]
