@@ -570,7 +570,8 @@ class StatePersistenceManager:
 
     1. if a valid current file exists, hard-links it to ``<name>.prev`` (the previous
        generation; copied where the filesystem has no hard links);
-    2. writes ``<name>.tmp-<pid>-<random>`` in the same directory, flushes and fsyncs it;
+    2. writes ``<name>.tmp-<pid>-<random>`` in the same directory with unbuffered
+       ``os.write`` (nothing left in a user-space buffer) and fsyncs it;
     3. ``os.replace``-s it over the file, then fsyncs the directory.
 
     The file holds a format line (magic, version, CRC-32), a metadata line (generation,
