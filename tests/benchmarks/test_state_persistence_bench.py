@@ -54,7 +54,9 @@ def _state(total_bytes: int) -> dict[str, Any]:
     return {"goal": "Plan a trip to Mars", "step": 42, "turns": turns}
 
 
-def _run(benchmark: Any, tmp_path: Path, size: int, rounds: int) -> None:
+def _run(
+    benchmark: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path, size: int, rounds: int
+) -> None:
     manager = StatePersistenceManager(tmp_path / "state.json")
     for key, value in _state(size).items():
         manager.set_state(key, value)
@@ -89,21 +91,26 @@ def _run(benchmark: Any, tmp_path: Path, size: int, rounds: int) -> None:
             "ratio_vs_durable_minimum": round(ratio_durable, 3),
         }
     )
-    print(
-        f"\nsave_state {len(data) / KIB:.0f} KiB: median {median * 1e3:.3f} ms;"
-        f" plain write+fsync+replace {statistics.median(baseline) * 1e3:.3f} ms"
-        f" -> ratio {ratio:.2f}x (target <= 1.3x);"
-        f" + directory fsync {statistics.median(durable) * 1e3:.3f} ms"
-        f" -> ratio {ratio_durable:.2f}x"
-    )
+    with capsys.disabled():
+        print(
+            f"\nsave_state {len(data) / KIB:.0f} KiB: median {median * 1e3:.3f} ms;"
+            f" plain write+fsync+replace {statistics.median(baseline) * 1e3:.3f} ms"
+            f" -> ratio {ratio:.2f}x (target <= 1.3x);"
+            f" + directory fsync {statistics.median(durable) * 1e3:.3f} ms"
+            f" -> ratio {ratio_durable:.2f}x"
+        )
 
 
 @pytest.mark.benchmark(group="state-save")
-def test_save_state_smoke(benchmark: Any, tmp_path: Path) -> None:
-    _run(benchmark, tmp_path, 64 * KIB, rounds=5)
+def test_save_state_smoke(
+    benchmark: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _run(benchmark, capsys, tmp_path, 64 * KIB, rounds=5)
 
 
 @pytest.mark.slow
 @pytest.mark.benchmark(group="state-save")
-def test_save_state_1mib_vs_plain_write(benchmark: Any, tmp_path: Path) -> None:
-    _run(benchmark, tmp_path, 1024 * KIB, rounds=200)
+def test_save_state_1mib_vs_plain_write(
+    benchmark: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _run(benchmark, capsys, tmp_path, 1024 * KIB, rounds=200)
