@@ -263,7 +263,9 @@ class WatermarkMonitor:
 
     Thread-safe: `update` may be called from any thread; transitions are computed and
     dispatched under one re-entrant lock, so callbacks see changes in order and never two at
-    once. A callback that raises is logged and does not stop the others.
+    once. A callback that raises is logged and does not stop the others. Callbacks run under
+    that lock: keep them short and never wait in one for another thread that updates the
+    monitor.
     """
 
     def __init__(self, config: WatermarkConfig, usage_source: Callable[[], float]) -> None:

@@ -392,3 +392,25 @@ def test_notebook_cells_1_and_2_on_a_simulated_pi(
     assert "Safety Margin: 409.6 MB" in out
     assert "8000MB model: ❌ Loadable, 0 tokens context" in out
     assert " 500MB model: ✅ Loadable," in out
+
+
+def test_nothing_reads_the_host_directly_while_a_device_is_simulated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    import psutil
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read the host directly instead of current_machine()")
+
+    for name in ("virtual_memory", "swap_memory", "cpu_count"):
+        monkeypatch.setattr(psutil, name, forbidden)
+    monkeypatch.setattr(os, "cpu_count", forbidden)
+    with use_machine(FakeMachine(total_mb=2048, available_mb=1024, cores=2)):
+        profiler = DeviceMemoryProfiler()
+        profiler.print_profile()
+        manager = DeviceMemoryManager(profiler)
+        manager.check_watermark()
+        assert manager.get_optimal_context_size(300, "Qwen2.5-0.5B") > 0
+    assert manager.profile.cpu_count == 2
