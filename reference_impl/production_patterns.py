@@ -748,7 +748,12 @@ class StatePersistenceManager:
 
     def _write_durably(self, path: Path, chunks: tuple[bytes, ...]) -> None:
         """Create `path` (must not exist), write `chunks`, fsync. Removes it on any failure."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as error:
+            raise StateWriteError(
+                error.errno, f"creating {path} failed: {error.strerror}", str(path)
+            ) from error
         try:
             try:
                 for chunk in chunks:

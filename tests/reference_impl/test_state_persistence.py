@@ -419,3 +419,34 @@ def test_save_follows_the_crash_safe_order_of_operations(
         ("fsync", "<dir>"),
         ("close", "<dir>"),
     ]
+
+
+def test_read_only_filesystem_is_a_write_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = StatePersistenceManager(tmp_path / "state.json")
+    manager.set_state("a", 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", _failing("open", errno.EROFS)(os.open))
+        with pytest.raises(StateWriteError, match=r"creating .*state\.json\.tmp-.* failed") as info:
+            manager.save_state()
+    assert info.value.errno == errno.EROFS
+    assert list(tmp_path.iterdir()) == []
+    manager.save_state()
+
+
+def test_failed_replace_leaves_the_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    manager = _saved(tmp_path, {"step": 1})
+    manager.set_state("step", 2)
+    with monkeypatch.context() as patch:
+        # The first replace keeps the previous generation; the second, over the file, fails.
+        patch.setattr(os, "replace", _failing("replace", errno.EIO, after=1)(os.replace))
+        with pytest.raises(StateWriteError, match=r"replacing .*state\.json failed"):
+            manager.save_state()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.prev"]
+    restarted = StatePersistenceManager(path)
+    assert restarted.load_state().source == "current"
+    assert restarted.get_state("step") == 1
