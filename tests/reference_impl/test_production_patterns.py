@@ -6,6 +6,8 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reference_impl.production_patterns import (
     CircuitBreaker,
@@ -275,3 +277,45 @@ def test_notebook_cells_10_to_12_run_unchanged_and_leave_no_files(
         "Research Mars landing sites and travel logistics"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@given(
+    st.lists(
+        st.sampled_from(["increase", "decrease", "success", "failure", "critical", "tick"]),
+        max_size=60,
+    )
+)
+def test_degradation_stays_in_bounds_and_recovers_at_most_one_level_per_streak(
+    ops: list[str],
+) -> None:
+    clock = Clock()
+    handler = ProductionErrorHandler(clock=clock)
+    manager = GracefulDegradationManager(
+        handler, recovery_successes=3, recovery_cooldown=5, clock=clock
+    )
+    top = len(manager.levels) - 1
+    streak = 0
+    for op in ops:
+        before = manager.level_index
+        if op == "increase":
+            manager.increase_degradation()
+        elif op == "decrease":
+            manager.decrease_degradation()
+        elif op == "success":
+            manager.record_success()
+        elif op == "failure":
+            manager.record_failure()
+        elif op == "critical":
+            handler.handle_error(SystemError("x"), None, ErrorSeverity.CRITICAL)
+        else:
+            clock.now += 2
+        after = manager.level_index
+        assert 0 <= after <= top
+        if op == "success":
+            streak += 1
+        elif op != "tick":
+            streak = 0
+        if op == "success" and after < before:
+            assert after == before - 1
+            assert streak >= 3, "recovered before a full streak of successes"
+            streak = 0
