@@ -585,10 +585,17 @@ class ProcessorCoreOptimizer:
         if not memory_mb > 0:
             raise ValueError(f"memory_mb must be > 0, got {memory_mb!r}")
         items = max(1, data_size)
+        kind = "big cores" if self.heterogeneous else "cores"
+        busy = f"every candidate core is at or above {self.busy_percent:.0f}%: one worker"
         if workload_type == "cpu_bound":
-            cores = self.idle_cores(self.big_cores) or self.big_cores[:1] or self.usable_cpus[:1]
+            idle = self.idle_cores(self.big_cores)
+            cores = idle or self.big_cores[:1]
             workers, model = min(len(cores), items), "process"
-            reason = f"{len(cores)} idle big cores; processes avoid the GIL for CPU work"
+            reason = (
+                f"{len(idle)} idle {kind}; processes, since the GIL serialises CPU work in threads"
+                if idle
+                else busy
+            )
         elif workload_type == "io_bound":
             cores = list(self.usable_cpus)
             workers, model = min(4 * len(cores), items, 32), "thread"
@@ -597,7 +604,11 @@ class ProcessorCoreOptimizer:
             idle = self.idle_cores()
             cores = idle[:2] or self.usable_cpus[:1]
             workers, model = min(len(cores), items), "thread"
-            reason = "memory bandwidth bound: more than 2 workers rarely helps (heuristic)"
+            reason = (
+                "memory bandwidth bound: more than 2 workers rarely helps (heuristic)"
+                if idle
+                else busy
+            )
         workers = max(1, workers)
         return {
             "workload_type": workload_type,
