@@ -230,6 +230,8 @@ class ThreadSafeEngine:
         requests already running. Raises `TimeoutError` if a thread outlives `timeout`.
         Responses not yet collected stay available to `get_response`.
         """
+        if threading.current_thread() in self._threads:
+            raise RuntimeError("stop() called from an engine worker: it would join itself")
         with self._cond:
             if self._state == "stopped":
                 return

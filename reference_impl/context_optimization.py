@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -232,6 +233,7 @@ class ThreeTieredContextSystem:
         self.system_prompt = truncate_to_tokens(
             self.config.system_prompt, self.config.system_prompt_tokens, token_counter
         )
+        self._lock = threading.RLock()
         self._messages: list[Message] = []
         self._buffer: list[Message] = []
         self._summaries: list[Summary] = []
@@ -243,6 +245,10 @@ class ThreeTieredContextSystem:
 
     def add_message(self, role: str, content: str, tokens: int | None = None) -> Message:
         """Record a turn in all tiers; compress the buffer when it reaches the threshold."""
+        with self._lock:
+            return self._add_message(role, content, tokens)
+
+    def _add_message(self, role: str, content: str, tokens: int | None) -> Message:
         if not isinstance(role, str) or not role.strip():
             raise ValueError(f"role must be a non-empty string, got {role!r}")
         if not isinstance(content, str):
@@ -336,6 +342,10 @@ class ThreeTieredContextSystem:
 
     def get_statistics(self) -> dict[str, Any]:
         """Counts per tier. buffer + summarized = total messages; likewise for tokens."""
+        with self._lock:
+            return self._get_statistics()
+
+    def _get_statistics(self) -> dict[str, Any]:
         buffer_tokens = self._buffer_tokens()
         total_tokens = sum(m.tokens for m in self._messages)
         return {
@@ -363,6 +373,10 @@ class ThreeTieredContextSystem:
         the summary budget, then semantic matches not already present. Each piece is kept only
         if the whole prompt with it still fits.
         """
+        with self._lock:
+            return self._get_final_prompt(query)
+
+    def _get_final_prompt(self, query: str) -> str:
         limit = self.config.max_context_tokens
         count = self.count_tokens
         system = self.system_prompt

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,12 +112,13 @@ class VectorIndex:
     `idf` weights dimensions by inverse document frequency (smoothed, as in scikit-learn:
     ``ln((1 + n) / (1 + df)) + 1``) before the cosine; it defaults to on for the lexical
     embedder, where a dimension is a word, and off for other embedders, whose dimensions
-    are not words. Not thread-safe: callers serialise `add`.
+    are not words. Thread-safe: a search sees the index as it was when the search began.
     """
 
     def __init__(self, embedder: Embedder | None = None, *, idf: bool | None = None) -> None:
         self.embedder: Embedder = embedder if embedder is not None else HashedLexicalEmbedder()
         self.idf = isinstance(self.embedder, HashedLexicalEmbedder) if idf is None else idf
+        self._lock = threading.Lock()
         self._texts: list[str] = []
         self._blocks: list[FloatMatrix] = []
         self._matrix: FloatMatrix | None = None
@@ -137,20 +139,26 @@ class VectorIndex:
             raise ValueError(
                 f"expected vectors of shape {(len(texts), self.embedder.dim)}, got {vectors.shape}"
             )
-        self._texts.extend(texts)
-        self._blocks.append(vectors)
-        self._matrix = None
+        with self._lock:
+            self._texts.extend(texts)
+            self._blocks.append(vectors)
+            self._matrix = None
         return vectors
 
     def matrix(self) -> FloatMatrix:
         """All stored vectors, one row per text (stacked once, cached until the next `add`)."""
-        if self._matrix is None:
-            if not self._blocks:
-                self._matrix = np.zeros((0, self.embedder.dim), dtype=np.float32)
-            else:
-                self._matrix = np.vstack(self._blocks)
-                self._blocks = [self._matrix]
-        return self._matrix
+        return self._snapshot()[0]
+
+    def _snapshot(self) -> tuple[FloatMatrix, list[str]]:
+        with self._lock:
+            if self._matrix is None:
+                if not self._blocks:
+                    self._matrix = np.zeros((0, self.embedder.dim), dtype=np.float32)
+                else:
+                    self._matrix = np.vstack(self._blocks)
+                    self._blocks = [self._matrix]
+            # The list only grows, so rows below len(matrix) stay valid without a copy.
+            return self._matrix, self._texts
 
     def _weights(self, matrix: FloatMatrix) -> FloatMatrix | None:
         if not self.idf or len(matrix) == 0:
@@ -170,7 +178,7 @@ class VectorIndex:
         """
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
-        matrix = self.matrix()
+        matrix, texts = self._snapshot()
         if top_k == 0 or len(matrix) == 0:
             return []
         weights = self._weights(matrix)
@@ -193,7 +201,7 @@ class VectorIndex:
         # Stable order: best score first, earlier text first among equals.
         ordered = sorted(best.tolist(), key=lambda i: (-float(scores[i]), i))
         return [
-            SearchHit(start + i, float(scores[i]), self._texts[start + i])
+            SearchHit(start + i, float(scores[i]), texts[start + i])
             for i in ordered
             if float(scores[i]) > min_score
         ]

@@ -287,6 +287,25 @@ def test_requests_queued_before_start_are_cancelled_if_never_started() -> None:
     assert response["error"] == "cancelled: engine stopped"
 
 
+def test_stop_from_a_worker_is_refused_instead_of_deadlocking() -> None:
+    class StopsItsEngine:
+        engine: ThreadSafeEngine
+
+        def generate(self, prompt: str, max_tokens: int) -> str:
+            self.engine.stop()
+            return "unreachable"
+
+    backend = StopsItsEngine()
+    with ThreadSafeEngine(max_workers=1, backend=backend) as engine:
+        backend.engine = engine
+        engine.submit_request("r", "p")
+        response = engine.get_response(timeout=5)
+    assert response is not None
+    assert response["error"] == (
+        "RuntimeError: stop() called from an engine worker: it would join itself"
+    )
+
+
 def test_get_response_times_out_with_none() -> None:
     with ThreadSafeEngine(max_workers=1) as engine:
         assert engine.get_response(timeout=0.01) is None

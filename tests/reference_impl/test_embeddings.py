@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -120,3 +121,30 @@ def test_custom_embedder_plugs_in_without_idf() -> None:
     assert [h.text for h in index.search("aab", top_k=2)] == ["aaa", "abc"]
     with pytest.raises(ValueError, match=r"expected vectors of shape \(1, 3\)"):
         index.add(["x"], np.zeros((1, 4), dtype=np.float32))
+
+
+def test_searches_running_while_texts_are_added_see_a_consistent_index() -> None:
+    index = VectorIndex()
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def search() -> None:
+        try:
+            while not done.is_set():
+                for hit in index.search("sensor reading", top_k=5):
+                    assert hit.text == f"sensor reading {hit.position}"
+        except BaseException as exc:  # reported below, in the test thread
+            errors.append(exc)
+
+    searchers = [threading.Thread(target=search) for _ in range(2)]
+    for thread in searchers:
+        thread.start()
+    try:
+        for n in range(300):
+            index.add([f"sensor reading {n}"])
+    finally:
+        done.set()
+        for thread in searchers:
+            thread.join(10)
+    assert errors == []
+    assert len(index) == 300
