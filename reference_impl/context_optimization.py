@@ -433,7 +433,10 @@ class ThreeTieredContextSystem:
 
 
 def _demo() -> None:
-    system = ThreeTieredContextSystem(ContextConfig(max_context_tokens=256, buffer_tokens=80))
+    config = ContextConfig(
+        max_context_tokens=200, buffer_tokens=40, system_prompt_tokens=40, summary_tokens=50
+    )
+    system = ThreeTieredContextSystem(config)
     turns = [
         ("user", "I am analysing monthly sales data with pandas."),
         ("assistant", "Group the sales by month and plot them with matplotlib."),
@@ -441,13 +444,22 @@ def _demo() -> None:
         ("assistant", "Seasonal delays in December can hide real demand trends."),
         ("user", "Now I want a forecast for next quarter."),
         ("assistant", "A rolling average or an exponential smoothing model is a good start."),
+        ("user", "Smoothing sounds right. Which smoothing factor should I try first?"),
+        ("assistant", "Start with alpha 0.3 and compare the forecast error on last year."),
     ]
     for role, content in turns:
         system.add_message(role, content)
     for key, value in system.get_statistics().items():
         print(f"{key}: {value}")
-    prompt = system.get_final_prompt("Which city ships late?")
-    print(f"\nfinal prompt ({estimate_tokens(prompt)} estimated tokens):\n{prompt}")
+    query = "Which warehouse ships late in December?"
+    print(f"\nsemantic matches for {query!r}:")
+    for match in system.get_semantic_matches(query, top_k=2):
+        print(f"  {match['score']:.3f}  {match['role']}: {match['content']}")
+    prompt = system.get_final_prompt(query)
+    print(
+        f"\nfinal prompt ({estimate_tokens(prompt)} estimated tokens, "
+        f"budget {config.max_context_tokens}):\n{prompt}"
+    )
 
 
 if __name__ == "__main__":

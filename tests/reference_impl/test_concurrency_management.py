@@ -214,6 +214,29 @@ def test_blocking_submit_gives_up_after_its_timeout(gated: GatedBackend) -> None
         engine.stop()
 
 
+def test_stop_wakes_a_blocked_submitter_with_a_clear_error(gated: GatedBackend) -> None:
+    engine = ThreadSafeEngine(max_workers=1, backend=gated, max_queue_size=1, when_full="block")
+    engine.start()
+    engine.submit_request("a", "a")
+    errors: list[BaseException] = []
+
+    def submit_second() -> None:
+        try:
+            engine.submit_request("b", "b")
+        except BaseException as exc:  # checked below, in the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=submit_second)
+    thread.start()
+    time.sleep(0.05)  # let it block on the full queue
+    gated.release.set()
+    engine.stop(drain=False)
+    thread.join(5)
+    assert not thread.is_alive()
+    assert len(errors) == 1
+    assert isinstance(errors[0], EngineStoppedError)
+
+
 def test_duplicate_outstanding_id_is_rejected(gated: GatedBackend) -> None:
     engine = ThreadSafeEngine(max_workers=1, backend=gated)
     engine.start()
