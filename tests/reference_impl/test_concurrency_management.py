@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,8 +48,30 @@ def gated() -> Iterator[GatedBackend]:
     backend.release.set()  # never leave a worker blocked, even when a test fails
 
 
+@pytest.fixture
+def new_engine(gated: GatedBackend) -> Iterator[Callable[..., ThreadSafeEngine]]:
+    """Makes engines and stops every one at teardown, also when the test failed."""
+    made: list[ThreadSafeEngine] = []
+
+    def make(*args: Any, **kwargs: Any) -> ThreadSafeEngine:
+        made.append(ThreadSafeEngine(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    gated.release.set()
+    for engine in made:
+        if engine.state != "stopped":
+            engine.stop(drain=False, timeout=10)
+
+
 def _engine_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("ThreadSafeEngine-worker")]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_engine_threads() -> Iterator[None]:
+    yield
+    assert _engine_threads() == [], "an engine's worker threads outlived the test"
 
 
 # -- the default backend -------------------------------------------------------------------------
@@ -119,8 +142,10 @@ def test_bad_backend_settings_are_named(kwargs: dict[str, float], message: str) 
 # -- the engine ----------------------------------------------------------------------------------
 
 
-def test_every_request_gets_its_response_and_threads_are_joined() -> None:
-    engine = ThreadSafeEngine(max_workers=3, backend=DeviceRateBackend(tokens_per_second=None))
+def test_every_request_gets_its_response_and_threads_are_joined(
+    new_engine: Callable[..., ThreadSafeEngine],
+) -> None:
+    engine = new_engine(max_workers=3, backend=DeviceRateBackend(tokens_per_second=None))
     engine.start()
     assert len(_engine_threads()) == 3
     for n in range(10):
@@ -160,8 +185,10 @@ def test_patching_generate_text_reaches_the_workers(monkeypatch: pytest.MonkeyPa
     assert response["error"] == "ConnectionError: injected for p"
 
 
-def test_full_queue_rejects(gated: GatedBackend) -> None:
-    engine = ThreadSafeEngine(max_workers=1, backend=gated, max_queue_size=2)
+def test_full_queue_rejects(
+    gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
+) -> None:
+    engine = new_engine(max_workers=1, backend=gated, max_queue_size=2)
     engine.start()
     try:
         engine.submit_request("a", "a")
@@ -174,8 +201,10 @@ def test_full_queue_rejects(gated: GatedBackend) -> None:
         engine.stop()
 
 
-def test_full_queue_blocks_until_a_response_is_collected(gated: GatedBackend) -> None:
-    engine = ThreadSafeEngine(
+def test_full_queue_blocks_until_a_response_is_collected(
+    gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
+) -> None:
+    engine = new_engine(
         max_workers=1, backend=gated, max_queue_size=1, when_full="block", submit_timeout=5
     )
     engine.start()
@@ -200,8 +229,10 @@ def test_full_queue_blocks_until_a_response_is_collected(gated: GatedBackend) ->
         engine.stop()
 
 
-def test_blocking_submit_gives_up_after_its_timeout(gated: GatedBackend) -> None:
-    engine = ThreadSafeEngine(
+def test_blocking_submit_gives_up_after_its_timeout(
+    gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
+) -> None:
+    engine = new_engine(
         max_workers=1, backend=gated, max_queue_size=1, when_full="block", submit_timeout=0.05
     )
     engine.start()
@@ -214,8 +245,10 @@ def test_blocking_submit_gives_up_after_its_timeout(gated: GatedBackend) -> None
         engine.stop()
 
 
-def test_stop_wakes_a_blocked_submitter_with_a_clear_error(gated: GatedBackend) -> None:
-    engine = ThreadSafeEngine(max_workers=1, backend=gated, max_queue_size=1, when_full="block")
+def test_stop_wakes_a_blocked_submitter_with_a_clear_error(
+    gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
+) -> None:
+    engine = new_engine(max_workers=1, backend=gated, max_queue_size=1, when_full="block")
     engine.start()
     engine.submit_request("a", "a")
     errors: list[BaseException] = []
@@ -237,8 +270,10 @@ def test_stop_wakes_a_blocked_submitter_with_a_clear_error(gated: GatedBackend) 
     assert isinstance(errors[0], EngineStoppedError)
 
 
-def test_duplicate_outstanding_id_is_rejected(gated: GatedBackend) -> None:
-    engine = ThreadSafeEngine(max_workers=1, backend=gated)
+def test_duplicate_outstanding_id_is_rejected(
+    gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
+) -> None:
+    engine = new_engine(max_workers=1, backend=gated)
     engine.start()
     try:
         engine.submit_request("same", "x")
@@ -252,8 +287,10 @@ def test_duplicate_outstanding_id_is_rejected(gated: GatedBackend) -> None:
         engine.stop()
 
 
-def test_stop_without_drain_cancels_queued_requests(gated: GatedBackend) -> None:
-    engine = ThreadSafeEngine(max_workers=1, backend=gated)
+def test_stop_without_drain_cancels_queued_requests(
+    gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
+) -> None:
+    engine = new_engine(max_workers=1, backend=gated)
     engine.start()
     for name in ("running", "queued1", "queued2"):
         engine.submit_request(name, name)
@@ -278,8 +315,10 @@ def test_stop_without_drain_cancels_queued_requests(gated: GatedBackend) -> None
     assert _engine_threads() == []
 
 
-def test_stop_with_drain_finishes_the_queue(gated: GatedBackend) -> None:
-    engine = ThreadSafeEngine(max_workers=1, backend=gated)
+def test_stop_with_drain_finishes_the_queue(
+    gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
+) -> None:
+    engine = new_engine(max_workers=1, backend=gated)
     engine.start()
     for n in range(3):
         engine.submit_request(f"r{n}", "x")
@@ -288,8 +327,8 @@ def test_stop_with_drain_finishes_the_queue(gated: GatedBackend) -> None:
     assert [engine.get_response()["id"] for _ in range(3)] == ["r0", "r1", "r2"]  # type: ignore[index]
 
 
-def test_use_after_stop_raises_clearly() -> None:
-    engine = ThreadSafeEngine(max_workers=1)
+def test_use_after_stop_raises_clearly(new_engine: Callable[..., ThreadSafeEngine]) -> None:
+    engine = new_engine(max_workers=1)
     engine.start()
     engine.stop()
     engine.stop()  # idempotent
@@ -301,8 +340,10 @@ def test_use_after_stop_raises_clearly() -> None:
         engine.get_response(timeout=1)
 
 
-def test_requests_queued_before_start_are_cancelled_if_never_started() -> None:
-    engine = ThreadSafeEngine(max_workers=1)
+def test_requests_queued_before_start_are_cancelled_if_never_started(
+    new_engine: Callable[..., ThreadSafeEngine],
+) -> None:
+    engine = new_engine(max_workers=1)
     engine.submit_request("early", "x")
     engine.stop()
     response = engine.get_response()
@@ -347,8 +388,8 @@ def test_bad_engine_settings_are_named(kwargs: dict[str, object], message: str) 
         ThreadSafeEngine(**kwargs)  # type: ignore[arg-type]
 
 
-def test_bad_request_arguments_are_named() -> None:
-    engine = ThreadSafeEngine(max_workers=1)
+def test_bad_request_arguments_are_named(new_engine: Callable[..., ThreadSafeEngine]) -> None:
+    engine = new_engine(max_workers=1)
     with pytest.raises(ValueError, match="max_tokens must be an integer >= 1, got 0"):
         engine.submit_request("r", "p", max_tokens=0)
     with pytest.raises(ValueError, match="request id must be a non-empty string"):
