@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypedDict, TypeVar
+from typing import Literal, Protocol, TypedDict, TypeVar
 
 import numpy as np
 import psutil
@@ -323,7 +323,7 @@ class ThreadSafeEngine:
                 raise EngineStoppedError("ThreadSafeEngine was stopped and has no responses left")
             return None
 
-    def get_queue_status(self) -> dict[str, Any]:
+    def get_queue_status(self) -> dict[str, int | str]:
         with self._cond:
             return {
                 "state": self._state,
@@ -387,6 +387,14 @@ class ThreadSafeEngine:
 # -- TaskGroup concurrency -----------------------------------------------------------------------
 
 
+class SearchResult(TypedDict):
+    """A vector-search hit: ``doc_<n>`` (n = embedding order), cosine score and the text."""
+
+    id: str
+    score: float
+    text: str
+
+
 class TaskGroupManager:
     """Runs async jobs in an `asyncio.TaskGroup`, at most `max_concurrent` at a time.
 
@@ -440,7 +448,7 @@ class TaskGroupManager:
             self.index.add(list(texts), np.stack(rows))
         return rows
 
-    async def run_vector_search(self, query: str, top_k: int = 5) -> list[dict[str, Any]]:
+    async def run_vector_search(self, query: str, top_k: int = 5) -> list[SearchResult]:
         """The `top_k` embedded texts most similar to `query`: ``{'id', 'score', 'text'}``."""
         size = len(self.index)
         if size == 0:
@@ -461,6 +469,20 @@ class TaskGroupManager:
 # -- processor cores -----------------------------------------------------------------------------
 
 WORKLOAD_KINDS = ("cpu_bound", "io_bound", "memory_bound")
+
+
+class WorkloadPlan(TypedDict):
+    """A worker plan from `ProcessorCoreOptimizer.optimize_for_workload`."""
+
+    workload_type: str
+    num_workers: int
+    threading_model: str  # "process" | "thread"
+    cpu_affinity: list[int]
+    chunk_size: int
+    memory_per_worker_mb: float
+    reason: str
+
+
 UsageReader = Callable[[float], list[float]]
 
 
@@ -570,7 +592,7 @@ class ProcessorCoreOptimizer:
 
     def optimize_for_workload(
         self, workload_type: str, data_size: int, memory_mb: float
-    ) -> dict[str, Any]:
+    ) -> WorkloadPlan:
         """A worker plan for `data_size` items within `memory_mb` megabytes.
 
         cpu_bound: processes (Python's GIL serialises CPU work in threads) on idle big cores.

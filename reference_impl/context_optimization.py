@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from reference_impl.embeddings import Embedder, VectorIndex, tokenize
 
@@ -183,6 +183,15 @@ class Message:
         return f"{self.role}: {self.content}"
 
 
+class SemanticMatch(TypedDict):
+    """An earlier turn relevant to a query: its text, cosine score, role and position."""
+
+    content: str
+    score: float
+    role: str
+    index: int
+
+
 @dataclass(frozen=True)
 class Summary:
     """A tier-2 node: level 0 summarises turns, level n > 0 summarises level n-1 summaries."""
@@ -328,7 +337,7 @@ class ThreeTieredContextSystem:
     def summaries(self) -> tuple[Summary, ...]:
         return tuple(self._summaries)
 
-    def get_semantic_matches(self, query: str, top_k: int = 3) -> list[dict[str, Any]]:
+    def get_semantic_matches(self, query: str, top_k: int = 3) -> list[SemanticMatch]:
         """Earlier turns most relevant to `query`, best first (no shared word: left out)."""
         return [
             {
@@ -340,12 +349,12 @@ class ThreeTieredContextSystem:
             for hit in self.memory.search(query, top_k)
         ]
 
-    def get_statistics(self) -> dict[str, Any]:
+    def get_statistics(self) -> dict[str, int]:
         """Counts per tier. buffer + summarized = total messages; likewise for tokens."""
         with self._lock:
             return self._get_statistics()
 
-    def _get_statistics(self) -> dict[str, Any]:
+    def _get_statistics(self) -> dict[str, int]:
         buffer_tokens = self._buffer_tokens()
         total_tokens = sum(m.tokens for m in self._messages)
         return {

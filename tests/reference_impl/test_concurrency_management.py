@@ -185,6 +185,37 @@ def test_patching_generate_text_reaches_the_workers(monkeypatch: pytest.MonkeyPa
     assert response["error"] == "ConnectionError: injected for p"
 
 
+def test_a_backend_failing_every_fifth_call_loses_no_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a 20% fault plan does: every request answered, failures counted, none swallowed."""
+    real = cm.generate_text
+    calls = 0
+    lock = threading.Lock()
+
+    def every_fifth_fails(backend: cm.GenerateBackend, prompt: str, max_tokens: int) -> str:
+        nonlocal calls
+        with lock:
+            calls += 1
+            fail = calls % 5 == 0
+        if fail:
+            raise OSError("injected fault")
+        return real(backend, prompt, max_tokens)
+
+    monkeypatch.setattr(cm, "generate_text", every_fifth_fails)
+    backend = DeviceRateBackend(tokens_per_second=None)
+    with ThreadSafeEngine(max_workers=4, backend=backend, max_queue_size=20) as engine:
+        for n in range(20):
+            engine.submit_request(f"r{n}", f"p{n}", max_tokens=3)
+        responses = [engine.get_response(timeout=5) for _ in range(20)]
+    assert all(r is not None for r in responses)
+    failed = [r for r in responses if r is not None and not r["ok"]]
+    assert len(failed) == 4
+    assert {r["error"] for r in failed} == {"OSError: injected fault"}
+    status = engine.get_queue_status()
+    assert (status["completed"], status["failed"]) == (16, 4)
+
+
 def test_full_queue_rejects(
     gated: GatedBackend, new_engine: Callable[..., ThreadSafeEngine]
 ) -> None:
