@@ -56,7 +56,10 @@ def _serve(workers: int, size: Size, *, shared_device: bool) -> float:
 )
 @pytest.mark.parametrize("shared_device", [False, True], ids=["independent", "shared-device"])
 def test_engine_throughput_4_workers_vs_1(
-    benchmark: BenchmarkFixture, size: Size, shared_device: bool
+    benchmark: BenchmarkFixture,
+    capsys: pytest.CaptureFixture[str],
+    size: Size,
+    shared_device: bool,
 ) -> None:
     baseline = statistics.median(
         _serve(1, size, shared_device=shared_device) for _ in range(size.rounds)
@@ -77,12 +80,13 @@ def test_engine_throughput_4_workers_vs_1(
             "throughput_ratio_4_vs_1": ratio,
         }
     )
-    print(
-        f"\nengine {'shared-device' if shared_device else 'independent'} "
-        f"{size.requests}x{size.tokens} tokens at {size.tokens_per_second:g} tok/s: "
-        f"1 worker {tokens / baseline:.0f} tok/s, 4 workers {tokens / four:.0f} tok/s, "
-        f"ratio {ratio:.2f}x"
-    )
+    with capsys.disabled():  # the figure belongs in the `make bench` output
+        print(
+            f"\nengine {'shared-device' if shared_device else 'independent'} "
+            f"{size.requests}x{size.tokens} tokens at {size.tokens_per_second:g} tok/s: "
+            f"1 worker {tokens / baseline:.0f} tok/s, 4 workers {tokens / four:.0f} tok/s, "
+            f"ratio {ratio:.2f}x"
+        )
     if size is FULL:
         # Loose bounds: the machine is shared and noisy. Independent streams must overlap;
         # a shared device must not pretend to go faster than its rate.
