@@ -66,9 +66,11 @@ def truncate_to_tokens(text: str, max_tokens: int, count: TokenCounter) -> str:
         else:
             high = mid - 1
     prefix = text[:low]
-    cut = prefix.rstrip().rfind(" ")
-    if cut > 0 and not text[low : low + 1].isspace() and count(prefix[:cut]) <= max_tokens:
+    mid_word = not prefix[-1:].isspace() and not text[low : low + 1].isspace()
+    cut = prefix.rfind(" ")
+    if mid_word and cut > 0:
         prefix = prefix[:cut]  # end on a word boundary rather than mid-word
+    prefix = prefix.rstrip()
     return prefix if count(prefix) <= max_tokens else ""
 
 
@@ -395,6 +397,9 @@ class ThreeTieredContextSystem:
             if base > limit:
                 system = ""
                 base = count(render_prompt("", [], [], [], ""))
+            if base > limit:
+                # Not even the section headers fit such a tiny budget: the bare query.
+                return truncate_to_tokens(query, limit, count)
             query = truncate_to_tokens(query, max(0, limit - base), count)
             while query and count(render_prompt(system, [], [], [], query)) > limit:
                 query = query[:-1]
@@ -422,6 +427,8 @@ class ThreeTieredContextSystem:
         for summary in reversed(self._summaries):
             if used + summary.tokens > self.config.summary_budget:
                 break
+            if not summary.text.strip():
+                continue  # a zero summary budget leaves empty summaries: no empty section
             candidate = render(recent, [summary, *summaries], memories)
             if count(candidate) <= limit:
                 summaries.insert(0, summary)

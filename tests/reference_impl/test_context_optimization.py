@@ -127,6 +127,22 @@ def test_an_oversized_query_is_truncated_and_counted() -> None:
     assert system.get_statistics()["truncated_queries"] == 1
 
 
+def test_a_budget_too_small_for_the_headers_gets_the_bare_query() -> None:
+    """Found by hypothesis: 8 characters cannot hold "[Current query]"."""
+    config = ContextConfig(max_context_tokens=8, buffer_tokens=0, system_prompt_tokens=0)
+    system = ThreeTieredContextSystem(config, token_counter=len)
+    assert system.get_final_prompt("") == ""
+    assert system.get_final_prompt("what is up?") == "what is"
+
+
+def test_a_zero_summary_budget_leaves_no_empty_summary_section() -> None:
+    config = ContextConfig(max_context_tokens=200, buffer_tokens=20, summary_tokens=0)
+    system = ThreeTieredContextSystem(config)
+    _long_conversation(system, 8)
+    assert system.get_statistics()["summarized_messages"] > 0
+    assert "[Conversation summary]" not in system.get_final_prompt("what now?")
+
+
 def test_pluggable_counter_summarizer_and_embedder_are_used() -> None:
     calls: list[str] = []
 
