@@ -32,6 +32,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SEED_KEY] = seed
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "edge-xdist-hooks")
+    config.addinivalue_line(
+        "markers",
+        "edge_scenario: an item collected from a scenario TOML file (added by pytest-edge)",
+    )
+    config.pluginmanager.register(_ScenarioPlugin(config), "edge-scenarios")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -52,3 +57,62 @@ class _XdistHooks:
 def edge_seed(pytestconfig: pytest.Config) -> int:
     """The run's seed (``--edge-seed``, or the one chosen for this run)."""
     return pytestconfig.stash[SEED_KEY]
+
+
+# --- scenarios ---
+class _ScenarioPlugin:
+    """Collects scenario TOML files as items; prints the scenario table and verdict."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from pytest_edge.scenarios.isolate import isolate_in_child
+
+        self.config = config
+        self.isolate = isolate_in_child
+        self.records: list[Any] = []
+
+    def devices_for(self, scenario: Any) -> list[Any]:
+        from pytest_edge.scenarios.runner import Device
+
+        return [Device("host")]
+
+    def pytest_collect_file(self, file_path: Any, parent: pytest.Collector) -> Any:
+        if file_path.suffix != ".toml":
+            return None
+        from pytest_edge.scenarios.items import ScenarioFile
+        from pytest_edge.scenarios.schema import is_scenario_file
+
+        if not is_scenario_file(file_path):
+            return None
+        return ScenarioFile.from_parent(parent, path=file_path)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        from pytest_edge.scenarios.items import iter_records
+
+        self.records.extend(iter_records([report]))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.records:
+            return
+        from pytest_edge.scenarios.record import COLUMNS, rows, verdict
+
+        terminalreporter.section("edge scenarios")
+        table = [COLUMNS, *rows(self.records)]
+        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+        for row in table:
+            terminalreporter.line(
+                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+            )
+        for record in self.records:
+            for reason in record.reasons:
+                terminalreporter.line(
+                    f"{record.name} on {record.profile}: {reason.splitlines()[0]}"
+                )
+        line = verdict(self.records)
+        terminalreporter.line(
+            f"edge scenarios verdict: {line}",
+            bold=True,
+            red=line.startswith("FAIL"),
+            green=line.startswith("PASS"),
+        )

@@ -1,0 +1,163 @@
+"""pytest nodes for scenario files: one `ScenarioFile` per TOML file, one item per device.
+
+A file that does not validate becomes one item that errors at setup with a message naming the
+file, the key and what is allowed, so the other scenarios are still collected and run (a
+plain collection error would interrupt the whole session).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_edge.scenarios.expect import check_expectations
+from pytest_edge.scenarios.record import PROPERTY, ScenarioRecord
+from pytest_edge.scenarios.runner import Device, DoesNotFitError, Isolate, ScenarioRunner
+from pytest_edge.scenarios.schema import Scenario, ScenarioError, load_scenario
+
+
+class ScenarioFailed(Exception):
+    """The scenario ran but broke expectations (or did not fit); one reason per line."""
+
+    def __init__(self, name: str, device: str, reasons: list[str]) -> None:
+        super().__init__(name, device, reasons)
+        self.name, self.device, self.reasons = name, device, reasons
+
+
+class ScenarioFile(pytest.File):
+    """A TOML file with a ``[scenario]`` table."""
+
+    def collect(self) -> Iterable[pytest.Item]:
+        try:
+            scenario = load_scenario(self.path)
+        except ScenarioError as exc:
+            yield InvalidScenarioItem.from_parent(self, name=self.path.stem, error=exc)
+            return
+        hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
+        devices: list[Device] = hooks.devices_for(scenario) if hooks else [Device("host")]
+        for device in devices:
+            name = scenario.name if len(devices) == 1 else f"{scenario.name}[{device.name}]"
+            yield ScenarioItem.from_parent(self, name=name, scenario=scenario, device=device)
+
+
+PLUGIN_NAME = "edge-scenarios"
+
+
+class InvalidScenarioItem(pytest.Item):
+    """Stands for a scenario file that does not validate; errors at setup with the reason."""
+
+    def __init__(self, *, error: ScenarioError, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def setup(self) -> None:
+        raise self.error
+
+    def runtest(self) -> None:  # pragma: no cover - setup always raises
+        raise self.error
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ScenarioError):
+            return f"invalid scenario file: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"invalid scenario file {self.path.name}"
+
+
+class ScenarioItem(pytest.Item):
+    """Runs one scenario on one device and checks its expectations."""
+
+    def __init__(self, *, scenario: Scenario, device: Device, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.device = device
+        # pytest-timeout: a hung workload fails with a stack dump instead of hanging CI.
+        self.add_marker(pytest.mark.timeout(scenario.timeout))
+        self.add_marker(pytest.mark.edge_scenario)
+
+    def _isolate(self) -> Isolate:
+        hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
+        if hooks is None:
+            from pytest_edge.scenarios.isolate import isolate_in_child
+
+            return isolate_in_child
+        isolate: Isolate = hooks.isolate
+        return isolate
+
+    def _seed(self) -> int:
+        from pytest_edge.plugin import SEED_KEY
+
+        return self.config.stash[SEED_KEY]
+
+    def _record(self, record: ScenarioRecord) -> None:
+        self.user_properties.append((PROPERTY, record.to_dict()))
+
+    def runtest(self) -> None:
+        sc = self.scenario
+        with tempfile.TemporaryDirectory(prefix="pytest-edge-scenario-") as workdir:
+            runner = ScenarioRunner(
+                sc, self.device, seed=self._seed(), workdir=Path(workdir), isolate=self._isolate()
+            )
+            try:
+                outcome = runner.run()
+            except DoesNotFitError as exc:
+                reasons = [str(exc)]
+                self._record(
+                    ScenarioRecord(
+                        name=sc.name,
+                        path=str(sc.path),
+                        profile=self.device.name,
+                        description=sc.description,
+                        outcome="failed",
+                        reasons=tuple(reasons),
+                        budget_mb=self.device.budget_mb,
+                    )
+                )
+                raise ScenarioFailed(sc.name, self.device.name, reasons) from None
+            except BaseException as exc:
+                self._record(
+                    ScenarioRecord(
+                        name=sc.name,
+                        path=str(sc.path),
+                        profile=self.device.name,
+                        description=sc.description,
+                        outcome="failed",
+                        reasons=(
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                        ),
+                        budget_mb=self.device.budget_mb,
+                    )
+                )
+                raise
+        reasons = check_expectations(sc.expect, outcome)
+        self._record(
+            ScenarioRecord.from_outcome(
+                outcome, path=str(sc.path), description=sc.description, reasons=reasons
+            )
+        )
+        if reasons:
+            raise ScenarioFailed(sc.name, self.device.name, reasons)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ScenarioFailed):
+            failed = excinfo.value
+            lines = [f"scenario {failed.name!r} on {failed.device}:"]
+            lines += [f"  - {reason}" for reason in failed.reasons]
+            lines.append(f"  file: {self.scenario.path}")
+            return "\n".join(lines)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"scenario {self.scenario.name} on {self.device.name}"
+
+
+def iter_records(reports: Iterable[Any]) -> Iterator[ScenarioRecord]:
+    for report in reports:
+        for key, value in getattr(report, "user_properties", ()):
+            if key == PROPERTY:
+                yield ScenarioRecord.from_dict(value)
