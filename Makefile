@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-modules test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ lint: install
 test: lint
 	$(BIN)/pytest -n 2
 
+# The main job: the shipped resilience scenarios on a simulated Raspberry Pi, with a report.
+DEMO_ARGS ?=
 demo: install
+	$(BIN)/pytest -p no:cacheprovider scenarios/ $(DEMO_ARGS)
+
+# The reference modules' own demos (each prints the chapter notebook's figures).
+demo-modules: install
 	@for module in memory_management production_patterns context_optimization \
 	               concurrency_management database_optimization; do \
 	    if [ -f reference_impl/$$module.py ]; then \
@@ -38,4 +44,4 @@ bench: install
 	$(BIN)/pytest -p no:xdist tests/benchmarks --run-slow
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks build *.egg-info
+	rm -rf $(VENV) edge-report.html .pytest_cache .mypy_cache .ruff_cache .benchmarks build *.egg-info
