@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_edge.scenarios.outcome import ScenarioOutcome, WorkloadResult, WorkloadResultError
 from pytest_edge.scenarios.schema import (
     CrashSpec,
     Expectations,
@@ -17,7 +18,10 @@ __all__ = [
     "Expectations",
     "Scenario",
     "ScenarioError",
+    "ScenarioOutcome",
     "Throughput",
+    "WorkloadResult",
+    "WorkloadResultError",
     "is_scenario_file",
     "load_scenario",
 ]

@@ -73,10 +73,13 @@ def execute(
     faults: list[Any],
     seed: int,
     sys_path: Sequence[str] = (),
+    setup: str | None = None,
 ) -> dict[str, Any]:
     """Run the workload once with its faults armed; its result, wall time and fired faults."""
     _extend_path(sys_path)
     fn = resolve_callable(workload)
+    if setup is not None:
+        resolve_callable(setup)(Path(state_dir), **params)
     fired: list[str] = []
     with armed_faults(faults, state_dir, seed, fired):
         start = time.perf_counter()
@@ -98,6 +101,7 @@ def write_context(
     *,
     workload: str,
     recover: str | None,
+    setup: str | None,
     params: Mapping[str, Any],
     faults: Sequence[Mapping[str, Any]],
     seed: int,
@@ -106,6 +110,7 @@ def write_context(
     data = {
         "workload": workload,
         "recover": recover,
+        "setup": setup,
         "params": dict(params),
         "faults": [dict(f) for f in faults],
         "seed": seed,
@@ -126,6 +131,8 @@ def crash_workload(state_dir: str) -> None:
     """Crash-harness target: the scenario's workload with its params and faults."""
     context = _context()
     fn = resolve_callable(context["workload"])
+    if context["setup"] is not None:
+        resolve_callable(context["setup"])(Path(state_dir), **context["params"])
     fired: list[str] = []
     with armed_faults(context["faults"], state_dir, int(context["seed"]), fired):
         fn(Path(state_dir), **context["params"])

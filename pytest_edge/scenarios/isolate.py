@@ -53,6 +53,7 @@ def isolate_in_child(
     process = ctx.Process(target=_child_main, args=(child_end, fn, kwargs), daemon=True)
     process.start()
     child_end.close()
+    message = None
     try:
         message = parent.recv() if parent.poll(timeout) else None
     except EOFError:
@@ -72,7 +73,9 @@ def isolate_in_child(
     if kind == "memory":
         raise MemoryError(value)
     if kind == "error":
-        raise ChildError(f"{value}\n--- in the child process ---\n{child_tb}")
+        error = ChildError(value)
+        error.add_note(f"raised in the isolated child; child traceback:\n{child_tb}")
+        raise error
     with contextlib.suppress(Exception):
         peak = int(peak)
     return ChildRun(value=value, peak_bytes=peak, notes=())

@@ -38,7 +38,11 @@ class ScenarioFile(pytest.File):
             yield InvalidScenarioItem.from_parent(self, name=self.path.stem, error=exc)
             return
         hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
-        devices: list[Device] = hooks.devices_for(scenario) if hooks else [Device("host")]
+        try:
+            devices: list[Device] = hooks.devices_for(scenario) if hooks else [Device("host")]
+        except ScenarioError as exc:
+            yield InvalidScenarioItem.from_parent(self, name=self.path.stem, error=exc)
+            return
         for device in devices:
             name = scenario.name if len(devices) == 1 else f"{scenario.name}[{device.name}]"
             yield ScenarioItem.from_parent(self, name=name, scenario=scenario, device=device)
@@ -55,15 +59,11 @@ class InvalidScenarioItem(pytest.Item):
         self.error = error
 
     def setup(self) -> None:
-        raise self.error
+        # pytrace=False: the report shows the message, not the plugin's frames.
+        pytest.fail(f"invalid scenario file: {self.error}", pytrace=False)
 
-    def runtest(self) -> None:  # pragma: no cover - setup always raises
-        raise self.error
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, ScenarioError):
-            return f"invalid scenario file: {excinfo.value}"
-        return super().repr_failure(excinfo, style=style)
+    def runtest(self) -> None:  # pragma: no cover - setup always fails
+        pytest.fail(f"invalid scenario file: {self.error}", pytrace=False)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"invalid scenario file {self.path.name}"
@@ -149,6 +149,16 @@ class ScenarioItem(pytest.Item):
             lines = [f"scenario {failed.name!r} on {failed.device}:"]
             lines += [f"  - {reason}" for reason in failed.reasons]
             lines.append(f"  file: {self.scenario.path}")
+            return "\n".join(lines)
+        exc = excinfo.value
+        if isinstance(exc, Exception) and not isinstance(exc, pytest.fail.Exception):
+            # The workload's own traceback (from the child) matters, not the plugin's frames.
+            lines = [
+                f"scenario {self.scenario.name!r} on {self.device.name}: "
+                f"{type(exc).__name__}: {exc}",
+                *getattr(exc, "__notes__", ()),
+                f"  file: {self.scenario.path}",
+            ]
             return "\n".join(lines)
         return super().repr_failure(excinfo, style=style)
 

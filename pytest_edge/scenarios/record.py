@@ -101,7 +101,7 @@ COLUMNS = (
     "device",
     "outcome",
     "faults fired",
-    "crash cycles / lost acked",
+    "crash cycles",
     "peak / budget MB",
     "throughput (measured)",
     "projected on device (estimate)",
@@ -114,9 +114,11 @@ def rows(records: Sequence[ScenarioRecord]) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
     for r in records:
         rate_unit = "" if r.unit is None else f" {r.unit}/s"
-        crash = (
-            "-" if r.crash_cycles is None else f"{r.crash_cycles} {r.crash_mode} / {r.lost_writes}"
-        )
+        crash = "-"
+        if r.crash_cycles is not None:
+            crash = (
+                f"{r.crash_cycles} {r.crash_mode}: {r.lost_writes} of {r.acked_writes} acked lost"
+            )
         out.append(
             (
                 r.name,

@@ -36,6 +36,8 @@ class Device:
     name: str
     profile: DeviceProfile | None = None
     host_speed_factor: float | None = None  # the host's speed on the catalog's scale, if known
+    duty_cycle: float | None = None  # CPU share of an isolated child (--edge-cpu-throttle)
+    asked: str | None = None  # the name or alias that chose this device
 
     @property
     def budget_mb(self) -> float | None:
@@ -113,6 +115,7 @@ class ScenarioRunner:
             "faults": [dict(f) for f in sc.faults],
             "seed": self.seed,
             "sys_path": list(sys.path),
+            "setup": sc.setup,
         }
         try:
             run = self.isolate(child.execute, kwargs, self.device, sc.timeout)
@@ -156,6 +159,7 @@ class ScenarioRunner:
             self.workdir / "crash-context.json",
             workload=sc.workload,
             recover=sc.recover,
+            setup=sc.setup,
             params=sc.params,
             faults=sc.faults,
             seed=self.seed,

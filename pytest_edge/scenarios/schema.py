@@ -57,6 +57,7 @@ class Scenario:
     workload: str
     profile: str | None = None
     recover: str | None = None
+    setup: str | None = None  # "module:function" run before the faults are armed
     timeout: float = DEFAULT_TIMEOUT_S
     params: Mapping[str, Any] = field(default_factory=dict)
     faults: tuple[Mapping[str, Any], ...] = ()
@@ -178,6 +179,7 @@ def load_scenario(path: Path) -> Scenario:
     profile = head.get("profile", str)
     workload = head.callable_ref("workload", required=True)
     recover = head.callable_ref("recover")
+    setup = head.callable_ref("setup")
     timeout = head.number("timeout", minimum=0.001) or DEFAULT_TIMEOUT_S
     head.finish()
 
@@ -241,6 +243,7 @@ def load_scenario(path: Path) -> Scenario:
         workload=workload,  # type: ignore[arg-type]
         profile=profile,
         recover=recover,
+        setup=setup,
         timeout=timeout,
         params=params,
         faults=tuple(faults),

@@ -20,6 +20,12 @@ def bad_return(state_dir):
 def hang(state_dir):
     time.sleep(60)
 
+def prepare(state_dir, n=10):
+    (state_dir / "seed.txt").write_text("y" * n)
+
+def needs_setup(state_dir, n=10):
+    return {"items": len((state_dir / "seed.txt").read_text()), "unit": "docs"}
+
 def check_details(outcome):
     if outcome.result.items != 10:
         return f"expected 10 items, got {outcome.result.items}"
@@ -90,6 +96,18 @@ def test_broken_expectations_fail_with_each_reason(wl: pytest.Pytester) -> None:
     )
 
 
+def test_setup_runs_before_the_workload_in_the_same_state_dir(wl: pytest.Pytester) -> None:
+    wl.makefile(
+        ".toml",
+        prepared=_scenario(
+            "prepared", "needs_setup", 'setup = "wl:prepare"\n[params]\nn = 7'
+        ).replace("timeout = 30\n", "timeout = 30\n", 1),
+    )
+    result = wl.runpytest("prepared.toml")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["prepared*host*passed*docs/s*"])
+
+
 def test_unit_mismatch_is_a_failure_naming_both_units(wl: pytest.Pytester) -> None:
     wl.makefile(
         ".toml",
@@ -107,7 +125,11 @@ def test_workload_error_fails_with_the_child_traceback(wl: pytest.Pytester) -> N
     result = wl.runpytest("boom.toml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*RuntimeError: backend exploded*", "*in the child process*", "*wl.py*in boom*"]
+        [
+            "scenario 'boom' on host: *RuntimeError: backend exploded",
+            "raised in the isolated child; child traceback:",
+            "*wl.py*in boom*",
+        ]
     )
 
 
