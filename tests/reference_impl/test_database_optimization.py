@@ -703,3 +703,56 @@ def test_demo_runs(how: list[str]) -> None:
     assert "Inserted 1000 documents" in done.stdout
     assert "search_similar(near vec_0042): [('vec_0042'" in done.stdout
     assert "Rejected batch: batch_insert_documents: row 1 (field 'title')" in done.stdout
+
+
+class _FailingCommit(sqlite3.Connection):
+    """Raises "disk I/O error" on COMMIT while armed, like an injected fault at that statement."""
+
+    armed = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if type(self).armed and sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)
+
+
+def test_io_error_at_commit_rolls_back_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return original(*args, factory=_FailingCommit, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with EdgeDatabaseOptimizer(DatabaseConfig(db_path=tmp_path / "io.db")) as db:
+        monkeypatch.setattr(_FailingCommit, "armed", True)
+        with pytest.raises(
+            BatchInsertError, match=r"batch_insert_documents: committing: disk I/O error; the batch"
+        ) as info:
+            db.batch_insert_documents(_docs(50))
+        assert info.value.row_index is None
+        monkeypatch.setattr(_FailingCommit, "armed", False)
+        assert _count(db) == (0, 0)
+        assert db.batch_insert_documents(_docs(50)) == 50
+        assert db.get_database_stats()["pool_replaced"] == 1
+
+
+def test_damaged_pages_surface_as_typed_errors(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path)) as db:
+        db.batch_insert_documents(_docs(3000, words="some words to fill pages " * 5))
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for offset in range(3 * page, len(data) - page, 7 * page):
+        data[offset : offset + page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+
+    def use_damaged() -> None:
+        with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path)) as damaged:
+            damaged.search_documents("words", limit=5000)
+            damaged.get_database_stats()
+
+    with pytest.raises(EdgeDatabaseError, match=r"malformed") as info:
+        use_damaged()
+    assert info.value.operation in {"open", "search_documents", "get_database_stats"}
