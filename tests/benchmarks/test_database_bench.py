@@ -206,6 +206,7 @@ def _search_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float |
     with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path, connection_pool_size=2)) as db:
         for start in range(0, n, 10_000):
             db.batch_insert_documents(docs[start : start + 10_000])
+        db.optimize()  # the maintenance step recommended after a bulk load
         with db.pool.connection("bench-baseline") as conn:
             ours_latencies: list[float] = []
             raw_latencies: list[float] = []

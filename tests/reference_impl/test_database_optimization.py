@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -109,8 +110,11 @@ def test_notebook_cells_8_and_9_run_unchanged_and_leave_no_files(
     assert db_path.parent == tmp_path
     finalizer = namespace["db_optimizer"]._finalizer
     assert finalizer.alive  # cell 9 deleted the file while the optimizer was still open
-    namespace.clear()
-    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        namespace.clear()
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert not finalizer.alive
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(db_path.name)]
     assert leftovers == []
@@ -678,6 +682,18 @@ def test_stats_are_real(db: EdgeDatabaseOptimizer) -> None:
     assert stats["pool_in_use"] == 0
     assert stats["pool_open"] == 3
     assert stats["synchronous"] == "NORMAL"
+
+
+def test_optimize_merges_the_index_and_truncates_the_wal(db: EdgeDatabaseOptimizer) -> None:
+    for start in range(0, 500, 50):
+        db.batch_insert_documents(_docs(50, start=start))
+    assert db.get_database_stats()["wal_size_bytes"] > 0
+    result = db.optimize()
+    assert result["busy"] == 0
+    assert db.get_database_stats()["wal_size_bytes"] == 0
+    assert len(db.search_documents("edge devices", limit=1000)) == 500
+    with db.pool.connection("check") as conn:
+        conn.execute("INSERT INTO documents_fts(documents_fts) VALUES ('integrity-check')")
 
 
 def test_malformed_database_is_a_typed_error(tmp_path: Path) -> None:
