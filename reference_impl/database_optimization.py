@@ -362,17 +362,18 @@ class ConnectionPool:
 
     def release(self, conn: sqlite3.Connection, *, discard: bool = False) -> None:
         """Return a connection; a discarded, broken or post-close one is closed instead."""
-        keep = not discard and _usable(conn)
+        usable = not discard and _usable(conn)
         with self._cond:
             self._in_use -= 1
-            if keep and not self._closed:
+            keep = usable and not self._closed
+            if keep:
                 self._idle.append(conn)
             else:
                 self._open -= 1
                 if not self._closed:
                     self._replaced += 1
             self._cond.notify()
-        if not keep or self._closed:
+        if not keep:
             _close_quietly(conn)
 
     @contextmanager

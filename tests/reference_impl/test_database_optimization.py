@@ -181,8 +181,7 @@ def test_pool_times_out_with_a_clear_error_when_exhausted(tmp_path: Path) -> Non
             PoolTimeoutError, match=r"search_documents: no free connection .* all 2"
         ):
             db.search_documents("anything")
-        assert db.get_database_stats.__name__  # the pool still works once a connection returns
-        db.pool.release(held.pop())
+        db.pool.release(held.pop())  # the pool works again once a connection returns
         assert db.search_documents("anything") == []
         db.pool.release(held.pop())
         assert db.pool.stats().timeouts == 1
@@ -198,6 +197,18 @@ def test_pool_waiter_gets_a_connection_when_one_returns(tmp_path: Path) -> None:
             assert db.batch_insert_documents(_docs(3)) == 3
         finally:
             timer.join()
+
+
+def test_close_while_a_connection_is_checked_out(tmp_path: Path) -> None:
+    db = EdgeDatabaseOptimizer(DatabaseConfig(db_path=tmp_path / "o.db", connection_pool_size=2))
+    conn = db.pool.acquire("hold")
+    db.close()
+    assert db.connection_count == 1  # the checked-out one, still usable by its holder
+    assert conn.execute("SELECT count(*) FROM documents").fetchone() == (0,)
+    db.pool.release(conn)
+    assert db.connection_count == 0
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        conn.execute("SELECT 1")
 
 
 def test_closed_connections_are_replaced(db: EdgeDatabaseOptimizer) -> None:
