@@ -340,6 +340,42 @@ def test_engine_failure_mid_batch_rolls_everything_back(db: EdgeDatabaseOptimize
     assert db.search_documents("number 1041") == []
 
 
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(
+        st.tuples(
+            st.integers(1, 30),
+            st.none() | st.integers(0, 40),
+            st.sampled_from(["invalid", "engine"]),
+        ),
+        max_size=6,
+    )
+)
+def test_batches_are_all_or_nothing(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[tuple[int, int | None, str]]
+) -> None:
+    path = tmp_path_factory.mktemp("atomic") / "a.db"
+    expected = 0
+    with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path, connection_pool_size=2)) as db:
+        with db.pool.connection("test") as conn:
+            conn.execute(
+                "CREATE TRIGGER reject AFTER INSERT ON documents WHEN new.title = 'BAD' "
+                "BEGIN SELECT RAISE(ABORT, 'rejected'); END"
+            )
+        for size, bad, how in batches:
+            docs = _docs(size, words="payload")
+            if bad is not None and bad < size:
+                docs[bad]["title"] = None if how == "invalid" else "BAD"
+                with pytest.raises(BatchInsertError, match=rf"row {bad}\b") as info:
+                    db.batch_insert_documents(docs)
+                assert info.value.row_index == bad
+            else:
+                assert db.batch_insert_documents(docs) == size
+                expected += size
+        assert _count(db) == (expected, 0)
+        assert len(db.search_documents("payload", limit=1000)) == expected
+
+
 def test_interrupted_batch_rolls_back_and_pool_recovers(
     tmp_path: Path, patch_connect: Callable[[Callable[[sqlite3.Connection], None]], None]
 ) -> None:
@@ -442,7 +478,7 @@ db.batch_insert_documents(
 print("committed", flush=True)
 state["armed"] = True
 db.batch_insert_documents(
-    [{"title": f"lost {i}", "content": "doomed batch " * 20} for i in range(300000)]
+    [{"title": f"lost {i}", "content": "doomed batch " * 20} for i in range(100000)]
 )
 print("finished", flush=True)
 """
