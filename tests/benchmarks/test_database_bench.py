@@ -1,7 +1,8 @@
 """Benchmarks for reference_impl.database_optimization, each against a bare baseline.
 
-Every figure is a ratio (or a latency) measured in the same run as its baseline, rounds
-interleaved so that noise from a shared machine hits both sides alike. Full sizes (50,000
+Every figure is a ratio (or a latency) measured in the same run as its baseline, interleaved
+so that noise from a shared machine hits both sides alike: whole batches alternate for inserts,
+single queries alternate for searches. Full sizes (50,000
 documents to insert, 100,000 to search, 100,000 x 384 vectors) are ``slow`` and run under
 ``make bench``; the default run uses small sizes as a smoke check. Figures go to pytest-benchmark's
 ``extra_info`` and are printed (``-s``) as ``DB-BENCH`` lines.
@@ -199,7 +200,7 @@ def _queries(corpus: list[dict[str, Any]], count: int, seed: int = 7) -> list[st
     return queries
 
 
-def _search_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float | None:
+def _search_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float:
     docs = _documents(n)
     queries = _queries(docs, 100)
     path = tmp_path / "search.db"
@@ -207,39 +208,39 @@ def _search_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float |
         for start in range(0, n, 10_000):
             db.batch_insert_documents(docs[start : start + 10_000])
         db.optimize()  # the maintenance step recommended after a bulk load
+        sql = (
+            "SELECT d.id, d.title, d.content FROM (SELECT rowid, rank FROM documents_fts "
+            "WHERE documents_fts MATCH ? ORDER BY rank LIMIT 10) AS f "
+            "JOIN documents AS d ON d.id = f.rowid ORDER BY f.rank"
+        )
+        expressions = [fts5_query(q) for q in queries]
+        ours_latencies: list[float] = []
+        raw_latencies: list[float] = []
+        hits: list[int] = []
         with db.pool.connection("bench-baseline") as conn:
-            ours_latencies: list[float] = []
-            raw_latencies: list[float] = []
-            hits: list[int] = []
-
-            def ours() -> None:
-                for query in queries:
+            # The figures: each query timed through the API and raw, back to back, so that
+            # noise from a shared machine lands on both alike.
+            for _ in range(rounds):
+                for query, expression in zip(queries, expressions, strict=True):
+                    start = time.perf_counter()
+                    conn.execute(sql, (expression,)).fetchall()
+                    raw_latencies.append(time.perf_counter() - start)
                     start = time.perf_counter()
                     found = db.search_documents(query, limit=10)
                     ours_latencies.append(time.perf_counter() - start)
                     hits.append(len(found))
 
-            sql = (
-                "SELECT d.id, d.title, d.content FROM (SELECT rowid, rank FROM documents_fts "
-                "WHERE documents_fts MATCH ? ORDER BY rank LIMIT 10) AS f "
-                "JOIN documents AS d ON d.id = f.rowid ORDER BY f.rank"
-            )
-            expressions = [fts5_query(q) for q in queries]
+        def ours() -> None:
+            for query in queries:
+                db.search_documents(query, limit=10)
 
-            def raw() -> None:
-                for expression in expressions:
-                    start = time.perf_counter()
-                    conn.execute(sql, (expression,)).fetchall()
-                    raw_latencies.append(time.perf_counter() - start)
-
-            ours_s, _ = _paired(benchmark, ours, raw, rounds)
+        # pytest-benchmark's record (for its JSON and comparisons): all queries through the API
+        benchmark.pedantic(ours, rounds=rounds, iterations=1)
     assert min(hits) >= 1  # every query matches its source document
-    if ours_s is None:
-        return None
     median_ms = statistics.median(ours_latencies) * 1000
     _report(
         benchmark,
-        f"search_documents top-10 over {n} docs, {len(queries)} queries",
+        f"search_documents top-10 over {n} docs, {len(queries)} queries x {rounds} rounds",
         median_ms=median_ms,
         p90_ms=float(np.percentile(ours_latencies, 90)) * 1000,
         raw_fts5_median_ms=statistics.median(raw_latencies) * 1000,
@@ -255,13 +256,13 @@ def test_search_documents_latency_smoke(benchmark: Any, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_search_documents_latency_full(benchmark: Any, tmp_path: Path) -> None:
     median_ms = _search_case(benchmark, tmp_path, FULL["search_docs"], rounds=5)
-    assert median_ms is None or median_ms < 25  # target 5 ms; looser bound against noise
+    assert median_ms < 25  # target 5 ms; looser bound against machine noise
 
 
 # --- vector search ------------------------------------------------------------------------
 
 
-def _vectors_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float | None:
+def _vectors_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float:
     rng = np.random.default_rng(384)
     matrix = rng.standard_normal((n, DIM)).astype(np.float32)
     queries = rng.standard_normal((20, DIM)).astype(np.float32)
@@ -275,31 +276,33 @@ def _vectors_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float 
         db.search_similar(queries[0], top_k=10)  # builds the cached matrix once
         # the bare baseline gets the same advantage: a matrix already in memory, unit rows
         unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-        got: list[list[str]] = []
-        want: list[list[str]] = []
-
-        def ours() -> None:
-            got.clear()
+        ours_times: list[float] = []
+        bare_times: list[float] = []
+        for _ in range(rounds):
+            # each query through the API and bare, back to back (noise lands on both alike)
             for query in queries:
-                got.append([r["vector_id"] for r in db.search_similar(query, top_k=10)])
-
-        def bare() -> None:
-            want.clear()
-            for query in queries:
+                start = time.perf_counter()
                 scores = unit @ query
                 top = np.argpartition(scores, n - 10)[n - 10 :]
-                want.append([f"v{i}" for i in top[np.argsort(-scores[top])]])
+                want = [f"v{i}" for i in top[np.argsort(-scores[top])]]
+                bare_times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                got = [r["vector_id"] for r in db.search_similar(query, top_k=10)]
+                ours_times.append(time.perf_counter() - start)
+                assert got == want  # exact search: the same ten, in the same order
 
-        ours_s, bare_s = _paired(benchmark, ours, bare, rounds)
-    assert got == want  # exact search: the same ten, in the same order
-    if ours_s is None:
-        return None
-    ratio = ours_s / bare_s
+        # pytest-benchmark's record (for its JSON and comparisons): all queries through the API
+        benchmark.pedantic(
+            lambda: [db.search_similar(q, top_k=10) for q in queries], rounds=rounds, iterations=1
+        )
+    ours_ms = statistics.median(ours_times) * 1000
+    bare_ms = statistics.median(bare_times) * 1000
+    ratio = ours_ms / bare_ms
     _report(
         benchmark,
-        f"search_similar top-10 over {n}x{DIM} float32",
-        ours_ms_per_query=ours_s / len(queries) * 1000,
-        bare_numpy_ms_per_query=bare_s / len(queries) * 1000,
+        f"search_similar top-10 over {n}x{DIM} float32, {len(queries)} queries x {rounds}",
+        ours_median_ms=ours_ms,
+        bare_numpy_median_ms=bare_ms,
         time_ratio=ratio,
     )
     return ratio
@@ -311,5 +314,5 @@ def test_vector_search_vs_bare_numpy_smoke(benchmark: Any, tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_vector_search_vs_bare_numpy_full(benchmark: Any, tmp_path: Path) -> None:
-    ratio = _vectors_case(benchmark, tmp_path, FULL["vectors"], rounds=7)
-    assert ratio is None or ratio <= 2.0  # target 1.2; looser bound against noise
+    ratio = _vectors_case(benchmark, tmp_path, FULL["vectors"], rounds=5)
+    assert ratio <= 2.0  # target 1.2; looser bound against machine noise
