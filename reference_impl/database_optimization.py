@@ -567,13 +567,14 @@ def _prefix_upper_bound(prefix: str) -> str | None:
 def _as_vector(value: object) -> FloatArray:
     """A finite, non-zero, 1-D float32 vector, or ValueError saying what is wrong."""
     try:
-        array = np.asarray(value, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf below
+            array = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"expected a sequence of numbers, got {type(value).__name__}") from exc
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"expected a non-empty 1-D vector, got shape {array.shape}")
     if not np.isfinite(array).all():
-        raise ValueError("the vector contains NaN or infinity")
+        raise ValueError("the vector contains NaN or infinity (or values beyond float32)")
     if not np.any(array):
         raise ValueError("the vector is all zeros and has no direction for cosine similarity")
     return np.ascontiguousarray(array)

@@ -689,6 +689,7 @@ def test_dimension_mismatch_is_a_clear_error(db: EdgeDatabaseOptimizer) -> None:
     [
         ({"vector_id": "a", "vector": [0.0, 0.0]}, r"all zeros"),
         ({"vector_id": "a", "vector": [1.0, float("nan")]}, r"NaN or infinity"),
+        ({"vector_id": "a", "vector": [1.0, 1e300]}, r"values beyond float32"),
         ({"vector_id": "a", "vector": [[1.0], [2.0]]}, r"1-D vector"),
         ({"vector_id": "a", "vector": "abc"}, r"field 'vector'"),
         ({"vector_id": "a"}, r"exactly one of 'vector_data'"),
