@@ -279,6 +279,8 @@ class ConnectionPool:
         self._timeouts = 0
         self._replaced = 0
         self._closed = False
+        self._generation = 0  # bumped by recycle(); older connections retire on return
+        self._born: dict[int, int] = {}  # id(connection) -> generation it was opened in
 
     @property
     def size(self) -> int:
@@ -302,6 +304,7 @@ class ConnectionPool:
                     self._open -= 1
                 raise
             with self._cond:
+                self._born[id(conn)] = self._generation
                 self._idle.append(conn)
                 self._cond.notify()
 
@@ -325,6 +328,7 @@ class ConnectionPool:
                             self._checkouts += 1
                             return conn
                         stale.append(conn)
+                        self._born.pop(id(conn), None)
                         self._open -= 1
                         self._replaced += 1
                     if self._open < self._size:
@@ -356,6 +360,7 @@ class ConnectionPool:
                 self._cond.notify()
             raise
         with self._cond:
+            self._born[id(conn)] = self._generation
             self._in_use += 1
             self._checkouts += 1
         return conn
@@ -365,10 +370,12 @@ class ConnectionPool:
         usable = not discard and _usable(conn)
         with self._cond:
             self._in_use -= 1
-            keep = usable and not self._closed
+            current = self._born.get(id(conn)) == self._generation
+            keep = usable and current and not self._closed
             if keep:
                 self._idle.append(conn)
             else:
+                self._born.pop(id(conn), None)
                 self._open -= 1
                 if not self._closed:
                     self._replaced += 1
@@ -407,11 +414,30 @@ class ConnectionPool:
         with self._cond:
             return self._open
 
+    def recycle(self) -> None:
+        """Retire every connection: idle ones close now, checked-out ones when they return.
+
+        New connections are opened on demand, through ``sqlite3.connect`` as it is then: after
+        arming or disarming a fault injector that wraps it, recycle to make it take effect.
+        """
+        with self._cond:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+            for conn in idle:
+                self._born.pop(id(conn), None)
+            self._open -= len(idle)
+            self._replaced += len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            _close_quietly(conn)
+
     def close(self) -> None:
         """Close idle connections now and checked-out ones when they come back."""
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
+            for conn in idle:
+                self._born.pop(id(conn), None)
             self._open -= len(idle)
             self._cond.notify_all()
         for conn in idle:

@@ -211,6 +211,26 @@ def test_close_while_a_connection_is_checked_out(tmp_path: Path) -> None:
         conn.execute("SELECT 1")
 
 
+def test_recycle_retires_every_connection(
+    tmp_path: Path, patch_connect: Callable[[Callable[[sqlite3.Connection], None]], None]
+) -> None:
+    config = DatabaseConfig(db_path=tmp_path / "r.db", connection_pool_size=3)
+    with EdgeDatabaseOptimizer(config) as db:
+        held = db.pool.acquire("hold")
+        armed = {"on": True}
+        patch_connect(lambda conn: conn.set_progress_handler(lambda: int(armed["on"]), 100))
+        assert db.batch_insert_documents(_docs(5)) == 5  # old connections: no fault yet
+        db.pool.recycle()  # now the armed fault reaches every connection
+        assert db.connection_count == 1  # only the checked-out one, retired when it returns
+        with pytest.raises(EdgeDatabaseError, match="interrupted"):
+            db.search_documents("edge")
+        db.pool.release(held)
+        armed["on"] = False
+        assert db.connection_count == 0
+        assert len(db.search_documents("edge", limit=10)) == 5
+        assert db.pool.stats().replaced == 4  # 2 idle + 1 after the error + 1 held
+
+
 def test_closed_connections_are_replaced(db: EdgeDatabaseOptimizer) -> None:
     for _ in range(3):
         conn = db.pool.acquire("test")
