@@ -151,6 +151,10 @@ def _insert_case(benchmark: Any, tmp_path: Path, n: int, rounds: int) -> float |
                     for d in docs
                 ),
             )
+            conn.execute(
+                "INSERT INTO documents_fts(rowid, title, content) "
+                "SELECT id, title, content FROM documents"
+            )
             conn.execute("COMMIT")
             assert conn.execute("SELECT count(*) FROM documents_fts").fetchone()[0] == n
         finally:
