@@ -10,6 +10,7 @@ They live in an importable module because they run in child processes.
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ from reference_impl.concurrency_management import (
     ThreadSafeEngine,
 )
 from reference_impl.context_optimization import ContextConfig, ThreeTieredContextSystem
+from reference_impl.database_optimization import (
+    DatabaseConfig,
+    EdgeDatabaseError,
+    EdgeDatabaseOptimizer,
+)
+from reference_impl.memory_management import DeviceMemoryManager, WatermarkLevel
 from reference_impl.production_patterns import (
+    GracefulDegradationManager,
     StateCorruptedError,
     StatePersistenceManager,
 )
@@ -310,5 +318,289 @@ def backpressure_held(outcome: Any) -> str | None:
     if d["most_outstanding"] > d["max_queue_size"]:
         return (
             f"{d['most_outstanding']} requests outstanding, above the bound {d['max_queue_size']}"
+        )
+    return None
+
+
+# --- database_optimization + embeddings: RAG ingest, disk full, lock contention ------------------
+
+_DB_FILE = "rag.db"
+
+
+def _db_config(state_dir: Path, pool: int = 2) -> DatabaseConfig:
+    # A Pi-sized configuration: small page cache, no mmap, a short busy timeout.
+    return DatabaseConfig(
+        db_path=Path(state_dir) / _DB_FILE,
+        connection_pool_size=pool,
+        cache_size_mb=8,
+        enable_mmap=False,
+        busy_timeout_ms=2000,
+    )
+
+
+def _batch_counts(db_path: Path) -> dict[int, tuple[int, int]]:
+    """(documents, vectors) per ingest batch, read with a plain read-only connection."""
+    if not db_path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        counts: dict[int, list[int]] = {}
+        for table, column in (("documents", 0), ("embeddings", 1)):
+            try:
+                rows = conn.execute(
+                    f"SELECT json_extract(metadata, '$.batch'), count(*) FROM {table} GROUP BY 1"  # noqa: S608 - fixed table names
+                ).fetchall()
+            except sqlite3.OperationalError:  # schema not created yet
+                rows = []
+            for batch, n in rows:
+                if batch is not None:
+                    counts.setdefault(int(batch), [0, 0])[column] = int(n)
+        return {b: (d, v) for b, (d, v) in counts.items()}
+    finally:
+        conn.close()
+
+
+def _corpus(documents: int, seed: int) -> list[str]:
+    rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
+    return [_sentence(rng, 30) for _ in range(documents)]
+
+
+def create_rag_store(state_dir: Path, **_params: Any) -> None:
+    """Setup: create the empty store, so faults on its file can be armed before the workload."""
+    EdgeDatabaseOptimizer(_db_config(state_dir)).close()
+
+
+def ingest_until_disk_full(
+    state_dir: Path, batches: int = 60, batch_size: int = 25, seed: int = 5
+) -> Result:
+    """Keep ingesting after the disk fills: the store must fail batch-wise and stay usable.
+
+    An item is a committed batch, an error a rejected one. `details` compares what the
+    workload believes it committed with what is in the file, counts partial batches (must be
+    0: a batch is all or nothing) and records whether full-text search still works.
+    """
+    texts = _corpus(batches * batch_size, seed)
+    committed = rejected = 0
+    messages: set[str] = set()
+    with EdgeDatabaseOptimizer(_db_config(state_dir)) as db:
+        for b in range(batches):
+            docs = [
+                {
+                    "title": f"doc {b}-{i}",
+                    "content": texts[b * batch_size + i],
+                    "metadata": {"batch": b},
+                }
+                for i in range(batch_size)
+            ]
+            try:
+                db.batch_insert_documents(docs)
+            except EdgeDatabaseError as exc:
+                rejected += 1
+                messages.add(str(exc.__cause__ or exc).split(":")[0][:80])
+                continue
+            committed += 1
+        searchable = bool(db.search_documents(texts[0].split()[0], limit=1)) if committed else None
+    counts = _batch_counts(Path(state_dir) / _DB_FILE)
+    partial = sum(1 for d, _ in counts.values() if d not in (0, batch_size))
+    return {
+        "items": committed,
+        "errors": rejected,
+        "unit": "batches",
+        "details": {
+            "stored_batches": sum(1 for d, _ in counts.values() if d == batch_size),
+            "partial_batches": partial,
+            "searchable": searchable,
+            "errors_seen": sorted(messages),
+        },
+    }
+
+
+def disk_full_handled(outcome: Any) -> str | None:
+    """Custom check: the disk did fill, batches stayed atomic, committed data is all there."""
+    r = outcome.result
+    d = r.details
+    if r.errors == 0:
+        return "the disk never filled: the fault did not bite"
+    if d["partial_batches"]:
+        return f"{d['partial_batches']} batches were stored partially"
+    if d["stored_batches"] != r.items:
+        return f"{r.items} batches reported committed but {d['stored_batches']} are stored"
+    if r.items and not d["searchable"]:
+        return "full-text search failed after the disk filled"
+    return None
+
+
+def contended_writes(
+    state_dir: Path,
+    writers: int = 4,
+    readers: int = 2,
+    batches_per_writer: int = 20,
+    batch_size: int = 10,
+    seed: int = 3,
+) -> Result:
+    """Writer and reader threads share one pooled store: SQLite allows one writer at a time.
+
+    Writers insert batches concurrently (real lock contention on the write lock, served by
+    the busy timeout); readers search meanwhile. An item is a committed batch, an error a
+    batch that failed (e.g. "database is locked" past the busy timeout). Readers must never
+    see a partial batch.
+    """
+    import threading
+
+    texts = _corpus(writers * batches_per_writer * batch_size, seed)
+    committed = [0] * writers
+    failed = [0] * writers
+    reader_errors: list[str] = []
+    stop = threading.Event()
+    with EdgeDatabaseOptimizer(_db_config(state_dir, pool=writers + readers)) as db:
+
+        def write(w: int) -> None:
+            for b in range(batches_per_writer):
+                base = (w * batches_per_writer + b) * batch_size
+                docs = [
+                    {
+                        "title": f"w{w} b{b} {i}",
+                        "content": texts[base + i],
+                        "metadata": {"batch": w * batches_per_writer + b},
+                    }
+                    for i in range(batch_size)
+                ]
+                try:
+                    db.batch_insert_documents(docs)
+                    committed[w] += 1
+                except EdgeDatabaseError:
+                    failed[w] += 1
+
+        def read() -> None:
+            while not stop.is_set():
+                try:
+                    db.search_documents("device memory", limit=5, match="any")
+                except EdgeDatabaseError as exc:
+                    reader_errors.append(str(exc)[:120])
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+        threads += [threading.Thread(target=read) for _ in range(readers)]
+        for t in threads:
+            t.start()
+        for t in threads[:writers]:
+            t.join()
+        stop.set()
+        for t in threads[writers:]:
+            t.join()
+    counts = _batch_counts(Path(state_dir) / _DB_FILE)
+    partial = sum(1 for d, _ in counts.values() if d not in (0, batch_size))
+    return {
+        "items": sum(committed),
+        "errors": sum(failed),
+        "unit": "batches",
+        "details": {
+            "partial_batches": partial,
+            "stored_batches": len(counts) - partial,
+            "reader_errors": reader_errors[:5],
+        },
+    }
+
+
+def contention_handled(outcome: Any) -> str | None:
+    d = outcome.result.details
+    if d["partial_batches"]:
+        return f"{d['partial_batches']} batches were stored partially"
+    if d["stored_batches"] != outcome.result.items:
+        return f"{outcome.result.items} batches committed but {d['stored_batches']} stored"
+    if d["reader_errors"]:
+        return f"readers failed during writes: {d['reader_errors']}"
+    return None
+
+
+# --- memory_management + production_patterns: watermarks drive degradation ---------------------
+
+_MIB = 1024 * 1024
+
+
+def memory_pressure_steps(
+    state_dir: Path, step_mb: int = 64, steps: int = 8, recovery_checks: int = 6
+) -> Result:
+    """Memory fills in steps and drains again; degradation must follow the watermarks both ways.
+
+    The workload really allocates `steps` x `step_mb` MB (touched, so resident), reading the
+    watermark after each step through `DeviceMemoryManager` (on a simulated device the reading
+    is the device's: its total minus what is taken). Entering MEDIUM (and HIGH) steps
+    degradation up one level each; below MEDIUM each check is a success, and
+    `GracefulDegradationManager` steps back down after two in a row. Then it frees the memory
+    step by step and keeps checking. Each watermark check is an item; a MemoryError while
+    allocating is an error (the step did not fit).
+    """
+    manager = DeviceMemoryManager()
+    degradation = GracefulDegradationManager(recovery_successes=2, recovery_cooldown=0.0)
+    trail: list[tuple[str, str]] = []
+    held: list[bytearray] = []
+    checks = errors = 0
+    max_level = WatermarkLevel.NORMAL
+    max_degradation = 0
+    refused_after_mb: int | None = None
+
+    def observe() -> None:
+        nonlocal checks, max_level, max_degradation
+        level = manager.check_watermark()
+        checks += 1
+        max_level = max(max_level, level)
+        # One degradation step per watermark level from MEDIUM up; none below.
+        wanted = max(0, int(level) - int(WatermarkLevel.MEDIUM) + 1)
+        if degradation.level_index < wanted:
+            degradation.increase_degradation(f"memory watermark {level.name}")
+        elif level >= WatermarkLevel.MEDIUM:
+            degradation.record_failure()  # still under pressure: no recovery streak
+        else:
+            degradation.record_success()
+        max_degradation = max(max_degradation, degradation.level_index)
+        trail.append((level.name, degradation.level.name))
+
+    observe()
+    for _ in range(steps):
+        try:
+            block = bytearray(step_mb * _MIB)
+            block[::4096] = b"\x01" * len(range(0, len(block), 4096))
+        except MemoryError:
+            errors += 1
+            refused_after_mb = len(held) * step_mb
+            break
+        held.append(block)
+        observe()
+    while held:
+        held.pop()
+        observe()
+    for _ in range(recovery_checks):
+        observe()
+    return {
+        "items": checks,
+        "errors": errors,
+        "unit": "checks",
+        "details": {
+            "max_level": max_level.name,
+            "max_degradation": max_degradation,
+            "final_level": manager.watermark_level.name,
+            "final_degradation": degradation.level_index,
+            "memory_error_after_mb": refused_after_mb,
+            "trail": trail,
+        },
+    }
+
+
+def degraded_and_recovered(outcome: Any) -> str | None:
+    """Custom check: MEDIUM reached, degradation stepped up, then back below MEDIUM and full."""
+    d = outcome.result.details
+    if d["memory_error_after_mb"] is not None:
+        return (
+            f"MemoryError after {d['memory_error_after_mb']} MB: the workload's memory does not "
+            f"fit in the {outcome.budget_mb} MB budget of {outcome.profile}"
+        )
+    if d["max_level"] not in ("MEDIUM", "HIGH"):
+        return f"memory never reached the MEDIUM watermark (max {d['max_level']}): {d['trail']}"
+    if d["max_degradation"] < 1:
+        return "degradation never stepped up"
+    if d["final_level"] not in ("NORMAL", "LOW") or d["final_degradation"] != 0:
+        return (
+            f"did not recover: watermark {d['final_level']}, degradation level "
+            f"{d['final_degradation']} after the memory was freed; trail {d['trail']}"
         )
     return None
