@@ -6,6 +6,8 @@ classes in the feature packages; this module wires them to pytest.
 
 from __future__ import annotations
 
+import inspect
+import os
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "edge", "pytest-edge: simulated edge devices, faults, crashes and benchmarks"
     )
     group.addoption("--edge-seed", type=parse_seed, default=None, metavar="N", help=SEED_HELP)
+    _add_device_options(parser, group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,6 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
         chosen = config.getoption("edge_seed")
         seed = new_seed() if chosen is None else int(chosen)
     config.stash[SEED_KEY] = seed
+    _configure_devices(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "edge-xdist-hooks")
 
@@ -52,3 +56,330 @@ class _XdistHooks:
 def edge_seed(pytestconfig: pytest.Config) -> int:
     """The run's seed (``--edge-seed``, or the one chosen for this run)."""
     return pytestconfig.stash[SEED_KEY]
+
+
+# --- simulated devices ---
+from collections.abc import Generator  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+
+from pytest_edge.device import markers as edge_markers  # noqa: E402
+from pytest_edge.device.fixture import EdgeDevice  # noqa: E402
+from pytest_edge.device.isolated import IsolationLimits, run_isolated  # noqa: E402
+from pytest_edge.device.probe import PeakTracker  # noqa: E402
+from pytest_edge.device.session import (  # noqa: E402
+    EdgeRun,
+    MemoryRecord,
+    choose_profile_setting,
+    host_cpus,
+    host_profile,
+    split_names,
+)
+from pytest_edge.device.simulated import SimulatedMachine  # noqa: E402
+from pytest_edge.device.view import DeviceView  # noqa: E402
+from pytest_edge.machine import MIB, use_machine  # noqa: E402
+from pytest_edge.profiles.catalog import (  # noqa: E402
+    ProfileCatalog,
+    ProfileError,
+    UnknownProfileError,
+)
+from pytest_edge.profiles.model import DeviceProfile  # noqa: E402
+
+PROFILE_HELP = (
+    "simulate these edge devices (comma-separated names or aliases, e.g. raspberry-pi,jetson; "
+    "`pytest-edge profiles` lists them). Precedence: --edge-profile, then the "
+    "PYTEST_EDGE_PROFILE environment variable, then the edge_profile ini key."
+)
+PROFILE_FILE_HELP = "TOML file with more device profiles, in the catalog's form (repeatable)"
+EDGE_RUN_KEY = pytest.StashKey[EdgeRun]()
+_ITEM_PROFILE = pytest.StashKey[DeviceProfile | None]()
+_ITEM_STACK = pytest.StashKey[ExitStack]()
+_ITEM_PEAK = pytest.StashKey[tuple[float, str, bool]]()
+_MARKERS = (
+    "edge_profile(*names): run this test on these device profiles (first one for tests "
+    "that do not use the edge_device fixture)",
+    "edge_isolated(timeout=None): run the whole test in a child process held to the device's "
+    "memory and cores",
+    "edge_requires(memory_mb=None, cores=None, gpu=None): skip on devices that lack this",
+    "edge_memory_budget(size): fail the test if its peak memory growth exceeds size, e.g. '300 MB'",
+)
+
+
+def _add_device_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    group.addoption("--edge-profile", default=None, metavar="NAME[,NAME...]", help=PROFILE_HELP)
+    parser.addini("edge_profile", help=PROFILE_HELP, default="")
+    group.addoption(
+        "--edge-profile-file", action="append", default=[], metavar="PATH", help=PROFILE_FILE_HELP
+    )
+    parser.addini("edge_profile_files", type="paths", default=[], help=PROFILE_FILE_HELP)
+    group.addoption(
+        "--edge-cpu-throttle",
+        action="store_true",
+        help="duty-cycle isolated children (SIGSTOP/SIGCONT) toward the device's "
+        "cpu_speed_factor: an approximation",
+    )
+    group.addoption(
+        "--edge-host-speed-factor",
+        type=float,
+        default=None,
+        metavar="F",
+        help="this host's single-core speed relative to the catalog's reference CPU "
+        "(used by --edge-cpu-throttle; default: assume 1.0)",
+    )
+
+
+def _build_edge_run(config: pytest.Config) -> EdgeRun:
+    ini_value = str(config.getini("edge_profile") or "")
+    setting, where = choose_profile_setting(
+        config.getoption("edge_profile"), os.environ.get("PYTEST_EDGE_PROFILE"), ini_value
+    )
+    files = [*config.getini("edge_profile_files"), *config.getoption("edge_profile_file")]
+    try:
+        catalog = ProfileCatalog.load(files)
+    except ProfileError as exc:
+        raise pytest.UsageError(f"edge profile file: {exc}") from exc
+    names = split_names(setting or "")
+    try:
+        profiles = [catalog.resolve(name) for name in names]
+    except UnknownProfileError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from exc
+    return EdgeRun(
+        requested=names,
+        profiles=profiles,
+        throttle=bool(config.getoption("edge_cpu_throttle")),
+        host_speed_factor=config.getoption("edge_host_speed_factor"),
+        catalog=catalog,
+    )
+
+
+def _marker_profiles(run: EdgeRun, node: pytest.Item | Any) -> list[DeviceProfile] | None:
+    mark = node.get_closest_marker("edge_profile")
+    if mark is None:
+        return None
+    names = edge_markers.marker_profiles(mark.args, mark.kwargs, node.nodeid)
+    return [run.catalog.resolve(name) for name in names]
+
+
+class _DevicePlugin:
+    """Simulated devices: the per-test view, isolation, markers and the memory report."""
+
+    def __init__(self, run: EdgeRun) -> None:
+        self.run = run
+        self._host: DeviceProfile | None = None
+
+    def host(self) -> DeviceProfile:
+        if self._host is None:
+            self._host = host_profile()
+        return self._host
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return self.run.header_lines()
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "edge_device" not in metafunc.fixturenames:
+            return
+        try:
+            profiles = _marker_profiles(self.run, metafunc.definition)
+        except (ValueError, UnknownProfileError):
+            return  # reported as a usage error in pytest_collection_modifyitems
+        if profiles is None:
+            profiles = self.run.profiles
+        if profiles:
+            metafunc.parametrize(
+                "edge_device",
+                [p.name for p in profiles],
+                indirect=True,
+                ids=[p.name for p in profiles],
+            )
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            try:
+                _marker_profiles(self.run, item)
+                self._check_markers(item)
+            except (ValueError, UnknownProfileError) as exc:
+                raise pytest.UsageError(f"{exc}") from exc
+
+    @staticmethod
+    def _check_markers(item: pytest.Item) -> None:
+        checks = {
+            "edge_requires": edge_markers.marker_requirements,
+            "edge_memory_budget": edge_markers.marker_budget_mb,
+            "edge_isolated": edge_markers.marker_isolated_timeout,
+        }
+        for name, check in checks.items():
+            mark = item.get_closest_marker(name)
+            if mark is not None:
+                check(mark.args, mark.kwargs, item.nodeid)
+
+    def _item_profile(self, item: pytest.Item) -> DeviceProfile | None:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "edge_device" in callspec.params:
+            return self.run.catalog.resolve(str(callspec.params["edge_device"]))
+        pinned = _marker_profiles(self.run, item)
+        if pinned:
+            return pinned[0]
+        return self.run.profiles[0] if self.run.profiles else None
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        profile = self._item_profile(item)
+        item.stash[_ITEM_PROFILE] = profile
+        stack = ExitStack()
+        item.stash[_ITEM_STACK] = stack
+        requires = item.get_closest_marker("edge_requires")
+        if requires is not None:
+            needs = edge_markers.marker_requirements(requires.args, requires.kwargs, item.nodeid)
+            missing = needs.missing(profile or self.host())
+            if missing is not None:
+                # A mark (not pytest.skip here) so the skip points at the test and the other
+                # plugins' setup wrappers still run.
+                item.add_marker(pytest.mark.skip(reason=missing))
+                return (yield)
+        if profile is not None:
+            machine = SimulatedMachine(profile)
+            stack.enter_context(use_machine(machine))
+            stack.enter_context(DeviceView(machine))
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        measure = (
+            item.stash.get(_ITEM_PROFILE, None) is not None
+            or item.get_closest_marker("edge_memory_budget") is not None
+        )
+        if not measure:
+            return (yield)
+        tracker = PeakTracker()
+        tracker.start()
+        try:
+            return (yield)
+        finally:
+            own = tracker.peak_growth_bytes() / MIB
+            child = item.stash.get(_ITEM_PEAK, None)
+            if child is None or child[0] < own:
+                item.stash[_ITEM_PEAK] = (own, tracker.method, False)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        mark = pyfuncitem.get_closest_marker("edge_isolated")
+        if mark is None:
+            return None
+        timeout = edge_markers.marker_isolated_timeout(mark.args, mark.kwargs, pyfuncitem.nodeid)
+        profile = pyfuncitem.stash.get(_ITEM_PROFILE, None)
+        params = inspect.signature(pyfuncitem.obj).parameters
+        kwargs = {name: pyfuncitem.funcargs[name] for name in params if name in pyfuncitem.funcargs}
+        if profile is None:
+            limits = IsolationLimits(None, None)
+        else:
+            cpus = host_cpus()
+            limits = IsolationLimits(
+                memory_budget_bytes=profile.usable_memory_mb * MIB,
+                cpus=cpus[: min(profile.cpu_cores, len(cpus))],
+                duty_cycle=self.run.duty_cycle(profile),
+                profile=profile,
+            )
+
+        def remember(peak: int) -> None:
+            pyfuncitem.stash[_ITEM_PEAK] = (peak / MIB, "isolated child", True)
+
+        run_isolated(pyfuncitem.obj, (), kwargs, limits, timeout, remember)
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when != "call" or _ITEM_PEAK not in item.stash:
+            return report
+        peak_mb, method, isolated = item.stash[_ITEM_PEAK]
+        profile = item.stash.get(_ITEM_PROFILE, None)
+        budget_mark = item.get_closest_marker("edge_memory_budget")
+        budget = (
+            edge_markers.marker_budget_mb(budget_mark.args, budget_mark.kwargs, item.nodeid)
+            if budget_mark is not None
+            else None
+        )
+        device_budget = float(profile.usable_memory_mb) if profile is not None else None
+        report.edge_memory = {  # type: ignore[attr-defined]
+            "profile": profile.name if profile is not None else "host",
+            "peak_mb": round(peak_mb, 3),
+            "budget_mb": budget if budget is not None else device_budget,
+            "method": method,
+            "isolated": isolated,
+        }
+        if budget is not None and report.passed and peak_mb > budget:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"edge_memory_budget: peak memory growth {peak_mb:.1f} MB exceeds the budget "
+                f"of {budget:g} MB (measured: {method}"
+                f"{', device ' + profile.name if profile is not None else ''})"
+            )
+        return report
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            stack = item.stash.get(_ITEM_STACK, None)
+            if stack is not None:
+                stack.close()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "edge_memory", None)
+        if report.when != "call" or not isinstance(data, dict) or data.get("budget_mb") is None:
+            return
+        self.run.records.append(
+            MemoryRecord(
+                nodeid=report.nodeid,
+                profile=str(data["profile"]),
+                peak_mb=float(data["peak_mb"]),
+                budget_mb=float(data["budget_mb"]),
+                isolated=bool(data["isolated"]),
+                method=str(data["method"]),
+            )
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        notes = self.run.enforcement_notes()
+        lines = self.run.summary_lines()
+        if not notes and not lines:
+            return
+        terminalreporter.section("edge devices")
+        if lines:
+            terminalreporter.write_line(
+                "highest peak memory growth per test, against the device budget "
+                "(usable memory, or the test's edge_memory_budget):"
+            )
+            for line in lines:
+                terminalreporter.write_line(line)
+        for note in notes:
+            terminalreporter.write_line(f"not enforced: {note}")
+
+
+def _configure_devices(config: pytest.Config) -> None:
+    run = _build_edge_run(config)
+    config.stash[EDGE_RUN_KEY] = run
+    for line in _MARKERS:
+        config.addinivalue_line("markers", line)
+    config.pluginmanager.register(_DevicePlugin(run), "edge-devices")
+
+
+@pytest.fixture
+def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
+    """The device this test runs on: `.profile`, `.run_isolated(fn, ...)`, memory pressure."""
+    run = request.config.stash[EDGE_RUN_KEY]
+    plugin = request.config.pluginmanager.get_plugin("edge-devices")
+    profile = request.node.stash.get(_ITEM_PROFILE, None)
+    node = request.node
+
+    def remember(peak_mb: float) -> None:
+        previous = node.stash.get(_ITEM_PEAK, None)
+        if previous is None or previous[0] < peak_mb:
+            node.stash[_ITEM_PEAK] = (peak_mb, "isolated child", True)
+
+    if profile is None:
+        host = plugin.host() if isinstance(plugin, _DevicePlugin) else host_profile()
+        return EdgeDevice(host, simulated=False, on_peak=remember)
+    return EdgeDevice(profile, simulated=True, duty_cycle=run.duty_cycle(profile), on_peak=remember)
