@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 from pytest_edge.device import probe
 from pytest_edge.machine import MIB, use_machine
@@ -214,23 +214,32 @@ def _unpack(message: tuple[Any, ...]) -> IsolatedOutcome:
         _, value_bytes, peak, notes = message
         return IsolatedOutcome(pickle.loads(value_bytes), peak, notes)  # noqa: S301 (own child)
     if kind == "error":
-        _, exc_bytes, type_name, text, child_tb, _peak = message
+        _, exc_bytes, type_name, text, memory_error, child_tb, _peak = message
         try:
             exc = pickle.loads(exc_bytes)  # noqa: S301 (our own child's exception)
         except Exception:
-            raise RemoteError(type_name, text, child_tb) from None
+            _raise_remote(type_name, text, memory_error, child_tb)
         if isinstance(exc, BaseException):
             exc.add_note(f"raised in the isolated child; child traceback:\n{child_tb}")
             raise exc
     if kind == "remote-error":
-        _, type_name, text, child_tb, _peak = message
-        raise RemoteError(type_name, text, child_tb)
+        _, type_name, text, memory_error, child_tb, _peak = message
+        _raise_remote(type_name, text, memory_error, child_tb)
     if kind == "result-unpicklable":
         _, type_name, text, _peak = message
         raise IsolationError(
             f"run_isolated: the result ({type_name}) cannot be pickled back to the test: {text}"
         )
     raise IsolationError(f"run_isolated: unexpected message from the child: {kind!r}")
+
+
+def _raise_remote(type_name: str, text: str, memory_error: bool, child_tb: str) -> NoReturn:
+    if memory_error:
+        # The budget's verdict must stay a MemoryError even when its subclass cannot travel.
+        error = MemoryError(f"{type_name}: {text}")
+        error.add_note(f"raised in the isolated child; child traceback:\n{child_tb}")
+        raise error
+    raise RemoteError(type_name, text, child_tb)
 
 
 # -- the child side --------------------------------------------------------------------------
@@ -292,11 +301,19 @@ def _child_main(conn: Connection, payload: bytes, limits: IsolationLimits) -> No
                     pickle.dumps(exc),
                     type(exc).__qualname__,
                     str(exc),
+                    isinstance(exc, MemoryError),
                     child_tb,
                     peak,
                 )
             except Exception:
-                message = ("remote-error", type(exc).__qualname__, str(exc), child_tb, peak)
+                message = (
+                    "remote-error",
+                    type(exc).__qualname__,
+                    str(exc),
+                    isinstance(exc, MemoryError),
+                    child_tb,
+                    peak,
+                )
             del exc
             conn.send(message)
             conn.close()

@@ -126,3 +126,18 @@ def test_duty_cycle_slows_the_child_down() -> None:
     wall = time.monotonic() - start
     assert used >= 0.3
     assert wall >= 0.3 / 0.25 * 0.7
+
+
+class _PickyMemoryError(MemoryError):
+    def __init__(self, size: int, where: str) -> None:
+        super().__init__(f"{size} bytes in {where}")
+
+
+def raise_picky_memory_error() -> None:
+    raise _PickyMemoryError(10, "arena")
+
+
+def test_memory_error_subclass_that_cannot_travel_is_still_a_memory_error() -> None:
+    limits = IsolationLimits(memory_budget_bytes=None, cpus=None)
+    with pytest.raises(MemoryError, match="_PickyMemoryError: 10 bytes in arena"):
+        run_isolated(raise_picky_memory_error, (), {}, limits)
