@@ -6,6 +6,7 @@ classes in the feature packages; this module wires them to pytest.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import os
 from typing import Any
@@ -78,7 +79,6 @@ from pytest_edge.device.simulated import SimulatedMachine  # noqa: E402
 from pytest_edge.device.view import DeviceView  # noqa: E402
 from pytest_edge.machine import MIB, use_machine  # noqa: E402
 from pytest_edge.profiles.catalog import (  # noqa: E402
-    ProfileCatalog,
     ProfileError,
     UnknownProfileError,
 )
@@ -119,12 +119,25 @@ def _add_device_options(parser: pytest.Parser, group: pytest.OptionGroup) -> Non
     )
     group.addoption(
         "--edge-host-speed-factor",
-        type=float,
+        type=_speed_factor,
         default=None,
         metavar="F",
         help="this host's single-core speed relative to the catalog's reference CPU "
         "(used by --edge-cpu-throttle; default: assume 1.0)",
     )
+
+
+def _speed_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"--edge-host-speed-factor: {text!r} is not a number > 0 (1.0 = as fast as the "
+            "catalog's reference CPU)"
+        )
+    return value
 
 
 def _build_edge_run(config: pytest.Config) -> EdgeRun:
@@ -133,22 +146,24 @@ def _build_edge_run(config: pytest.Config) -> EdgeRun:
         config.getoption("edge_profile"), os.environ.get("PYTEST_EDGE_PROFILE"), ini_value
     )
     files = [*config.getini("edge_profile_files"), *config.getoption("edge_profile_file")]
-    try:
-        catalog = ProfileCatalog.load(files)
-    except ProfileError as exc:
-        raise pytest.UsageError(f"edge profile file: {exc}") from exc
     names = split_names(setting or "")
-    try:
-        profiles = [catalog.resolve(name) for name in names]
-    except UnknownProfileError as exc:
-        raise pytest.UsageError(f"{where}: {exc}") from exc
-    return EdgeRun(
+    run = EdgeRun(
         requested=names,
-        profiles=profiles,
+        profiles=[],
         throttle=bool(config.getoption("edge_cpu_throttle")),
         host_speed_factor=config.getoption("edge_host_speed_factor"),
-        catalog=catalog,
+        profile_files=tuple(str(f) for f in files),
     )
+    if not names and not files:
+        return run  # nothing asked for: the catalog is loaded only if a marker needs it
+    try:
+        catalog = run.catalog  # loads and checks the profile files
+        run.profiles = [catalog.resolve(name) for name in names]
+    except ProfileError as exc:
+        raise pytest.UsageError(f"edge profile file: {exc}") from exc
+    except UnknownProfileError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from exc
+    return run
 
 
 def _marker_profiles(run: EdgeRun, node: pytest.Item | Any) -> list[DeviceProfile] | None:

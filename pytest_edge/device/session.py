@@ -54,8 +54,16 @@ class EdgeRun:
     profiles: list[DeviceProfile]
     throttle: bool = False
     host_speed_factor: float | None = None
-    catalog: ProfileCatalog = field(default_factory=ProfileCatalog.load)
+    profile_files: tuple[str, ...] = ()
     records: list[MemoryRecord] = field(default_factory=list)
+    _catalog: ProfileCatalog | None = None
+
+    @property
+    def catalog(self) -> ProfileCatalog:
+        """Loaded on first use, so a run without profiles does not parse any TOML."""
+        if self._catalog is None:
+            self._catalog = ProfileCatalog.load(self.profile_files)
+        return self._catalog
 
     @property
     def active(self) -> bool:

@@ -218,3 +218,21 @@ def test_xdist_same_outcome_and_summary_from_workers(pytester: pytest.Pytester) 
         ]
     )
     assert result.stdout.str().count("of    4020 MB") == 4
+
+
+def test_bad_host_speed_factor_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--edge-host-speed-factor=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--edge-host-speed-factor: '0' is not a number > 0*"])
+
+
+def test_edge_profile_marker_works_without_the_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os, pytest
+        pytestmark = pytest.mark.edge_profile("pi-zero")
+        def test_x():
+            assert os.cpu_count() == 4
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
