@@ -187,11 +187,17 @@ def _wait(
                 return None, False
             return message, False
         if not process.is_alive():
-            return (conn.recv() if conn.poll(0) else None), False
+            try:
+                return (conn.recv() if conn.poll(0) else None), False
+            except EOFError:
+                return None, False
         if duty:
-            os.kill(pid, signal.SIGSTOP)
-            time.sleep(_DUTY_PERIOD_S * (1 - duty))
-            os.kill(pid, signal.SIGCONT)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(_DUTY_PERIOD_S * (1 - duty))
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:  # it ended in between; the next round sees that
+                continue
 
 
 def _how_it_died(exitcode: int | None) -> str:

@@ -76,6 +76,9 @@ class EdgeRun:
             level = "view; memory enforced in isolated tests"
             if memory_rlimit_name() is None:
                 level = "view only: no rlimit on this platform"
+            duty = self.duty_cycle(profile)
+            if duty is not None:
+                level += f"; isolated CPU duty-cycled to {duty:.0%}, an approximation"
             lines.append(
                 f"edge: {arrow}, {profile.memory_mb} MB, {profile.cpu_cores} cores ({level})"
             )
