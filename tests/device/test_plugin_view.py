@@ -256,3 +256,22 @@ def test_cpu_throttle_is_reported_as_an_approximation(pytester: pytest.Pytester)
             "not enforced: CPU throttling assumes this host is as fast as the reference CPU*",
         ]
     )
+
+
+def test_reference_implementation_sees_the_simulated_device(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from reference_impl.memory_management import DeviceMemoryProfiler
+
+        def test_profile():
+            profile = DeviceMemoryProfiler().get_profile()
+            assert profile.simulated
+            assert profile.total_memory_mb == 4096
+            assert profile.cpu_count == 4
+            assert profile.os_reserved_mb == 0
+            assert profile.accelerator == "tegra"
+            assert profile.is_uma is True
+            assert profile.available_memory_mb <= 4096
+        """
+    )
+    pytester.runpytest("--edge-profile=jetson-nano").assert_outcomes(passed=1)
