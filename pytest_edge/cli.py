@@ -61,6 +61,10 @@ def _profiles(args: argparse.Namespace) -> int:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    aliases = catalog.aliases()
+    for alias, reason in sorted(catalog.alias_reasons.items()):
+        if alias in aliases:
+            print(f"\n{alias} -> {aliases[alias]}: {reason}")
     reference = catalog.speed_reference
     if reference is not None:
         print(f"\nspeed = single-core speed relative to {reference.cpu} ({reference.source})")

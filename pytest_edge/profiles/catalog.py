@@ -156,6 +156,7 @@ class ProfileCatalog:
     def __init__(self) -> None:
         self._profiles: dict[str, DeviceProfile] = {}
         self._aliases: dict[str, str] = {}
+        self.alias_reasons: dict[str, str] = {}
         self.speed_reference: SpeedReference | None = None
 
     @classmethod
@@ -192,6 +193,7 @@ class ProfileCatalog:
         reasons = data.get("alias_reasons", {})
         if not isinstance(reasons, dict):
             raise ProfileError(f"{origin}: [alias_reasons] must map an alias to a reason")
+        self.alias_reasons.update({str(k): str(v) for k, v in reasons.items()})
         reference = data.get("speed_reference")
         if reference is not None:
             if not isinstance(reference, dict) or not all(

@@ -153,4 +153,4 @@ def test_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "raspberry-pi-4-4gb" in out
     assert "4096 MB" in out
-    assert "raspberry-pi" in out
+    assert "raspberry-pi -> raspberry-pi-4-4gb: The Raspberry Pi 4" in out
