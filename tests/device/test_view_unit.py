@@ -141,3 +141,16 @@ def test_memory_error_subclass_that_cannot_travel_is_still_a_memory_error() -> N
     limits = IsolationLimits(memory_budget_bytes=None, cpus=None)
     with pytest.raises(MemoryError, match="_PickyMemoryError: 10 bytes in arena"):
         run_isolated(raise_picky_memory_error, (), {}, limits)
+
+
+def test_no_memory_enforcement_claimed_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_edge.device import isolated
+    from pytest_edge.device.session import EdgeRun
+
+    monkeypatch.setattr(isolated.sys, "platform", "darwin")
+    assert isolated.memory_rlimit_name() is None
+    run = EdgeRun(requested=["rpi4"], profiles=[PI4])
+    assert run.header_lines() == [
+        "edge: rpi4 -> raspberry-pi-4-4gb, 4096 MB, 4 cores (view only: no rlimit on this platform)"
+    ]
+    assert any("no memory rlimit on this platform" in note for note in run.enforcement_notes())
