@@ -258,6 +258,7 @@ class _DevicePlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        __tracebackhide__ = True
         measure = (
             item.stash.get(_ITEM_PROFILE, None) is not None
             or item.get_closest_marker("edge_memory_budget") is not None
@@ -276,6 +277,7 @@ class _DevicePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        __tracebackhide__ = True
         mark = pyfuncitem.get_closest_marker("edge_isolated")
         if mark is None:
             return None
@@ -297,7 +299,11 @@ class _DevicePlugin:
         def remember(peak: int) -> None:
             pyfuncitem.stash[_ITEM_PEAK] = (peak / MIB, "isolated child", True)
 
-        run_isolated(pyfuncitem.obj, (), kwargs, limits, timeout, remember)
+        module = pyfuncitem.module
+        rewrite = None
+        if module is not None and getattr(module, "__file__", None):
+            rewrite = (module.__name__, str(module.__file__))
+        run_isolated(pyfuncitem.obj, (), kwargs, limits, timeout, remember, rewrite)
         return True
 
     @pytest.hookimpl(wrapper=True)

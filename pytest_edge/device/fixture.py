@@ -64,6 +64,7 @@ class EdgeDevice:
         Returns fn's result; re-raises its exception (``MemoryError`` past the budget).
         `last_peak_memory_mb` is the child's peak growth over its own start.
         """
+        __tracebackhide__ = True
 
         def remember(peak: int) -> None:
             self.last_peak_memory_mb = peak / MIB

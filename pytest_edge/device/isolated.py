@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_edge.device import probe
@@ -124,12 +125,15 @@ def run_isolated(
     limits: IsolationLimits,
     timeout: float | None = None,
     peak_sink: Callable[[int], None] | None = None,
+    rewrite_module: tuple[str, str] | None = None,
 ) -> IsolatedOutcome:
     """Call ``fn(*args, **kwargs)`` in a limited child; return its value or re-raise its error.
 
     `peak_sink` receives the child's peak memory growth in bytes whenever the child reported
-    one, also when `fn` raised.
+    one, also when `fn` raised. `rewrite_module` (module name, file) asks the child to import
+    that test module with pytest's assertion rewriting, so failed asserts explain themselves.
     """
+    __tracebackhide__ = True  # pytest shows the test's frames, not ours
     try:
         payload = pickle.dumps((fn, args, kwargs))
     except Exception as exc:
@@ -141,7 +145,9 @@ def run_isolated(
     ctx = _context()
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     process = ctx.Process(
-        target=_child_main, args=(child_conn, payload, limits), name="pytest-edge-isolated"
+        target=_child_main,
+        args=(child_conn, payload, limits, rewrite_module),
+        name="pytest-edge-isolated",
     )
     process.start()
     child_conn.close()
@@ -216,6 +222,7 @@ def _how_it_died(exitcode: int | None) -> str:
 
 
 def _unpack(message: tuple[Any, ...]) -> IsolatedOutcome:
+    __tracebackhide__ = True
     kind = message[0]
     if kind == "ok":
         _, value_bytes, peak, notes = message
@@ -241,6 +248,7 @@ def _unpack(message: tuple[Any, ...]) -> IsolatedOutcome:
 
 
 def _raise_remote(type_name: str, text: str, memory_error: bool, child_tb: str) -> NoReturn:
+    __tracebackhide__ = True
     if memory_error:
         # The budget's verdict must stay a MemoryError even when its subclass cannot travel.
         error = MemoryError(f"{type_name}: {text}")
@@ -279,11 +287,48 @@ def _set_memory_limit(budget: int) -> tuple[int, tuple[int, int]] | None:
     return which, old
 
 
-def _child_main(conn: Connection, payload: bytes, limits: IsolationLimits) -> None:
+def _import_rewritten(name: str, path: str) -> None:
+    """Import a test module with pytest's assertion rewriting (best effort).
+
+    Uses pytest's own `rewrite_asserts` (not a public API); when it is unavailable the plain
+    import done by unpickling takes over and asserts fail without pytest's explanation.
+    """
+    import ast
+    import importlib.util
+
+    try:
+        from _pytest.assertion.rewrite import rewrite_asserts
+    except ImportError:
+        return
+    source = Path(path).read_bytes()
+    tree = ast.parse(source, filename=path)
+    rewrite_asserts(tree, source, path, None)
+    code = compile(tree, path, "exec", dont_inherit=True)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)  # noqa: S102 (the test module pytest already imported)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def _child_main(
+    conn: Connection,
+    payload: bytes,
+    limits: IsolationLimits,
+    rewrite_module: tuple[str, str] | None = None,
+) -> None:
     _cap_arenas()
     notes: list[str] = []
     if limits.cpus is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, limits.cpus)
+    if rewrite_module is not None:
+        with contextlib.suppress(Exception):
+            _import_rewritten(*rewrite_module)
     fn, args, kwargs = pickle.loads(payload)  # noqa: S301 (sent by our own parent)
     view_cm: Any = contextlib.nullcontext()
     if limits.profile is not None:

@@ -173,3 +173,21 @@ def test_summary_says_what_the_host_cannot_enforce(pytester: pytest.Pytester) ->
         result.stdout.fnmatch_lines(
             ["not enforced: rock-5b-8gb has 8 cores but this host lets us use *"]
         )
+
+
+def test_failed_isolated_test_explains_its_assert(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        @pytest.mark.edge_isolated
+        def test_fails():
+            x = 3
+            assert x == 4
+        """
+    )
+    result = pytester.runpytest("--edge-profile=rpi4", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["E   assert 3 == 4", "*raised in the isolated child; child traceback:*", "*assert x == 4"]
+    )
+    assert "def pytest_pyfunc_call" not in result.stdout.str()
