@@ -191,3 +191,19 @@ def test_failed_isolated_test_explains_its_assert(pytester: pytest.Pytester) -> 
         ["E   assert 3 == 4", "*raised in the isolated child; child traceback:*", "*assert x == 4"]
     )
     assert "def pytest_pyfunc_call" not in result.stdout.str()
+
+
+def test_edge_device_memory_pressure_moves_the_view(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import psutil
+        MIB = 1024 * 1024
+        def test_pressure(edge_device):
+            before = psutil.virtual_memory().available
+            edge_device.add_pressure(200 * MIB)
+            assert before - psutil.virtual_memory().available >= 190 * MIB
+            edge_device.remove_pressure(200 * MIB)
+            assert abs(psutil.virtual_memory().available - before) < 20 * MIB
+        """
+    )
+    pytester.runpytest("--edge-profile=rpi4").assert_outcomes(passed=1)

@@ -154,3 +154,20 @@ def test_no_memory_enforcement_claimed_off_linux(monkeypatch: pytest.MonkeyPatch
         "edge: rpi4 -> raspberry-pi-4-4gb, 4096 MB, 4 cores (view only: no rlimit on this platform)"
     ]
     assert any("no memory rlimit on this platform" in note for note in run.enforcement_notes())
+
+
+def test_child_processes_do_not_inherit_the_view() -> None:
+    """Documented: the view lives in the test process; a subprocess sees the real host."""
+    import subprocess
+    import sys
+
+    real = os.cpu_count()
+    with DeviceView(SimulatedMachine(load_profile("rock-5b"))):
+        assert os.cpu_count() == 8
+        out = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.cpu_count())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    assert int(out) == real
