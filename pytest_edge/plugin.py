@@ -94,6 +94,7 @@ EDGE_RUN_KEY = pytest.StashKey[EdgeRun]()
 _ITEM_PROFILE = pytest.StashKey[DeviceProfile | None]()
 _ITEM_STACK = pytest.StashKey[ExitStack]()
 _ITEM_PEAK = pytest.StashKey[tuple[float, str, bool]]()
+_ITEM_MARKS = pytest.StashKey[edge_markers.EdgeMarks]()
 _MARKERS = (
     "edge_profile(*names): run this test on these device profiles (first one for tests "
     "that do not use the edge_device fixture)",
@@ -166,12 +167,8 @@ def _build_edge_run(config: pytest.Config) -> EdgeRun:
     return run
 
 
-def _marker_profiles(run: EdgeRun, node: pytest.Item | Any) -> list[DeviceProfile] | None:
-    mark = node.get_closest_marker("edge_profile")
-    if mark is None:
-        return None
-    names = edge_markers.marker_profiles(mark.args, mark.kwargs, node.nodeid)
-    return [run.catalog.resolve(name) for name in names]
+def _read_marks(run: EdgeRun, node: Any) -> edge_markers.EdgeMarks:
+    return edge_markers.read_marks(node.iter_markers(), node.nodeid, run.catalog.resolve)
 
 
 class _DevicePlugin:
@@ -180,11 +177,19 @@ class _DevicePlugin:
     def __init__(self, run: EdgeRun) -> None:
         self.run = run
         self._host: DeviceProfile | None = None
+        # One machine and view per profile, reused by every test on it (cheaper per test).
+        self._views: dict[str, tuple[SimulatedMachine, DeviceView]] = {}
 
     def host(self) -> DeviceProfile:
         if self._host is None:
             self._host = host_profile()
         return self._host
+
+    def marks(self, item: pytest.Item) -> edge_markers.EdgeMarks:
+        marks = item.stash.get(_ITEM_MARKS, None)
+        if marks is None:
+            marks = item.stash[_ITEM_MARKS] = _read_marks(self.run, item)
+        return marks
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         return self.run.header_lines()
@@ -193,11 +198,10 @@ class _DevicePlugin:
         if "edge_device" not in metafunc.fixturenames:
             return
         try:
-            profiles = _marker_profiles(self.run, metafunc.definition)
+            pinned = _read_marks(self.run, metafunc.definition).profiles
         except (ValueError, UnknownProfileError):
             return  # reported as a usage error in pytest_collection_modifyitems
-        if profiles is None:
-            profiles = self.run.profiles
+        profiles = self.run.profiles if pinned is None else list(pinned)
         if profiles:
             metafunc.parametrize(
                 "edge_device",
@@ -209,51 +213,46 @@ class _DevicePlugin:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             try:
-                _marker_profiles(self.run, item)
-                self._check_markers(item)
+                self.marks(item)
             except (ValueError, UnknownProfileError) as exc:
                 raise pytest.UsageError(f"{exc}") from exc
 
-    @staticmethod
-    def _check_markers(item: pytest.Item) -> None:
-        checks = {
-            "edge_requires": edge_markers.marker_requirements,
-            "edge_memory_budget": edge_markers.marker_budget_mb,
-            "edge_isolated": edge_markers.marker_isolated_timeout,
-        }
-        for name, check in checks.items():
-            mark = item.get_closest_marker(name)
-            if mark is not None:
-                check(mark.args, mark.kwargs, item.nodeid)
-
-    def _item_profile(self, item: pytest.Item) -> DeviceProfile | None:
+    def _item_profile(
+        self, item: pytest.Item, marks: edge_markers.EdgeMarks
+    ) -> DeviceProfile | None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "edge_device" in callspec.params:
             return self.run.catalog.resolve(str(callspec.params["edge_device"]))
-        pinned = _marker_profiles(self.run, item)
-        if pinned:
-            return pinned[0]
+        if marks.profiles:
+            return marks.profiles[0]
         return self.run.profiles[0] if self.run.profiles else None
+
+    def _view(self, profile: DeviceProfile) -> tuple[SimulatedMachine, DeviceView]:
+        cached = self._views.get(profile.name)
+        if cached is None or cached[0].profile is not profile:
+            machine = SimulatedMachine(profile)
+            cached = self._views[profile.name] = (machine, DeviceView(machine))
+        return cached
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        profile = self._item_profile(item)
+        marks = self.marks(item)
+        profile = self._item_profile(item, marks)
         item.stash[_ITEM_PROFILE] = profile
         stack = ExitStack()
         item.stash[_ITEM_STACK] = stack
-        requires = item.get_closest_marker("edge_requires")
-        if requires is not None:
-            needs = edge_markers.marker_requirements(requires.args, requires.kwargs, item.nodeid)
-            missing = needs.missing(profile or self.host())
+        if marks.requires is not None:
+            missing = marks.requires.missing(profile or self.host())
             if missing is not None:
                 # A mark (not pytest.skip here) so the skip points at the test and the other
                 # plugins' setup wrappers still run.
                 item.add_marker(pytest.mark.skip(reason=missing))
                 return (yield)
         if profile is not None:
-            machine = SimulatedMachine(profile)
+            machine, view = self._view(profile)
+            machine.reset()
             stack.enter_context(use_machine(machine))
-            stack.enter_context(DeviceView(machine))
+            stack.enter_context(view)
         return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -261,7 +260,7 @@ class _DevicePlugin:
         __tracebackhide__ = True
         measure = (
             item.stash.get(_ITEM_PROFILE, None) is not None
-            or item.get_closest_marker("edge_memory_budget") is not None
+            or self.marks(item).budget_mb is not None
         )
         if not measure:
             return (yield)
@@ -278,10 +277,10 @@ class _DevicePlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
         __tracebackhide__ = True
-        mark = pyfuncitem.get_closest_marker("edge_isolated")
-        if mark is None:
+        marks = self.marks(pyfuncitem)
+        if not marks.isolated:
             return None
-        timeout = edge_markers.marker_isolated_timeout(mark.args, mark.kwargs, pyfuncitem.nodeid)
+        timeout = marks.isolated_timeout
         profile = pyfuncitem.stash.get(_ITEM_PROFILE, None)
         params = inspect.signature(pyfuncitem.obj).parameters
         kwargs = {name: pyfuncitem.funcargs[name] for name in params if name in pyfuncitem.funcargs}
@@ -315,12 +314,7 @@ class _DevicePlugin:
             return report
         peak_mb, method, isolated = item.stash[_ITEM_PEAK]
         profile = item.stash.get(_ITEM_PROFILE, None)
-        budget_mark = item.get_closest_marker("edge_memory_budget")
-        budget = (
-            edge_markers.marker_budget_mb(budget_mark.args, budget_mark.kwargs, item.nodeid)
-            if budget_mark is not None
-            else None
-        )
+        budget = self.marks(item).budget_mb
         device_budget = float(profile.usable_memory_mb) if profile is not None else None
         report.edge_memory = {  # type: ignore[attr-defined]
             "profile": profile.name if profile is not None else "host",

@@ -3,9 +3,9 @@ naming the marker, the test and what is allowed (the plugin turns that into a us
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_edge.device.units import parse_size_mb
 from pytest_edge.profiles.model import DeviceProfile
@@ -105,3 +105,60 @@ def marker_isolated_timeout(
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ValueError(f"{where}: edge_isolated(timeout={timeout!r}): expected seconds > 0")
     return float(timeout)
+
+
+@dataclass(frozen=True)
+class EdgeMarks:
+    """Everything the edge markers of one test say, parsed once at collection."""
+
+    profiles: tuple[DeviceProfile, ...] | None = None
+    requires: Requirements | None = None
+    budget_mb: float | None = None
+    isolated: bool = False
+    isolated_timeout: float | None = None
+
+
+class _Mark(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]: ...
+
+
+def read_marks(
+    marks: Iterable[_Mark], where: str, resolve: Callable[[str], DeviceProfile]
+) -> EdgeMarks:
+    """Parse the edge markers among `marks` (closest first, as pytest yields them).
+
+    The closest marker of each name wins, like ``get_closest_marker``. Raises `ValueError`
+    (or `UnknownProfileError` from `resolve`) naming `where`.
+    """
+    seen: dict[str, _Mark] = {}
+    for mark in marks:
+        if mark.name.startswith("edge_") and mark.name not in seen:
+            seen[mark.name] = mark
+    if not seen:
+        return _NO_MARKS
+    profiles = requires = budget = timeout = None
+    profile_mark = seen.get("edge_profile")
+    if profile_mark is not None:
+        names = marker_profiles(profile_mark.args, profile_mark.kwargs, where)
+        profiles = tuple(resolve(name) for name in names)
+    requires_mark = seen.get("edge_requires")
+    if requires_mark is not None:
+        requires = marker_requirements(requires_mark.args, requires_mark.kwargs, where)
+    budget_mark = seen.get("edge_memory_budget")
+    if budget_mark is not None:
+        budget = marker_budget_mb(budget_mark.args, budget_mark.kwargs, where)
+    isolated_mark = seen.get("edge_isolated")
+    if isolated_mark is not None:
+        timeout = marker_isolated_timeout(isolated_mark.args, isolated_mark.kwargs, where)
+    isolated = isolated_mark is not None
+    return EdgeMarks(profiles, requires, budget, isolated, timeout)
+
+
+_NO_MARKS = EdgeMarks()

@@ -55,8 +55,14 @@ class SimulatedMachine:
             self._pressure = max(0, self._pressure - nbytes)
 
     def rebase(self) -> None:
-        """Count growth from now on (the plugin calls this when a test starts)."""
+        """Count growth from now on."""
         self.baseline_rss = probe.rss_bytes()
+
+    def reset(self) -> None:
+        """A fresh start for the next test: growth counted from now, no injected pressure."""
+        self.rebase()
+        with self._lock:
+            self._pressure = 0
 
     # -- Machine protocol ------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """What the simulated-device view costs per test, against pytest's own monkeypatch.
 
-Per test the plugin creates a `SimulatedMachine`, pushes it with `use_machine`, installs and
-removes the `DeviceView` patches and measures peak memory (`PeakTracker`). The baseline is
+Per test the plugin resets the profile's `SimulatedMachine`, pushes it with `use_machine`,
+installs and removes the `DeviceView` patches and measures peak memory (`PeakTracker`). The baseline is
 the cheapest comparable thing a suite already pays for: `pytest.MonkeyPatch` setting and
 undoing the same attributes. Both run in the same session (group ``view-cost``); compare the
 two rows as a ratio. Under ``make test`` (xdist) these are one-round smoke checks; ``make bench``
@@ -24,14 +24,17 @@ from pytest_edge.machine import current_machine, use_machine
 from pytest_edge.profiles import load_profile
 
 PROFILE = load_profile("raspberry-pi")
+# The plugin builds one machine and view per profile and reuses them for every test.
+MACHINE = SimulatedMachine(PROFILE)
+VIEW = DeviceView(MACHINE)
 
 
 def view_cycle() -> None:
     """One test's worth of view work, as the plugin does it."""
     with ExitStack() as stack:
-        machine = SimulatedMachine(PROFILE)
-        stack.enter_context(use_machine(machine))
-        stack.enter_context(DeviceView(machine))
+        MACHINE.reset()
+        stack.enter_context(use_machine(MACHINE))
+        stack.enter_context(VIEW)
         tracker = PeakTracker()
         tracker.start()
         tracker.peak_growth_bytes()
