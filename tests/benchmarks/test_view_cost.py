@@ -1,9 +1,9 @@
 """What the simulated-device view costs per test, against pytest's own monkeypatch.
 
 Per test the plugin resets the profile's `SimulatedMachine`, pushes it with `use_machine`,
-installs and removes the `DeviceView` patches and measures peak memory (`PeakTracker`). The baseline is
-the cheapest comparable thing a suite already pays for: `pytest.MonkeyPatch` setting and
-undoing the same attributes. Both run in the same session (group ``view-cost``); compare the
+installs and removes the `DeviceView` patches and measures peak memory (`PeakTracker`).
+The baseline is the cheapest comparable thing a suite already pays for: `pytest.MonkeyPatch`
+setting and undoing the same attributes. Both run in the same session (group ``view-cost``); compare the
 two rows as a ratio. Under ``make test`` (xdist) these are one-round smoke checks; ``make bench``
 runs them in full.
 """
