@@ -3,9 +3,9 @@
 Per test the plugin resets the profile's `SimulatedMachine`, pushes it with `use_machine`,
 installs and removes the `DeviceView` patches and measures peak memory (`PeakTracker`).
 The baseline is the cheapest comparable thing a suite already pays for: `pytest.MonkeyPatch`
-setting and undoing the same attributes. Both run in the same session (group ``view-cost``); compare the
-two rows as a ratio. Under ``make test`` (xdist) these are one-round smoke checks; ``make bench``
-runs them in full.
+setting and undoing the same attributes. Both run in the same session (group ``view-cost``);
+compare the two rows as a ratio. Under ``make test`` (xdist) these are one-round smoke checks;
+``make bench`` runs them in full.
 """
 
 from __future__ import annotations
