@@ -26,7 +26,7 @@ test: lint
 	$(BIN)/pytest -n 2
 
 # The main job: the shipped resilience scenarios on a simulated Raspberry Pi, with a report.
-DEMO_ARGS ?=
+DEMO_ARGS ?= --edge-profile=raspberry-pi
 demo: install
 	$(BIN)/pytest -p no:cacheprovider scenarios/ $(DEMO_ARGS)
 

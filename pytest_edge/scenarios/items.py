@@ -83,9 +83,9 @@ class ScenarioItem(pytest.Item):
     def _isolate(self) -> Isolate:
         hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
         if hooks is None:
-            from pytest_edge.scenarios.isolate import isolate_in_child
+            from pytest_edge.scenarios.devices import isolate_on_device
 
-            return isolate_in_child
+            return isolate_on_device
         isolate: Isolate = hooks.isolate
         return isolate
 
@@ -112,6 +112,7 @@ class ScenarioItem(pytest.Item):
                         name=sc.name,
                         path=str(sc.path),
                         profile=self.device.name,
+                        asked=self.device.asked,
                         description=sc.description,
                         outcome="failed",
                         reasons=tuple(reasons),
@@ -125,6 +126,7 @@ class ScenarioItem(pytest.Item):
                         name=sc.name,
                         path=str(sc.path),
                         profile=self.device.name,
+                        asked=self.device.asked,
                         description=sc.description,
                         outcome="failed",
                         reasons=(
@@ -134,10 +136,17 @@ class ScenarioItem(pytest.Item):
                     )
                 )
                 raise
+        hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
+        if hooks is not None and outcome.peak_memory_mb is not None:
+            hooks.note_peak(self, self.device.profile, outcome.peak_memory_mb)
         reasons = check_expectations(sc.expect, outcome)
         self._record(
             ScenarioRecord.from_outcome(
-                outcome, path=str(sc.path), description=sc.description, reasons=reasons
+                outcome,
+                path=str(sc.path),
+                description=sc.description,
+                reasons=reasons,
+                asked=self.device.asked,
             )
         )
         if reasons:

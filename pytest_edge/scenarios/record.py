@@ -14,6 +14,11 @@ from typing import Any
 from pytest_edge.scenarios.outcome import ScenarioOutcome
 
 PROPERTY = "edge_scenario"
+ESTIMATE_NOTE = (
+    "Projected device throughput is an estimate, not a measurement: the throughput measured "
+    "on this host times the device's cpu_speed_factor (single-core speed relative to the "
+    "catalog's reference CPU), divided by --edge-host-speed-factor when given."
+)
 MAX_FAULT_LINES = 5
 
 
@@ -22,6 +27,7 @@ class ScenarioRecord:
     name: str
     path: str
     profile: str
+    asked: str | None = None  # the profile name or alias that chose the device
     description: str = ""
     outcome: str = "passed"  # passed | failed | skipped
     reasons: tuple[str, ...] = ()
@@ -50,12 +56,14 @@ class ScenarioRecord:
         path: str,
         description: str,
         reasons: Sequence[str],
+        asked: str | None = None,
     ) -> ScenarioRecord:
         result, crash = outcome.result, outcome.crash
         return cls(
             name=outcome.name,
             path=path,
             profile=outcome.profile,
+            asked=asked,
             description=description,
             outcome="failed" if reasons else "passed",
             reasons=tuple(reasons),
@@ -143,3 +151,15 @@ def verdict(records: Sequence[ScenarioRecord]) -> str:
     passed = len(records) - len(failed) - len(skipped)
     counts = f"{passed} passed, {len(failed)} failed, {len(skipped)} skipped"
     return f"{'FAIL' if failed else 'PASS'}: {counts} of {len(records)} scenario runs"
+
+
+def render_rows(columns: Sequence[str], table: Sequence[Sequence[str]]) -> list[str]:
+    """The table as aligned plain-text lines (header, rule, rows) for the terminal."""
+    widths = [len(c) for c in columns]
+    for row in table:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(columns), line(["-" * w for w in widths]), *(line(r) for r in table)]

@@ -28,6 +28,8 @@ def test_shipped_scenario_validates_and_explains_itself(path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_shipped_suite_passes(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess(str(SHIPPED), "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        str(SHIPPED), "-p", "no:cacheprovider", "--edge-profile=raspberry-pi"
+    )
     result.stdout.fnmatch_lines(["*edge scenarios verdict: PASS*"])
     assert result.ret == pytest.ExitCode.OK
