@@ -37,10 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _configure_devices(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "edge-xdist-hooks")
-    config.addinivalue_line(
-        "markers",
-        "edge_scenario: an item collected from a scenario TOML file (added by pytest-edge)",
-    )
     config.pluginmanager.register(_ScenarioPlugin(config), "edge-scenarios")
 
 
@@ -412,6 +408,9 @@ class _ScenarioPlugin:
     def __init__(self, config: pytest.Config) -> None:
         from pytest_edge.scenarios.devices import isolate_on_device
 
+        config.addinivalue_line(
+            "markers", "edge_scenario: an item collected from a scenario TOML file (pytest-edge)"
+        )
         self.config = config
         self.isolate = isolate_on_device
         self.records: list[Any] = []
