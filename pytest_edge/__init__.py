@@ -10,6 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_edge.crash import (
+        CrashHarness,
+        CrashHarnessError,
+        CrashHarnessWarning,
+        CrashReport,
+        LostWritesError,
+    )
+    from pytest_edge.durable import DELETED, ack, crashpoint, intent
     from pytest_edge.machine import (
         Accelerator,
         HostMachine,
@@ -21,6 +29,15 @@ if TYPE_CHECKING:
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "DELETED": "pytest_edge.durable",
+    "ack": "pytest_edge.durable",
+    "intent": "pytest_edge.durable",
+    "crashpoint": "pytest_edge.durable",
+    "CrashHarness": "pytest_edge.crash",
+    "CrashHarnessError": "pytest_edge.crash",
+    "CrashHarnessWarning": "pytest_edge.crash",
+    "CrashReport": "pytest_edge.crash",
+    "LostWritesError": "pytest_edge.crash",
     "Accelerator": "pytest_edge.machine",
     "HostMachine": "pytest_edge.machine",
     "Machine": "pytest_edge.machine",
@@ -30,11 +47,20 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "DELETED",
     "Accelerator",
+    "CrashHarness",
+    "CrashHarnessError",
+    "CrashHarnessWarning",
+    "CrashReport",
     "HostMachine",
+    "LostWritesError",
     "Machine",
     "MemoryReading",
+    "ack",
+    "crashpoint",
     "current_machine",
+    "intent",
     "use_machine",
 ]
 __version__ = "0.1.0"

@@ -6,11 +6,14 @@ classes in the feature packages; this module wires them to pytest.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_edge.seed import SEED_HELP, new_seed, parse_seed
+
+if TYPE_CHECKING:
+    from pytest_edge.crash import CrashHarness
 
 SEED_KEY = pytest.StashKey[int]()
 
@@ -52,3 +55,17 @@ class _XdistHooks:
 def edge_seed(pytestconfig: pytest.Config) -> int:
     """The run's seed (``--edge-seed``, or the one chosen for this run)."""
     return pytestconfig.stash[SEED_KEY]
+
+
+# --- crash ---
+
+
+@pytest.fixture
+def edge_crash(pytestconfig: pytest.Config) -> CrashHarness:
+    """A CrashHarness seeded with the run seed: ``edge_crash.run(workload, recover, ...)``.
+
+    An explicit ``seed=`` argument to ``run`` wins; otherwise ``--edge-seed`` replays the run.
+    """
+    from pytest_edge.crash import CrashHarness
+
+    return CrashHarness(seed=pytestconfig.stash[SEED_KEY])
