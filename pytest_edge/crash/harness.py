@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import sys
@@ -155,7 +156,7 @@ class Ledger:
     ) -> tuple[Loss, ...]:
         """What recovery lost or changed (everything, when it raised: *recovered* is None)."""
         found: list[Loss] = []
-        for key, (value, alternatives) in sorted(self.entries.items()):
+        for key, (value, alternatives) in sorted(self.entries.items(), key=_natural):
             expected = "DELETED" if value is None else value
             if recovered is None:
                 if value is not None:
@@ -177,6 +178,11 @@ class Ledger:
             got = recovered.get(key)
             if alternatives or got != value:
                 self.entries[key] = (got, ())
+
+
+def _natural(item: tuple[str, Any]) -> list[Any]:
+    """Sort key: 'k2' before 'k10'."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", item[0])]
 
 
 def _decode(text: str | None) -> Any:
