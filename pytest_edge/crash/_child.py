@@ -35,6 +35,7 @@ _os_fsync = os.fsync
 _os_fdatasync = os.fdatasync
 _os_rename = os.rename
 _os_replace = os.replace
+_os_link = os.link
 _os_unlink = os.unlink
 _os_remove = os.remove
 _os_mkdir = os.mkdir
@@ -303,6 +304,27 @@ class Tracer:
 
             return patched
 
+        def os_link(
+            src: Any,
+            dst: Any,
+            *,
+            src_dir_fd: int | None = None,
+            dst_dir_fd: int | None = None,
+            follow_symlinks: bool = True,
+        ) -> None:
+            rs, rd = tracer.rel(src, src_dir_fd), tracer.rel(dst, dst_dir_fd)
+            if rd is not None:
+                tracer.rec.event(f"link {rs} -> {rd}")
+            _os_link(
+                src,
+                dst,
+                src_dir_fd=src_dir_fd,
+                dst_dir_fd=dst_dir_fd,
+                follow_symlinks=follow_symlinks,
+            )
+            if rs is not None and rd is not None:
+                tracer.record({"t": "link", "src": rs, "dst": rd})
+
         def os_mkdir(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
             rel = tracer.rel(path, dir_fd)
             if rel is not None:
@@ -325,6 +347,7 @@ class Tracer:
         os.remove = remove(_os_remove, "unlink")
         os.rmdir = remove(_os_rmdir, "rmdir")
         os.mkdir = os_mkdir
+        os.link = os_link
         builtins.open = self.open
         io.open = self.open
         # copyfile's sendfile fast path writes in C, outside the trace.

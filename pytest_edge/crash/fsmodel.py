@@ -186,6 +186,8 @@ class FsModel:
             self.meta_pending.clear()
         elif kind == "rename":
             self._meta(("rename", str(record["src"]), str(record["dst"]), 0))
+        elif kind == "link":
+            self._meta(("link", str(record["src"]), str(record["dst"]), 0))
         elif kind == "unlink":
             self._meta(("unlink", str(record["path"]), "", 0))
         elif kind == "mkdir":
@@ -243,6 +245,9 @@ def _replay_meta(ns: dict[str, int], dirs: set[str], op: tuple[str, str, str, in
     kind, a, b, inode = op
     if kind == "create":
         ns[a] = inode
+    elif kind == "link":
+        if a in ns:
+            ns[b] = ns[a]
     elif kind == "unlink":
         ns.pop(a, None)
     elif kind == "mkdir":
@@ -262,7 +267,19 @@ def _replay_meta(ns: dict[str, int], dirs: set[str], op: tuple[str, str, str, in
 
 
 STATE_RECORDS = frozenset(
-    {"open", "import", "write", "trunc", "fsync", "dirsync", "rename", "unlink", "mkdir", "rmdir"}
+    {
+        "open",
+        "import",
+        "write",
+        "trunc",
+        "fsync",
+        "dirsync",
+        "rename",
+        "link",
+        "unlink",
+        "mkdir",
+        "rmdir",
+    }
 )
 
 

@@ -43,7 +43,7 @@ from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
 from pytest_edge.crash.server import ChildExit, TemplateServer
 
 MODES = ("kill", "power-loss")
-KILL_FORMS = "'random', 'acks:N', 'crashpoint:NAME' or 'crashpoint:NAME:N'"
+KILL_FORMS = "'random', 'random-time:SECONDS', 'acks:N', 'crashpoint:NAME' or 'crashpoint:NAME:N'"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", "-wal", "-journal", "-shm")
 
 
@@ -62,11 +62,18 @@ Target = Callable[[str], Any] | str
 
 @dataclass(frozen=True)
 class KillSpec:
-    """Where to kill the workload: ``random``, ``acks:N``, ``crashpoint:NAME[:N]``."""
+    """Where to kill the workload: random, random-time:S, acks:N, crashpoint:NAME[:N].
+
+    ``random`` kills before a seeded random event (an ack, intent, crashpoint or traced file
+    operation) and replays exactly; ``random-time:S`` kills after a seeded random delay of up
+    to S seconds, for code whose writes are not traced (C extensions such as sqlite3): the
+    delay replays, the instruction it lands on depends on timing.
+    """
 
     kind: str
     count: int = 0
     name: str = ""
+    seconds: float = 0.0
 
     @classmethod
     def parse(cls, spec: str) -> KillSpec:
@@ -75,6 +82,16 @@ class KillSpec:
         if spec == "random":
             return cls("random")
         head, _, rest = spec.partition(":")
+        if head == "random-time":
+            try:
+                seconds = float(rest)
+            except ValueError:
+                seconds = -1.0
+            if not 0 < seconds < float("inf"):
+                raise ValueError(
+                    f"kill={spec!r}: SECONDS in 'random-time:SECONDS' must be a number > 0"
+                )
+            return cls("time", seconds=seconds)
         if head == "acks":
             if not rest.isdigit() or int(rest) < 1:
                 raise ValueError(f"kill={spec!r}: N in 'acks:N' must be an integer >= 1")
@@ -92,6 +109,8 @@ class KillSpec:
         """The child's kill plan for one cycle (random points are drawn from *rng*)."""
         if self.kind == "random":
             return {"kind": "events", "events": rng.randint(1, random_events)}
+        if self.kind == "time":
+            return {"kind": "time", "delay": rng.uniform(0.0, self.seconds)}
         if self.kind == "acks":
             return {"kind": "acks", "acks": self.count}
         return {"kind": "crashpoint", "name": self.name, "nth": self.count}
@@ -101,6 +120,8 @@ class KillSpec:
             return f"acks:{self.count}"
         if self.kind == "crashpoint":
             return f"crashpoint:{self.name}:{self.count}"
+        if self.kind == "time":
+            return f"random-time:{self.seconds:g}"
         return "random"
 
 
@@ -221,8 +242,8 @@ def format_record(index: int, record: Mapping[str, Any]) -> str:
         return f"#{index} {kind} {record.get('path', '')}"
     if kind == "trunc":
         return f"#{index} truncate to {record['size']}"
-    if kind == "rename":
-        return f"#{index} rename {record['src']} -> {record['dst']}"
+    if kind in ("rename", "link"):
+        return f"#{index} {kind} {record['src']} -> {record['dst']}"
     if kind in ("ack", "intent"):
         value = "DELETED" if record["v"] is None else record["v"]
         if len(value) > 60:
@@ -340,7 +361,14 @@ class CrashSession:
             "trace": self.mode == "power-loss",
         }
         pid = self._server.spawn("workload", args)
-        status = self._server.wait(pid, self.timeout)
+        if plan["kind"] == "time":
+            delay = float(plan["delay"])
+            status = self._server.wait(pid, min(delay, self.timeout))
+            if status is None and delay < self.timeout:
+                self._server.kill(pid)
+                return f"random-time: killed after {delay:.4f} s"
+        else:
+            status = self._server.wait(pid, self.timeout)
         if status is None:
             self._server.kill(pid)
             raise CrashTimeoutError(
@@ -362,7 +390,7 @@ class CrashSession:
             raise WorkloadError(
                 f"cycle {n} (seed {self.seed}): the workload raised {error['error']}\n{error['tb']}"
             )
-        if ended == "workload returned" and spec.kind != "random":
+        if ended == "workload returned" and spec.kind not in ("random", "time"):
             acks = sum(1 for r in records if r["t"] == "ack")
             raise KillPointNotReachedError(
                 f"cycle {n} (seed {self.seed}): the workload returned before kill point "
