@@ -43,7 +43,10 @@ from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
 from pytest_edge.crash.server import ChildExit, TemplateServer
 
 MODES = ("kill", "power-loss")
-KILL_FORMS = "'random', 'random-time:SECONDS', 'acks:N', 'crashpoint:NAME' or 'crashpoint:NAME:N'"
+KILL_FORMS = (
+    "'random', 'random-time:SECONDS', 'events:N', 'acks:N', 'crashpoint:NAME' or "
+    "'crashpoint:NAME:N'"
+)
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", "-wal", "-journal", "-shm")
 
 
@@ -92,10 +95,10 @@ class KillSpec:
                     f"kill={spec!r}: SECONDS in 'random-time:SECONDS' must be a number > 0"
                 )
             return cls("time", seconds=seconds)
-        if head == "acks":
+        if head in ("acks", "events"):
             if not rest.isdigit() or int(rest) < 1:
-                raise ValueError(f"kill={spec!r}: N in 'acks:N' must be an integer >= 1")
-            return cls("acks", int(rest))
+                raise ValueError(f"kill={spec!r}: N in '{head}:N' must be an integer >= 1")
+            return cls(head, int(rest))
         if head == "crashpoint" and rest:
             name, sep, nth = rest.rpartition(":")
             if sep and nth.isdigit() and name:
@@ -111,13 +114,15 @@ class KillSpec:
             return {"kind": "events", "events": rng.randint(1, random_events)}
         if self.kind == "time":
             return {"kind": "time", "delay": rng.uniform(0.0, self.seconds)}
+        if self.kind == "events":
+            return {"kind": "events", "events": self.count}
         if self.kind == "acks":
             return {"kind": "acks", "acks": self.count}
         return {"kind": "crashpoint", "name": self.name, "nth": self.count}
 
     def __str__(self) -> str:
-        if self.kind == "acks":
-            return f"acks:{self.count}"
+        if self.kind in ("acks", "events"):
+            return f"{self.kind}:{self.count}"
         if self.kind == "crashpoint":
             return f"crashpoint:{self.name}:{self.count}"
         if self.kind == "time":
@@ -280,6 +285,7 @@ class CrashSession:
         random_events: int = 200,
         random_variants: int = 4,
         workroot: str | None = None,
+        server: TemplateServer | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}: use 'kill' or 'power-loss'")
@@ -309,14 +315,16 @@ class CrashSession:
         self._workdir = Path(
             tempfile.mkdtemp(prefix="pytest-edge-crash-", dir=workroot or _default_workroot())
         )
+        self._owns_server = server is None
         try:
-            self._server = TemplateServer(targets, self._workdir)
+            self._server = TemplateServer(targets, self._workdir) if server is None else server
         except BaseException:
             shutil.rmtree(self._workdir, ignore_errors=True)
             raise
 
     def close(self) -> None:
-        self._server.close()
+        if self._owns_server:
+            self._server.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
     def __enter__(self) -> CrashSession:
@@ -390,7 +398,7 @@ class CrashSession:
             raise WorkloadError(
                 f"cycle {n} (seed {self.seed}): the workload raised {error['error']}\n{error['tb']}"
             )
-        if ended == "workload returned" and spec.kind not in ("random", "time"):
+        if ended == "workload returned" and spec.kind not in ("random", "time", "events"):
             acks = sum(1 for r in records if r["t"] == "ack")
             raise KillPointNotReachedError(
                 f"cycle {n} (seed {self.seed}): the workload returned before kill point "
@@ -430,7 +438,7 @@ class CrashSession:
         recovered = result.get("state")
         losses = self.ledger.losses(recovered, self.check)
         failure = None
-        if losses:
+        if losses or recovered is None:
             failure = Failure(n, self.seed, self.mode, where, losses, result.get("error"))
         elif recovered is not None:
             self.ledger.settle(recovered)
@@ -461,7 +469,7 @@ class CrashSession:
         passing: list[tuple[int, Ledger, dict[str, Any]]] = []
         for j, (state, ledger, result) in enumerate(zip(states, ledgers, results, strict=True)):
             losses = ledger.losses(result.get("state"), self.check)
-            if losses:
+            if losses or result.get("state") is None:
                 failing.append((state, ledger, result, losses))
             elif result.get("state") is not None:
                 passing.append((j, ledger, result))

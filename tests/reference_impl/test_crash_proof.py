@@ -18,28 +18,33 @@ pytest.importorskip("reference_impl.production_patterns", reason="feat/mem not m
 H = CrashHarness()
 
 
-def _state(mode: str, cycles: int, tmp_path: Path, seed: int) -> None:
+def _state(mode: str, cycles: int, state_dir: Path, seed: int) -> None:
     report = H.run(
-        cw.state_workload, cw.state_recover, state_dir=tmp_path, cycles=cycles, seed=seed, mode=mode
+        cw.state_workload,
+        cw.state_recover,
+        state_dir=state_dir,
+        cycles=cycles,
+        seed=seed,
+        mode=mode,
     )
     report.assert_ok()
     assert report.cycles_run == cycles
     assert report.acked_writes > cycles
 
 
-def test_state_persistence_survives_kill_cycles(tmp_path: Path) -> None:
-    _state("kill", 25, tmp_path, seed=1)
+def test_state_persistence_survives_kill_cycles(fast_state_dir: Path) -> None:
+    _state("kill", 25, fast_state_dir, seed=1)
 
 
-def test_state_persistence_survives_power_loss_cycles(tmp_path: Path) -> None:
-    _state("power-loss", 15, tmp_path, seed=2)
-
-
-@pytest.mark.slow
-def test_state_persistence_200_kill_cycles(tmp_path: Path) -> None:
-    _state("kill", 200, tmp_path, seed=3)
+def test_state_persistence_survives_power_loss_cycles(fast_state_dir: Path) -> None:
+    _state("power-loss", 15, fast_state_dir, seed=2)
 
 
 @pytest.mark.slow
-def test_state_persistence_200_power_loss_cycles(tmp_path: Path) -> None:
-    _state("power-loss", 200, tmp_path, seed=4)
+def test_state_persistence_200_kill_cycles(fast_state_dir: Path) -> None:
+    _state("kill", 200, fast_state_dir, seed=3)
+
+
+@pytest.mark.slow
+def test_state_persistence_200_power_loss_cycles(fast_state_dir: Path) -> None:
+    _state("power-loss", 200, fast_state_dir, seed=4)

@@ -21,12 +21,12 @@ H = CrashHarness()
 
 @pytest.mark.parametrize(("kill", "seed"), [("random-time:0.4", 5), ("random", 6)])
 def test_database_batches_are_all_or_nothing_under_kill(
-    tmp_path: Path, kill: str, seed: int
+    fast_state_dir: Path, kill: str, seed: int
 ) -> None:
     report = H.run(
         cw.db_workload,
         cw.db_recover,
-        state_dir=tmp_path,
+        state_dir=fast_state_dir,
         cycles=12,
         seed=seed,
         kill=kill,
@@ -37,11 +37,11 @@ def test_database_batches_are_all_or_nothing_under_kill(
 
 
 @pytest.mark.slow
-def test_database_batches_200_kill_cycles(tmp_path: Path) -> None:
+def test_database_batches_200_kill_cycles(fast_state_dir: Path) -> None:
     report = H.run(
         cw.db_workload,
         cw.db_recover,
-        state_dir=tmp_path,
+        state_dir=fast_state_dir,
         cycles=200,
         seed=7,
         kill="random-time:0.4",
