@@ -15,6 +15,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -455,6 +456,7 @@ class CrashSession:
         rng: random.Random,
     ) -> tuple[Failure | None, CycleResult]:
         self._warn_untraced(snapshot, records)
+        started = time.perf_counter()
         cuts = cut_positions(records)
         candidates = [(cut, variant) for cut in cuts for variant in self.variants]
         chosen = (
@@ -473,7 +475,9 @@ class CrashSession:
                 failing.append((state, ledger, result, losses))
             elif result.get("state") is not None:
                 passing.append((j, ledger, result))
-        cycle_result = CycleResult(n, where, ended, acks, len(states), len(candidates))
+        cycle_result = CycleResult(
+            n, where, ended, acks, len(states), len(candidates), time.perf_counter() - started
+        )
         failure = None
         if failing:
             state, _, result, losses = min(failing, key=lambda f: (f[0].cut, len(f[3])))

@@ -60,6 +60,7 @@ class CycleResult:
     acks: int
     states_checked: int = 0
     states_possible: int = 0
+    check_seconds: float = 0.0  # power loss: building the states and recovering each
 
 
 @dataclass
@@ -91,6 +92,12 @@ class CrashReport:
     @property
     def states_possible(self) -> int:
         return sum(c.states_possible for c in self.cycles)
+
+    @property
+    def states_per_second(self) -> float:
+        """Crash states built and recovered per second of checking (power-loss mode)."""
+        seconds = sum(c.check_seconds for c in self.cycles)
+        return self.states_checked / seconds if seconds else 0.0
 
     @property
     def ok(self) -> bool:

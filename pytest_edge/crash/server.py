@@ -58,6 +58,7 @@ class TemplateServer:
         os.close(cmd_r)
         os.close(rep_w)
         self._buffer = b""
+        self._running: int | None = None
         try:
             self._send({"sys_path": list(sys.path), "targets": targets})
             reply = self._read(start_timeout)
@@ -98,7 +99,8 @@ class TemplateServer:
         reply = self._read(30.0)
         if reply is None:
             raise CrashHarnessError("crash harness: the template process did not fork in 30 s")
-        return int(reply["pid"])
+        self._running = int(reply["pid"])
+        return self._running
 
     def wait(self, pid: int, timeout: float | None) -> ChildExit | None:
         """Wait for the child to end; None on timeout (the child is still running)."""
@@ -107,6 +109,7 @@ class TemplateServer:
             return None
         if reply.get("pid") != pid:
             raise CrashHarnessError(f"crash harness: unexpected reply {reply}")
+        self._running = None
         status = reply["status"]
         return ChildExit(status.get("exit"), status.get("signal"))
 
@@ -129,7 +132,12 @@ class TemplateServer:
         return "child output (last lines):\n" + "\n".join(tail) if tail else ""
 
     def close(self) -> None:
-        """End the server (closing its command pipe) and reap it."""
+        """End the server (closing its command pipe) and reap it; kill a child still running."""
+        if self._running is not None:
+            # e.g. KeyboardInterrupt while waiting: never leave a workload running
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._running, signal.SIGKILL)
+            self._running = None
         for fd in (self._cmd_w, self._rep_r):
             with contextlib.suppress(OSError):
                 os.close(fd)

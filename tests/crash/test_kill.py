@@ -213,3 +213,18 @@ def test_kill_spec_forms(spec: str, parsed: KillSpec) -> None:
 def test_harness_errors_are_assertion_errors() -> None:
     assert issubclass(LostWritesError, CrashHarnessError)
     assert issubclass(CrashHarnessError, AssertionError)
+
+
+def test_closing_a_session_mid_cycle_kills_the_running_workload(tmp_path: Path) -> None:
+    import os
+
+    from pytest_edge.crash.harness import CrashSession
+
+    session = CrashSession(w.sleeper, w.recover, state_dir=tmp_path, seed=1)
+    pid = session._server.spawn(
+        "workload",
+        {"state_dir": str(tmp_path), "record": str(tmp_path / "r"), "plan": {"kind": "none"}},
+    )
+    session.close()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)

@@ -27,6 +27,7 @@ def _state(mode: str, cycles: int, state_dir: Path, seed: int) -> None:
         seed=seed,
         mode=mode,
     )
+    print(report.summary())
     report.assert_ok()
     assert report.cycles_run == cycles
     assert report.acked_writes > cycles

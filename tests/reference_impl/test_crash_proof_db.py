@@ -32,6 +32,7 @@ def test_database_batches_are_all_or_nothing_under_kill(
         kill=kill,
         random_events=12,
     )
+    print(report.summary())
     report.assert_ok()
     assert report.acked_writes > 0
 
@@ -46,4 +47,5 @@ def test_database_batches_200_kill_cycles(fast_state_dir: Path) -> None:
         seed=7,
         kill="random-time:0.4",
     )
+    print(report.summary())
     report.assert_ok()

@@ -1,0 +1,95 @@
+"""Crash-harness throughput: kill-restart-recover cycles/s and power-loss states checked/s.
+
+Each figure comes with a baseline from the same session: the naive way of doing the same
+work with a fresh interpreter per child (what the template process saves). Quick sizes under
+``make test``; full sizes with ``--run-slow`` (``make bench``). Figures are in extra_info.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_edge.crash import CrashHarness
+from pytest_edge.crash.harness import CrashSession
+from tests.crash import workloads as w
+
+FULL = pytest.mark.slow
+
+
+def _naive_cycle(state_dir: Path) -> None:
+    """One kill-restart-recover cycle the naive way: a fresh interpreter for each child."""
+    code = (
+        "import sys; from tests.crash.workloads import {fn}; print(flush=True); {fn}(sys.argv[1])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code.format(fn="counter_writer"), str(state_dir)],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the interpreter is up and the workload starts: kill it now
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    subprocess.run(
+        [sys.executable, "-c", code.format(fn="counter_recover"), str(state_dir)], check=True
+    )
+
+
+def _kill_cycles(benchmark: Any, state_dir: Path, cycles: int) -> None:
+    with CrashSession(w.counter_writer, w.counter_recover, state_dir=state_dir, seed=1) as s:
+        started = time.perf_counter()
+        benchmark.pedantic(s.cycle, args=("acks:5",), rounds=cycles, iterations=1)
+        elapsed = time.perf_counter() - started
+        s.report.assert_ok()
+    benchmark.extra_info["cycles_per_second"] = round(cycles / elapsed, 1)
+
+
+@pytest.mark.parametrize(
+    "cycles", [pytest.param(10, id="quick"), pytest.param(200, id="full", marks=FULL)]
+)
+def test_kill_cycles_per_second(benchmark: Any, fast_state_dir: Path, cycles: int) -> None:
+    _kill_cycles(benchmark, fast_state_dir, cycles)
+
+
+@pytest.mark.parametrize(
+    "cycles", [pytest.param(2, id="quick"), pytest.param(20, id="full", marks=FULL)]
+)
+def test_kill_cycles_naive_baseline(benchmark: Any, fast_state_dir: Path, cycles: int) -> None:
+    started = time.perf_counter()
+    benchmark.pedantic(_naive_cycle, args=(fast_state_dir,), rounds=cycles, iterations=1)
+    benchmark.extra_info["cycles_per_second"] = round(cycles / (time.perf_counter() - started), 1)
+
+
+@pytest.mark.parametrize(
+    ("cycles", "states"),
+    [pytest.param(1, 100, id="quick"), pytest.param(10, 1000, id="full", marks=FULL)],
+)
+def test_power_loss_states_per_second(
+    benchmark: Any, fast_state_dir: Path, cycles: int, states: int
+) -> None:
+    reports = []
+
+    def run() -> None:
+        report = CrashHarness(seed=2).run(
+            w.small_safe_writer,
+            w.counter_recover,
+            state_dir=fast_state_dir,
+            cycles=cycles,
+            mode="power-loss",
+            kill="acks:150",
+            max_states=states,
+        )
+        report.assert_ok()
+        reports.append(report)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    (report,) = reports
+    benchmark.extra_info["states_checked"] = report.states_checked
+    benchmark.extra_info["states_per_second"] = round(report.states_per_second, 1)
+    assert report.states_checked > 0
