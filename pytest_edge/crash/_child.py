@@ -367,11 +367,19 @@ class Tracer:
         """``open`` that routes writable files under the root through a traced raw file."""
         if not _WRITE_MODES.intersection(mode):
             return _io_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
-        rel = self.fd_paths.get(file) if isinstance(file, int) else self.rel(file)
+        rel: str | None
+        if opener is not None:
+            # The opener decides which file this is (tempfile opens `dir` with an opener
+            # that creates the temp file through os.open); the raw file learns it from its fd.
+            rel = ""
+        elif isinstance(file, int):
+            rel = self.fd_paths.get(file)
+        else:
+            rel = self.rel(file)
         if rel is None:
             return _io_open(file, mode, buffering, encoding, errors, newline, closefd, opener)
         rawmode = "".join(c for c in mode if c in "rwxa+")
-        if not isinstance(file, int):
+        if rel and not isinstance(file, int):
             self.rec.event(f"open {rel}")
         raw = _TracedFileIO(file, rawmode, closefd, opener, tracer=self, rel=rel)
         result: Any = raw
@@ -425,14 +433,18 @@ class _TracedFileIO(io.FileIO):
     ) -> None:
         super().__init__(file, mode, closefd, opener)
         self._tracer = tracer
-        self._rel = rel
         flags = _RAW_FLAGS[mode[0]] | (os.O_RDWR if "+" in mode else os.O_WRONLY)
-        if isinstance(file, int):
+        self._rel: str | None = rel
+        if not rel:  # opened through an opener: traced only if the opener used os.open here
+            self._rel = tracer.fd_paths.get(self.fileno())
+        elif isinstance(file, int):
             tracer.fd_paths[self.fileno()] = rel
         else:
             tracer.record_open(self.fileno(), rel, flags)
 
     def write(self, b: Any) -> int:
+        if self._rel is None:
+            return super().write(b) or 0
         fd = self.fileno()
         self._tracer.rec.event(f"write {self._rel}")
         off = self._tracer.offset(fd)
@@ -442,6 +454,8 @@ class _TracedFileIO(io.FileIO):
         return n if n is not None else 0
 
     def truncate(self, size: int | None = None) -> int:
+        if self._rel is None:
+            return super().truncate(size)
         fd = self.fileno()
         self._tracer.rec.event(f"truncate {self._rel}")
         result = super().truncate(size)

@@ -105,3 +105,24 @@ def test_sqlite_under_kill_mode_keeps_committed_rows(tmp_path: Path) -> None:
     report = H.run(w.sqlite_writer, w.sqlite_recover, state_dir=tmp_path, cycles=10)
     report.assert_ok()
     assert report.acked_writes > 10
+
+
+def test_tracer_sees_every_python_write_api(tmp_path: Path) -> None:
+    # any write the trace missed would make the harness warn, and warnings are errors here
+    report = H.run(
+        w.api_tour_writer,
+        w.recover,
+        state_dir=tmp_path,
+        cycles=6,
+        mode="power-loss",
+        random_events=120,
+    )
+    report.assert_ok()
+    assert report.warnings == []
+    assert report.acked_writes > 0
+
+
+def test_pathlib_writer_passes_kill_but_fails_power_loss(tmp_path: Path) -> None:
+    H.run(w.pathlib_writer, w.recover, state_dir=tmp_path / "k", cycles=10).assert_ok()
+    report = H.run(w.pathlib_writer, w.recover, state_dir=tmp_path / "p", mode="power-loss")
+    assert not report.ok

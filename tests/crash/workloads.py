@@ -271,3 +271,59 @@ def small_safe_writer(state_dir: str) -> None:
 
 def accept_anything(key: str, acknowledged: Any, recovered: Any) -> bool:
     return True
+
+
+def api_tour_writer(state_dir: str) -> None:
+    """Many ways Python code writes files, each durably done and acknowledged.
+
+    Power-loss mode compares the traced model with the real directory after each cycle and
+    warns on any difference, so this doubles as a completeness test of the tracer.
+    """
+    import pathlib
+    import shutil
+    import tempfile
+
+    root = pathlib.Path(state_dir)
+    i = len(_load(state_dir))
+    while True:
+        sub = root / "logs" / f"d{i % 3}"
+        os.makedirs(sub, exist_ok=True)
+        with open(sub / "events.log", "a") as log:  # append mode
+            log.write(f"event {i}\n")
+        fd = os.open(root / "raw.bin", os.O_RDWR | os.O_CREAT, 0o600)
+        os.pwrite(fd, b"%06d" % i, 6 * (i % 4))
+        os.write(fd, b"tail")
+        os.ftruncate(fd, 30)
+        os.close(fd)
+        (root / "note.txt").write_text(f"note {i}")  # pathlib
+        shutil.copyfile(root / "note.txt", root / "note.copy")
+        os.unlink(root / "note.copy")
+        os.makedirs(root / "tmpdir", exist_ok=True)
+        os.rename(root / "tmpdir", root / "movedir")
+        os.rmdir(root / "movedir")
+        state = _load(state_dir)
+        state[f"k{i}"] = i
+        with tempfile.NamedTemporaryFile("w", dir=state_dir, delete=False) as tmp:
+            json.dump(state, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp.name, root / STATE)
+        _fsync_dir(state_dir)
+        pytest_edge.ack(f"k{i}", i)
+        i += 1
+
+
+def pathlib_writer(state_dir: str) -> None:
+    """Path.write_text + Path.replace, no fsync at all: fine for kill -9, not for power loss."""
+    import pathlib
+
+    root = pathlib.Path(state_dir)
+    state = _load(state_dir)
+    i = len(state)
+    while True:
+        state[f"k{i}"] = i
+        tmp = root / "state.tmp"
+        tmp.write_text(json.dumps(state))
+        tmp.replace(root / STATE)
+        pytest_edge.ack(f"k{i}", i)
+        i += 1
