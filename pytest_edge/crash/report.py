@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pytest_edge.crash.errors import LostWritesError
 
@@ -122,6 +123,23 @@ class CrashReport:
         if self.failures:
             lines.append(f"replay: pass seed={self.seed} (or run pytest with --edge-seed)")
         return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready) for reports and scenario results."""
+        return {
+            "mode": self.mode,
+            "seed": self.seed,
+            "cycles_run": self.cycles_run,
+            "acked_writes": self.acked_writes,
+            "lost_writes": self.lost_writes,
+            "states_checked": self.states_checked,
+            "states_possible": self.states_possible,
+            "states_per_second": round(self.states_per_second, 1),
+            "ok": self.ok,
+            "cycles": [asdict(c) for c in self.cycles],
+            "failures": [asdict(f) for f in self.failures],
+            "warnings": list(self.warnings),
+        }
 
     def assert_ok(self) -> None:
         """Raise LostWritesError, with the full report, if any acknowledged write was lost."""

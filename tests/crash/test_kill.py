@@ -228,3 +228,11 @@ def test_closing_a_session_mid_cycle_kills_the_running_workload(tmp_path: Path) 
     session.close()
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+def test_report_as_dict_is_json_ready(tmp_path: Path) -> None:
+    report = H.run(w.safe_writer, w.lossy_recover, state_dir=tmp_path, cycles=2, kill="acks:2")
+    data = json.loads(json.dumps(report.as_dict()))
+    assert data["ok"] is False
+    assert data["failures"][0]["losses"][0]["key"] == "k1"
+    assert data["cycles"][0]["kill_point"] == "after ack #2 ('k1')"

@@ -39,3 +39,15 @@ def test_careless_store_fails_with_a_short_crash_sequence() -> None:
             CarelessStore, settings=settings(FAST, max_examples=30, stateful_step_count=6)
         )
     assert "recover raised: JSONDecodeError" in str(info.value)
+
+
+class RenameWithoutFsyncStore(CrashMachine):
+    workload = "tests.crash.workloads:rename_without_fsync_writer"
+    recover = "tests.crash.workloads:recover"
+    mode = "power-loss"
+    max_states = 32
+
+
+def test_power_loss_machine_finds_the_missing_fsync() -> None:
+    with pytest.raises(AssertionError, match=r"mode power-loss.*\n(.*\n)*.*crash state: power cut"):
+        run_state_machine_as_test(RenameWithoutFsyncStore, settings=settings(FAST, max_examples=20))
