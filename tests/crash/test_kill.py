@@ -236,3 +236,11 @@ def test_report_as_dict_is_json_ready(tmp_path: Path) -> None:
     assert data["ok"] is False
     assert data["failures"][0]["losses"][0]["key"] == "k1"
     assert data["cycles"][0]["kill_point"] == "after ack #2 ('k1')"
+
+
+def test_timed_kill_before_the_child_started_is_a_crash_at_start_up(tmp_path: Path) -> None:
+    report = H.run(
+        w.safe_writer, w.recover, state_dir=tmp_path, cycles=3, kill="random-time:0.000001"
+    )
+    report.assert_ok()
+    assert report.acked_writes == 0

@@ -126,3 +126,16 @@ def test_pathlib_writer_passes_kill_but_fails_power_loss(tmp_path: Path) -> None
     H.run(w.pathlib_writer, w.recover, state_dir=tmp_path / "k", cycles=10).assert_ok()
     report = H.run(w.pathlib_writer, w.recover, state_dir=tmp_path / "p", mode="power-loss")
     assert not report.ok
+
+
+def test_power_loss_with_timed_kills(tmp_path: Path) -> None:
+    report = H.run(
+        w.safe_writer,
+        w.recover,
+        state_dir=tmp_path,
+        cycles=5,
+        mode="power-loss",
+        kill="random-time:0.05",
+    )
+    report.assert_ok()
+    assert all(c.ended.startswith("random-time: killed after") for c in report.cycles)
