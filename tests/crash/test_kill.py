@@ -244,3 +244,8 @@ def test_timed_kill_before_the_child_started_is_a_crash_at_start_up(tmp_path: Pa
     )
     report.assert_ok()
     assert report.acked_writes == 0
+
+
+def test_hanging_recover_is_a_timeout_naming_the_cycle(tmp_path: Path) -> None:
+    with pytest.raises(CrashTimeoutError, match=r"cycle 1 \(seed 7\): recover did not finish"):
+        H.run(w.safe_writer, w.hanging_recover, state_dir=tmp_path, kill="acks:1", timeout=0.5)

@@ -327,3 +327,9 @@ def pathlib_writer(state_dir: str) -> None:
         tmp.replace(root / STATE)
         pytest_edge.ack(f"k{i}", i)
         i += 1
+
+
+def hanging_recover(state_dir: str) -> dict[str, Any]:
+    """A recovery that never finishes (e.g. waits for a lock a dead process held)."""
+    time.sleep(3600)
+    return {}
