@@ -63,7 +63,10 @@ def main(argv: list[str]) -> None:
     except BaseException as exc:
         _reply(replies, {"error": f"{type(exc).__name__}: {exc}", "tb": traceback.format_exc()})
         return
-    _reply(replies, {"ok": True})
+    import threading
+
+    threads = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    _reply(replies, {"ok": True, "threads": threads})
     for line in commands:
         message = json.loads(line)
         role, args = message["run"], message["args"]

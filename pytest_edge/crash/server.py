@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_edge.crash.errors import CrashHarnessError
+from pytest_edge.crash.errors import CrashHarnessError, CrashHarnessWarning
 
 _BOOT = "import sys; from pytest_edge.crash._server import main; main(sys.argv[1:])"
 
@@ -47,6 +48,11 @@ class TemplateServer:
         self.log_path = workdir / "children.log"
         cmd_r, self._cmd_w = os.pipe()
         self._rep_r, rep_w = os.pipe()
+        env = dict(os.environ)
+        # Keep the template single-threaded: native thread pools (BLAS, OpenMP) would otherwise
+        # start at import and be lost in every fork. The children inherit these settings.
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, "1")
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [sys.executable, "-c", _BOOT, str(cmd_r), str(rep_w)],
@@ -54,6 +60,7 @@ class TemplateServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                env=env,
             )
         os.close(cmd_r)
         os.close(rep_w)
@@ -71,6 +78,14 @@ class TemplateServer:
             raise ValueError(
                 f"crash harness: cannot load {targets}: {detail}\n{self.log_tail()}"
                 + ("" if reply is None else reply.get("tb", ""))
+            )
+        if reply.get("threads"):
+            warnings.warn(
+                f"crash harness: importing {targets} started threads {reply['threads']}; "
+                "children are forked from that process and get none of them. Start threads "
+                "inside the workload instead.",
+                CrashHarnessWarning,
+                stacklevel=3,
             )
 
     def _send(self, message: dict[str, Any]) -> None:

@@ -249,3 +249,15 @@ def test_timed_kill_before_the_child_started_is_a_crash_at_start_up(tmp_path: Pa
 def test_hanging_recover_is_a_timeout_naming_the_cycle(tmp_path: Path) -> None:
     with pytest.raises(CrashTimeoutError, match=r"cycle 1 \(seed 7\): recover did not finish"):
         H.run(w.safe_writer, w.hanging_recover, state_dir=tmp_path, kill="acks:1", timeout=0.5)
+
+
+def test_threads_started_at_import_are_warned_about(tmp_path: Path) -> None:
+    from pytest_edge.crash import CrashHarnessWarning
+
+    with pytest.warns(CrashHarnessWarning, match=r"started threads \['import-time-thread'\]"):
+        H.run(
+            "tests.crash.threaded_module:workload",
+            "tests.crash.threaded_module:recover",
+            state_dir=tmp_path,
+            cycles=1,
+        )
