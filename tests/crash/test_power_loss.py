@@ -139,3 +139,10 @@ def test_power_loss_with_timed_kills(tmp_path: Path) -> None:
     )
     report.assert_ok()
     assert all(c.ended.startswith("random-time: killed after") for c in report.cycles)
+
+
+def test_rename_without_directory_fsync_is_found(tmp_path: Path) -> None:
+    report = H.run(w.no_dirsync_writer, w.recover, state_dir=tmp_path, mode="power-loss")
+    assert not report.ok
+    assert "metadata ops persisted: 0/" in (report.failures[0].crash_state or "")
+    H.run(w.no_dirsync_writer, w.recover, state_dir=tmp_path / "kill", cycles=10).assert_ok()

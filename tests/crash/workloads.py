@@ -333,3 +333,19 @@ def hanging_recover(state_dir: str) -> dict[str, Any]:
     """A recovery that never finishes (e.g. waits for a lock a dead process held)."""
     time.sleep(3600)
     return {}
+
+
+def no_dirsync_writer(state_dir: str) -> None:
+    """Temp file + fsync + os.replace, then ack, but the directory is never fsynced."""
+    state = _load(state_dir)
+    path = os.path.join(state_dir, STATE)
+    i = _keys(state)
+    while True:
+        state[f"k{i}"] = i
+        with open(path + ".tmp", "w") as f:
+            json.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        pytest_edge.ack(f"k{i}", i)
+        i += 1
