@@ -261,3 +261,12 @@ def test_threads_started_at_import_are_warned_about(tmp_path: Path) -> None:
             state_dir=tmp_path,
             cycles=1,
         )
+
+
+def test_ack_of_a_value_json_cannot_carry_is_a_workload_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        WorkloadError,
+        match=r"pytest_edge.ack\('tags', ...\): the value must "
+        r"survive a JSON round trip",
+    ):
+        H.run(w.unserialisable_writer, w.recover, state_dir=tmp_path)

@@ -349,3 +349,8 @@ def no_dirsync_writer(state_dir: str) -> None:
         os.replace(path + ".tmp", path)
         pytest_edge.ack(f"k{i}", i)
         i += 1
+
+
+def unserialisable_writer(state_dir: str) -> None:
+    """Acknowledges a set, which JSON cannot carry."""
+    pytest_edge.ack("tags", {"a", "b"})
