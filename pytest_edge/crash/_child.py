@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import fcntl
 import io
 import json
 import os
@@ -177,8 +178,6 @@ class Tracer:
 
     @staticmethod
     def _append(fd: int) -> bool:
-        import fcntl
-
         return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
 
     def record_write(self, fd: int, offset: int, data: bytes) -> None:
