@@ -17,6 +17,14 @@ if TYPE_CHECKING:
         CrashReport,
         LostWritesError,
     )
+    from pytest_edge.device import (
+        DeviceView,
+        EdgeDevice,
+        IsolatedChildDied,
+        IsolationError,
+        RemoteError,
+        SimulatedMachine,
+    )
     from pytest_edge.durable import DELETED, ack, crashpoint, intent
     from pytest_edge.machine import (
         Accelerator,
@@ -25,6 +33,14 @@ if TYPE_CHECKING:
         MemoryReading,
         current_machine,
         use_machine,
+    )
+    from pytest_edge.profiles import (
+        DeviceProfile,
+        ProfileError,
+        StorageSpec,
+        UnknownProfileError,
+        list_profiles,
+        load_profile,
     )
 
 # public name -> module that defines it
@@ -44,6 +60,18 @@ _EXPORTS: dict[str, str] = {
     "MemoryReading": "pytest_edge.machine",
     "current_machine": "pytest_edge.machine",
     "use_machine": "pytest_edge.machine",
+    "DeviceProfile": "pytest_edge.profiles",
+    "ProfileError": "pytest_edge.profiles",
+    "StorageSpec": "pytest_edge.profiles",
+    "UnknownProfileError": "pytest_edge.profiles",
+    "list_profiles": "pytest_edge.profiles",
+    "load_profile": "pytest_edge.profiles",
+    "DeviceView": "pytest_edge.device",
+    "EdgeDevice": "pytest_edge.device",
+    "IsolatedChildDied": "pytest_edge.device",
+    "IsolationError": "pytest_edge.device",
+    "RemoteError": "pytest_edge.device",
+    "SimulatedMachine": "pytest_edge.device",
 }
 
 __all__ = [
@@ -53,14 +81,26 @@ __all__ = [
     "CrashHarnessError",
     "CrashHarnessWarning",
     "CrashReport",
+    "DeviceProfile",
+    "DeviceView",
+    "EdgeDevice",
     "HostMachine",
+    "IsolatedChildDied",
+    "IsolationError",
     "LostWritesError",
     "Machine",
     "MemoryReading",
+    "ProfileError",
+    "RemoteError",
+    "SimulatedMachine",
+    "StorageSpec",
+    "UnknownProfileError",
     "ack",
     "crashpoint",
     "current_machine",
     "intent",
+    "list_profiles",
+    "load_profile",
     "use_machine",
 ]
 __version__ = "0.1.0"
