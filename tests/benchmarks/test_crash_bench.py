@@ -2,7 +2,8 @@
 
 Each figure comes with a baseline from the same session: the naive way of doing the same
 work with a fresh interpreter per child (what the template process saves). Quick sizes under
-``make test``; full sizes with ``--run-slow`` (``make bench``). Figures are in extra_info.
+``make test``; full sizes with ``--run-slow`` (``make bench``), which also prints the figures
+and the ratio. The figures are in each benchmark's extra_info too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from pytest_edge.crash.harness import CrashSession
 from tests.crash import workloads as w
 
 FULL = pytest.mark.slow
+_FIGURES: dict[str, float] = {}
+
+
+def _show(capsys: pytest.CaptureFixture[str], line: str) -> None:
+    """Print a figure into the terminal output of ``make bench`` (outside capture)."""
+    with capsys.disabled():
+        print(f"\ncrash bench: {line}")
 
 
 def _naive_cycle(state_dir: Path) -> None:
@@ -37,33 +45,45 @@ def _naive_cycle(state_dir: Path) -> None:
     proc.wait()
     proc.stdout.close()
     subprocess.run(
-        [sys.executable, "-c", code.format(fn="counter_recover"), str(state_dir)], check=True
+        [sys.executable, "-c", code.format(fn="counter_recover"), str(state_dir)],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
-
-
-def _kill_cycles(benchmark: Any, state_dir: Path, cycles: int) -> None:
-    with CrashSession(w.counter_writer, w.counter_recover, state_dir=state_dir, seed=1) as s:
-        started = time.perf_counter()
-        benchmark.pedantic(s.cycle, args=("acks:5",), rounds=cycles, iterations=1)
-        elapsed = time.perf_counter() - started
-        s.report.assert_ok()
-    benchmark.extra_info["cycles_per_second"] = round(cycles / elapsed, 1)
 
 
 @pytest.mark.parametrize(
     "cycles", [pytest.param(10, id="quick"), pytest.param(200, id="full", marks=FULL)]
 )
-def test_kill_cycles_per_second(benchmark: Any, fast_state_dir: Path, cycles: int) -> None:
-    _kill_cycles(benchmark, fast_state_dir, cycles)
+def test_kill_cycles_per_second(
+    benchmark: Any, fast_state_dir: Path, cycles: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with CrashSession(w.counter_writer, w.counter_recover, state_dir=fast_state_dir, seed=1) as s:
+        started = time.perf_counter()
+        benchmark.pedantic(s.cycle, args=("acks:5",), rounds=cycles, iterations=1)
+        rate = cycles / (time.perf_counter() - started)
+        s.report.assert_ok()
+    benchmark.extra_info["cycles_per_second"] = round(rate, 1)
+    _FIGURES["kill"] = rate
+    if cycles >= 100:
+        _show(capsys, f"{rate:.1f} kill-restart-recover cycles/s (target >= 20)")
 
 
 @pytest.mark.parametrize(
     "cycles", [pytest.param(2, id="quick"), pytest.param(20, id="full", marks=FULL)]
 )
-def test_kill_cycles_naive_baseline(benchmark: Any, fast_state_dir: Path, cycles: int) -> None:
+def test_kill_cycles_naive_baseline(
+    benchmark: Any, fast_state_dir: Path, cycles: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = time.perf_counter()
     benchmark.pedantic(_naive_cycle, args=(fast_state_dir,), rounds=cycles, iterations=1)
-    benchmark.extra_info["cycles_per_second"] = round(cycles / (time.perf_counter() - started), 1)
+    rate = cycles / (time.perf_counter() - started)
+    benchmark.extra_info["cycles_per_second"] = round(rate, 1)
+    if cycles >= 20 and "kill" in _FIGURES:
+        _show(
+            capsys,
+            f"naive baseline {rate:.1f} cycles/s; the harness is "
+            f"{_FIGURES['kill'] / rate:.1f}x faster",
+        )
 
 
 @pytest.mark.parametrize(
@@ -71,7 +91,11 @@ def test_kill_cycles_naive_baseline(benchmark: Any, fast_state_dir: Path, cycles
     [pytest.param(1, 100, id="quick"), pytest.param(10, 1000, id="full", marks=FULL)],
 )
 def test_power_loss_states_per_second(
-    benchmark: Any, fast_state_dir: Path, cycles: int, states: int
+    benchmark: Any,
+    fast_state_dir: Path,
+    cycles: int,
+    states: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     reports = []
 
@@ -93,3 +117,9 @@ def test_power_loss_states_per_second(
     benchmark.extra_info["states_checked"] = report.states_checked
     benchmark.extra_info["states_per_second"] = round(report.states_per_second, 1)
     assert report.states_checked > 0
+    if cycles >= 10:
+        _show(
+            capsys,
+            f"{report.states_per_second:.0f} power-loss crash states checked/s "
+            f"({report.states_checked} states; target >= 500)",
+        )
