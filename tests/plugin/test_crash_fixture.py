@@ -71,7 +71,7 @@ def test_fixture_runs_cycles_and_passes(pytester: pytest.Pytester) -> None:
         """,
     )
     pytester.syspathinsert()
-    result = pytester.runpytest("-s", "-p", "no:randomly")
+    result = pytester.runpytest("-s")
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
