@@ -146,3 +146,33 @@ def test_timeout_error_names_the_cycle(pytester: pytest.Pytester) -> None:
             "kill point 'crashpoint:nowhere:1'*"
         ]
     )
+
+
+def test_workload_defined_in_the_test_module_itself(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_inline="""
+        import os
+        import pytest_edge
+
+        def workload(state_dir):
+            path = os.path.join(state_dir, "n")
+            n = int(open(path).read()) if os.path.exists(path) else 0
+            while True:
+                n += 1
+                pytest_edge.intent("n", n)
+                with open(path, "w") as f:
+                    f.write(str(n))
+                pytest_edge.ack("n", n)
+
+        def recover(state_dir):
+            path = os.path.join(state_dir, "n")
+            text = open(path).read() if os.path.exists(path) else ""
+            return {"n": int(text)} if text else {}
+
+        def test_inline(edge_crash, tmp_path):
+            report = edge_crash.run(workload, recover, state_dir=tmp_path, cycles=5, kill="acks:3")
+            report.assert_ok()
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
