@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.durable import ack, intent
 from reference_impl.concurrency_management import (
     DeviceRateBackend,
     QueueFullError,
@@ -25,11 +26,14 @@ from reference_impl.database_optimization import (
     EdgeDatabaseError,
     EdgeDatabaseOptimizer,
 )
+from reference_impl.embeddings import HashedLexicalEmbedder
 from reference_impl.memory_management import DeviceMemoryManager, WatermarkLevel
 from reference_impl.production_patterns import (
     GracefulDegradationManager,
     StateCorruptedError,
+    StateDurabilityError,
     StatePersistenceManager,
+    StateWriteError,
 )
 
 Result = dict[str, Any]
@@ -38,6 +42,48 @@ STATE_FILE = "agent_state.bin"
 
 
 # --- production_patterns: state persistence ---------------------------------------------------
+
+
+def agent_state_saves(state_dir: Path, saves: int = 200, payload_bytes: int = 256) -> Result:
+    """An agent checkpoints its state after every step and acknowledges each saved step.
+
+    On restart (a crash cycle) it loads what is on disk and continues from there, as a real
+    agent would. Every `save_state` that returns is acknowledged: its step must survive.
+    """
+    manager = StatePersistenceManager(Path(state_dir) / STATE_FILE)
+    manager.load_state()
+    start = int(manager.get_state("step", 0))
+    filler = "x" * payload_bytes
+    done = errors = 0
+    for step in range(start + 1, start + saves + 1):
+        note = (f"note-{step % 16}", f"{step}:{filler}")
+        manager.set_state("step", step)
+        manager.set_state(*note)
+        # The save may land even if the process dies before it returns: an intent, not an ack.
+        intent("step", step)
+        intent(*note)
+        try:
+            manager.save_state()
+        except StateDurabilityError:
+            # fsync failed: what is on disk is unknown; a real agent restarts and reloads.
+            errors += 1
+            manager = StatePersistenceManager(Path(state_dir) / STATE_FILE)
+            manager.load_state()
+            continue
+        except StateWriteError:
+            errors += 1
+            continue
+        ack("step", step)
+        ack(*note)
+        done += 1
+    return {"items": done, "errors": errors, "unit": "saves"}
+
+
+def recover_agent_state(state_dir: str) -> dict[str, Any]:
+    """What a restarted agent finds: the newest valid generation on disk."""
+    manager = StatePersistenceManager(Path(state_dir) / STATE_FILE)
+    manager.load_state()
+    return manager.as_dict()
 
 
 def corrupted_state_recovery(
@@ -363,6 +409,50 @@ def _batch_counts(db_path: Path) -> dict[int, tuple[int, int]]:
 def _corpus(documents: int, seed: int) -> list[str]:
     rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
     return [_sentence(rng, 30) for _ in range(documents)]
+
+
+def rag_ingest(
+    state_dir: Path, documents: int = 400, batch_size: int = 40, dim: int = 128, seed: int = 11
+) -> Result:
+    """Ingest documents and their embeddings batch by batch; resume after a restart.
+
+    Each batch is two transactions (documents, then vectors); the batch is acknowledged once
+    both are committed. A restarted ingest reads what is already stored and continues, so a
+    half-ingested batch gets its missing half. At the end a vector query must find the first
+    document (the store is usable, not merely non-empty).
+    """
+    texts = _corpus(documents, seed)
+    embedder = HashedLexicalEmbedder(dim)
+    db_path = Path(state_dir) / _DB_FILE
+    done = errors = 0
+    with EdgeDatabaseOptimizer(_db_config(state_dir)) as db:
+        counts = _batch_counts(db_path)
+        for b, start in enumerate(range(0, documents, batch_size)):
+            idx = range(start, min(start + batch_size, documents))
+            have_docs, have_vectors = counts.get(b, (0, 0))
+            if have_docs == 0:
+                db.batch_insert_documents(
+                    {"title": f"doc {i}", "content": texts[i], "metadata": {"batch": b}}
+                    for i in idx
+                )
+            if have_vectors == 0:
+                vectors = embedder.embed([texts[i] for i in idx])
+                db.batch_insert_embeddings(
+                    {"vector_id": f"doc-{i}", "vector": vectors[k], "metadata": {"batch": b}}
+                    for k, i in enumerate(idx)
+                )
+            ack(f"batch-{b}", {"docs": len(idx), "vectors": len(idx)})
+            done += len(idx)
+        hits = db.search_similar(embedder.embed([texts[0]])[0], top_k=1)
+        if not hits or hits[0].get("vector_id") != "doc-0":
+            errors += 1
+    return {"items": done, "errors": errors, "unit": "docs"}
+
+
+def recover_rag_store(state_dir: str) -> dict[str, Any]:
+    """What a restarted ingest finds: per batch, the documents and vectors stored."""
+    counts = _batch_counts(Path(state_dir) / _DB_FILE)
+    return {f"batch-{b}": {"docs": d, "vectors": v} for b, (d, v) in sorted(counts.items())}
 
 
 def create_rag_store(state_dir: Path, **_params: Any) -> None:

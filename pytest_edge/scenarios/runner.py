@@ -12,7 +12,6 @@ Usable without pytest: ``ScenarioRunner(scenario, device, seed, workdir).run()``
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shutil
 import sys
@@ -149,8 +148,7 @@ class ScenarioRunner:
         )
 
     def _crash_cycles(self) -> CrashSummary:
-        crash_pkg: Any = importlib.import_module("pytest_edge.crash")
-        CrashHarness = crash_pkg.CrashHarness
+        from pytest_edge.crash import CrashHarness
 
         sc = self.scenario
         assert sc.crash is not None
