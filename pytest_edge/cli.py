@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 
 from pytest_edge.machine import MIB, current_machine
 
+THRESHOLD_HELP = "regression threshold: '10%%' or '0.10' (default 10%%)"
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -34,6 +36,60 @@ def _tristate(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
+def _threshold_arg(text: str) -> float:
+    from pytest_edge.bench.compare import parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"pytest-edge {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pytest_edge.bench.compare import compare_history, compare_runs
+    from pytest_edge.bench.data import BadBenchmarkInput, history_files, load_history, load_run
+    from pytest_edge.bench.report import benchmark_section
+    from pytest_edge.report.model import EdgeReport
+    from pytest_edge.report.write import append_step_summary, format_for_path, render
+
+    files: list[str] = args.files
+    expected = 1 if args.history else 2
+    if len(files) != expected:
+        shape = "--history DIR CURRENT" if args.history else "BASELINE CURRENT"
+        return _fail("compare", f"expected {shape}, got {len(files)} file(s): {' '.join(files)}")
+    if args.runs < 1:
+        return _fail("compare", f"--runs={args.runs}: must be 1 or more")
+    try:
+        fmt = args.format or (format_for_path(args.output) if args.output else "text")
+        current = load_run(files[-1])
+        if args.history:
+            current_path = Path(files[-1]).resolve()
+            paths = [p for p in history_files(args.history) if p.resolve() != current_path]
+            if not paths:
+                raise BadBenchmarkInput(f"{args.history}: no earlier runs besides {files[-1]}")
+            comparison = compare_history(load_history(paths, args.runs), current, args.threshold)
+        else:
+            comparison = compare_runs(load_run(files[0]), current, args.threshold)
+    except (BadBenchmarkInput, ValueError) as error:
+        return _fail("compare", str(error))
+    report = EdgeReport("pytest-edge compare").with_section(benchmark_section((), comparison))
+    text = render(report, fmt)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"pytest-edge compare: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    append_step_summary(report)
+    return comparison.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-edge", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -41,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
         "machine", help="show what this machine looks like to pytest-edge"
     )
     machine.set_defaults(run=_machine)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare pytest-benchmark JSON runs: regressions exit with status 1",
+        description="Compare CURRENT with BASELINE (two pytest-benchmark JSON files), or with "
+        "the spread of the last runs saved in a directory (--history DIR CURRENT). Exit "
+        "status: 0 no regression, 1 a significant regression beyond the threshold, 2 bad input.",
+    )
+    compare.add_argument("files", nargs="+", metavar="FILE", help="BASELINE CURRENT, or CURRENT")
+    compare.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
+    compare.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
+    compare.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    compare.add_argument("--history", default=None, metavar="DIR", help="saved runs (.benchmarks)")
+    compare.add_argument(
+        "--runs", type=int, default=5, metavar="N", help="history runs to use (default 5)"
+    )
+    compare.set_defaults(run=_compare)
     return parser
 
 

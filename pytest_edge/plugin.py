@@ -71,6 +71,13 @@ BENCH_KEY: pytest.StashKey[BenchSession] = pytest.StashKey()
 _WORKER_UNTIMED = "edge_bench_untimed"
 
 
+def edge_report(config: pytest.Config) -> ReportCollector:
+    """The run's report collector (created on first use, so any hook may add sections)."""
+    from pytest_edge.report.collector import ReportCollector
+
+    return config.stash.setdefault(REPORT_KEY, ReportCollector())
+
+
 def _threshold_arg(text: str) -> float:
     import argparse
 
@@ -126,7 +133,6 @@ class _BenchPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         from pytest_edge.bench.session import BenchSession
-        from pytest_edge.report.collector import ReportCollector
 
         self.config = config
         self.worker = hasattr(config, "workerinput")
@@ -148,10 +154,9 @@ class _BenchPlugin:
             threshold,
             fail_on_regression=fail_threshold is not None,
         )
-        self.collector = ReportCollector()
+        self.collector = edge_report(config)
         self.step_summary: Path | None = None
         config.stash[BENCH_KEY] = self.session
-        config.stash[REPORT_KEY] = self.collector
 
     def _baseline(self, choice: str) -> Any:
         from pytest_benchmark.utils import get_machine_id
