@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pytest_edge.machine import MIB, current_machine
 
@@ -90,6 +91,59 @@ def _compare(args: argparse.Namespace) -> int:
     return comparison.exit_code
 
 
+def _emit(report_title: str, comparison: Any, args: argparse.Namespace, command: str) -> int:
+    from pathlib import Path
+
+    from pytest_edge.bench.report import benchmark_section
+    from pytest_edge.report.model import EdgeReport
+    from pytest_edge.report.write import append_step_summary, format_for_path, render
+
+    try:
+        fmt = args.format or (format_for_path(args.output) if args.output else "text")
+    except ValueError as error:
+        return _fail(command, str(error))
+    report = EdgeReport(report_title).with_section(benchmark_section((), comparison))
+    text = render(report, fmt)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"pytest-edge {command}: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    append_step_summary(report)
+    code: int = comparison.exit_code
+    return code
+
+
+def _ab(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pytest_edge.bench.ab import ABError, run_ab
+    from pytest_edge.bench.data import BadBenchmarkInput
+    from pytest_edge.report.write import format_for_path
+
+    if args.output and not args.format:
+        try:
+            format_for_path(args.output)
+        except ValueError as error:
+            return _fail("ab", str(error))
+    if not 0 < args.alpha < 1:
+        return _fail("ab", f"--alpha={args.alpha}: must be between 0 and 1")
+    try:
+        comparison = run_ab(
+            Path.cwd(),
+            args.rev_a,
+            args.rev_b,
+            args.pytest_args,
+            runs=args.runs,
+            threshold=args.threshold,
+            alpha=args.alpha,
+            progress=lambda line: print(f"pytest-edge ab: {line}", file=sys.stderr),
+        )
+    except (BadBenchmarkInput, ABError) as error:
+        return _fail("ab", str(error))
+    return _emit("pytest-edge ab", comparison, args, "ab")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-edge", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -114,11 +168,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs", type=int, default=5, metavar="N", help="history runs to use (default 5)"
     )
     compare.set_defaults(run=_compare)
+
+    ab = commands.add_parser(
+        "ab",
+        help="benchmark two git revisions interleaved and compare them pair by pair",
+        description="Check out REV_A and REV_B in temporary git worktrees, run their benchmarks "
+        "alternately in fresh pytest processes (A B, B A, ...), and compare the per-run medians "
+        "with a paired test. Arguments after -- go to pytest (e.g. -- tests/benchmarks). Exit "
+        "status: 0 no regression of B against A, 1 a regression, 2 bad input or a failed run.",
+    )
+    ab.add_argument("rev_a", metavar="REV_A")
+    ab.add_argument("rev_b", metavar="REV_B")
+    ab.add_argument("--runs", type=int, default=5, metavar="N", help="pairs of runs (default 5)")
+    ab.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
+    ab.add_argument(
+        "--alpha", type=float, default=0.01, help="p below which a change counts (default 0.01)"
+    )
+    ab.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
+    ab.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    ab.set_defaults(pytest_args=[])
+    ab.set_defaults(run=_ab)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" belongs to pytest (`pytest-edge ab A B -- tests -k x`);
+    # argparse mishandles "--" inside subcommands, so it is split off here.
+    passthrough: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, passthrough = words[:cut], words[cut + 1 :]
+    args = build_parser().parse_args(words)
+    if passthrough:
+        if not hasattr(args, "pytest_args"):
+            return _fail(args.command, f"unexpected arguments after --: {' '.join(passthrough)}")
+        args.pytest_args = [*args.pytest_args, *passthrough]
     run: Command = args.run
     return run(args)
 
