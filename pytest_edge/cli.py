@@ -144,6 +144,27 @@ def _ab(args: argparse.Namespace) -> int:
     return _emit("pytest-edge ab", comparison, args, "ab")
 
 
+def _instructions(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from pytest_edge.bench.instructions import InstructionCountError, count_instructions
+
+    if ":" not in args.target:
+        return _fail("instructions", f"{args.target!r} is not MODULE:FUNCTION")
+    try:
+        values = json.loads(args.args)
+        if not isinstance(values, list):
+            raise ValueError("--args must be a JSON list")
+        count = count_instructions(
+            args.target, values, calls=args.calls, extra_path=[str(Path.cwd())]
+        )
+    except (ValueError, InstructionCountError) as error:
+        return _fail("instructions", str(error))
+    print(f"{count.target}: {count.per_call:,.0f} instructions per call ({count.tool})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-edge", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -188,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
     ab.set_defaults(pytest_args=[])
     ab.set_defaults(run=_ab)
+
+    instructions = commands.add_parser(
+        "instructions",
+        help="count a function's instructions per call with valgrind's callgrind",
+        description="Repeatable cost of CPU-bound code: instructions per call of "
+        "MODULE:FUNCTION (importable from the current directory) under callgrind.",
+    )
+    instructions.add_argument("target", metavar="MODULE:FUNCTION")
+    instructions.add_argument("--args", default="[]", help="JSON list of positional arguments")
+    instructions.add_argument("--calls", type=int, default=10, help="calls counted (default 10)")
+    instructions.set_defaults(run=_instructions)
     return parser
 
 

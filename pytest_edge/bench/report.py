@@ -5,7 +5,7 @@ The section's ``data`` (schema ``pytest-edge-benchmarks/1``)::
     {"schema": "pytest-edge-benchmarks/1",
      "throughput": [{"benchmark", "group", "items", "unit", "timed", "median_s",
                      "items_per_s", "rounds", "peak_memory_bytes", "profile",
-                     "device_items_per_s_estimate"}],
+                     "device_items_per_s_estimate", "instructions_per_call"}],
      "comparison": null | {"mode", "baseline", "current", "threshold", "alpha",
                            "exit_code", "warnings", "notes",
                            "results": [{"benchmark", "group", "verdict", "regression",
@@ -140,6 +140,7 @@ def throughput_to_dict(result: ThroughputResult) -> dict[str, Any]:
         "peak_memory_bytes": result.peak_memory_bytes,
         "profile": result.profile,
         "device_items_per_s_estimate": result.device_items_per_second,
+        "instructions_per_call": result.instructions_per_call,
     }
 
 
@@ -282,6 +283,16 @@ def comparison_blocks(comparison: Comparison) -> list[Block]:
 
 
 def throughput_blocks(results: Sequence[ThroughputResult]) -> list[Block]:
+    counted = any(r.instructions_per_call is not None for r in results)
+    columns = (
+        "benchmark",
+        "median time",
+        "throughput",
+        "peak memory (tracemalloc)",
+        "profile",
+        "device throughput (estimate)",
+        *(("instructions/call (callgrind)",) if counted else ()),
+    )
     rows = tuple(
         (
             r.fullname,
@@ -290,22 +301,15 @@ def throughput_blocks(results: Sequence[ThroughputResult]) -> list[Block]:
             format_bytes(r.peak_memory_bytes),
             r.profile or "host",
             format_rate(r.device_items_per_second, r.unit),
+            *(
+                (f"{r.instructions_per_call:,.0f}" if r.instructions_per_call else "-",)
+                if counted
+                else ()
+            ),
         )
         for r in results
     )
-    blocks: list[Block] = [
-        Table(
-            (
-                "benchmark",
-                "median time",
-                "throughput",
-                "peak memory (tracemalloc)",
-                "profile",
-                "device throughput (estimate)",
-            ),
-            rows,
-        )
-    ]
+    blocks: list[Block] = [Table(columns, rows)]
     if any(r.device_items_per_second is not None for r in results):
         blocks.append(Paragraph("device throughput is an " + ESTIMATE_NOTE, "estimate"))
     return blocks

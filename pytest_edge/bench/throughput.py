@@ -9,6 +9,7 @@ profile, and a projected throughput on that device labelled as an estimate.
 from __future__ import annotations
 
 import math
+import sys
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class ThroughputResult:
     peak_memory_bytes: int | None = None
     profile: str | None = None
     device_items_per_second: float | None = None
+    instructions_per_call: float | None = None
 
     @property
     def items_per_second(self) -> float | None:
@@ -154,11 +156,14 @@ class EdgeBenchmark:
         *args: Any,
         items: float,
         unit: str,
+        instructions: bool = False,
         **kwargs: Any,
     ) -> T:
         """Time ``function(*args, **kwargs)`` and record ``items`` per call as a throughput.
 
-        Returns what the function returned, as ``benchmark(...)`` does.
+        With ``instructions=True`` also count the instructions of one call with callgrind
+        (an importable function with JSON-able positional arguments; skipped, and said so,
+        where valgrind is missing). Returns what the function returned, as ``benchmark(...)``.
         """
         count, unit = _validate(items, unit)
         result: T = self.benchmark(function, *args, **kwargs)
@@ -195,6 +200,7 @@ class EdgeBenchmark:
             samples=_kept_samples(data),
             samples_total=len(data),
         )
+        per_call = self._instructions(function, args, kwargs, info) if instructions else None
         device_rate = None
         if profile is not None and profile.cpu_speed_factor:
             device_rate = count / med * profile.cpu_speed_factor
@@ -217,9 +223,36 @@ class EdgeBenchmark:
                 peak_memory_bytes=peak,
                 profile=info["profile"],
                 device_items_per_second=device_rate,
+                instructions_per_call=per_call,
             )
         )
         return result
+
+    def _instructions(
+        self,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        info: dict[str, Any],
+    ) -> float | None:
+        from pytest_edge.bench.instructions import (
+            InstructionCountError,
+            count_instructions,
+            target_of,
+        )
+
+        if kwargs:
+            raise ValueError("instructions=True needs positional, JSON-able arguments only")
+        try:
+            count = count_instructions(
+                target_of(function), args, extra_path=[p for p in sys.path if p]
+            )
+        except InstructionCountError as error:
+            info["instructions"] = f"not measured: {error}"
+            return None
+        info["instructions_per_call"] = count.per_call
+        info["instructions_tool"] = count.tool
+        return count.per_call
 
     def _emit(self, result: ThroughputResult) -> None:
         if self._sink is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,25 @@ def test_report_goes_to_the_github_step_summary(
     result = pytester.runpytest(*FAST, "--edge-report=r.html")
     result.stdout.fnmatch_lines([f"edge: Markdown report appended to {summary}"])
     assert "### Benchmarks" in summary.read_text()
+
+
+@pytest.mark.slow
+def test_instruction_count_beside_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        cgwork="def work(n):\n    return sum(i * i for i in range(n))\n",
+        test_cg="""
+        from cgwork import work
+
+        def test_cg(edge_benchmark):
+            edge_benchmark.throughput(work, 2000, items=1, unit="calls", instructions=True)
+        """,
+    )
+    result = pytester.runpytest(*FAST, "--benchmark-json=out.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*instructions/call (callgrind)*"])
+    edge = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]["extra_info"]
+    per_call = edge["edge"].get("instructions_per_call")
+    if shutil.which("valgrind"):
+        assert per_call > 10_000
+    else:
+        assert edge["edge"]["instructions"].startswith("not measured: valgrind")
