@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_edge.bench.corpus import Corpus, make_corpus
+    from pytest_edge.bench.throughput import EdgeBenchmark
     from pytest_edge.machine import (
         Accelerator,
         HostMachine,
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "Accelerator": "pytest_edge.machine",
+    "Corpus": "pytest_edge.bench.corpus",
+    "EdgeBenchmark": "pytest_edge.bench.throughput",
+    "make_corpus": "pytest_edge.bench.corpus",
     "HostMachine": "pytest_edge.machine",
     "Machine": "pytest_edge.machine",
     "MemoryReading": "pytest_edge.machine",
@@ -31,10 +36,13 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Accelerator",
+    "Corpus",
+    "EdgeBenchmark",
     "HostMachine",
     "Machine",
     "MemoryReading",
     "current_machine",
+    "make_corpus",
     "use_machine",
 ]
 __version__ = "0.1.0"

@@ -156,23 +156,38 @@ class _BenchPlugin:
         )
         self.collector = edge_report(config)
         self.step_summary: Path | None = None
+        self.saved = self._saved_runs() if self.report_path and not self.worker else []
         config.stash[BENCH_KEY] = self.session
 
-    def _baseline(self, choice: str) -> Any:
+    def _storage(self) -> tuple[Path, str]:
+        """pytest-benchmark's storage folder and this machine's sub-folder name."""
         from pytest_benchmark.utils import get_machine_id
 
-        from pytest_edge.bench.data import BadBenchmarkInput, storage_path
+        from pytest_edge.bench.data import storage_path
+
+        machine_id: str = get_machine_id()  # type: ignore[no-untyped-call]
+        return storage_path(self.config.getoption("benchmark_storage", None)), machine_id
+
+    def _baseline(self, choice: str) -> Any:
+        from pytest_edge.bench.data import BadBenchmarkInput
         from pytest_edge.bench.session import resolve_baseline
 
         runs = self.config.getoption("edge_history_runs")
         if runs < 1:
             raise pytest.UsageError(f"--edge-history-runs={runs}: must be 1 or more")
         try:
-            storage = storage_path(self.config.getoption("benchmark_storage", None))
-            machine_id: str = get_machine_id()  # type: ignore[no-untyped-call]
-            return resolve_baseline(choice, storage, machine_id, runs)
+            return resolve_baseline(choice, *self._storage(), runs)
         except BadBenchmarkInput as error:
             raise pytest.UsageError(f"--edge-compare={choice}: {error}") from None
+
+    def _saved_runs(self) -> list[Path]:
+        """Runs saved before this session (listed now: an autosave at the end adds one)."""
+        from pytest_edge.bench.data import BadBenchmarkInput, saved_runs
+
+        try:
+            return saved_runs(*self._storage())
+        except BadBenchmarkInput:
+            return []
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         from pytest_edge.bench.throughput import DEFAULT_MIN_ROUNDS
@@ -222,12 +237,16 @@ class _BenchPlugin:
         from pytest_edge.bench.report import benchmark_section
 
         bench = self.session
-        bench.finish(self._machine_info())
+        machine_info = self._machine_info()
+        bench.finish(machine_info)
         if bench.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if bench.throughputs or bench.comparison or bench.messages:
+        charts = bench.history_charts(
+            self.saved, self.config.getoption("edge_history_runs"), machine_info
+        )
+        if bench.throughputs or bench.comparison or bench.messages or charts:
             self.collector.add(
-                benchmark_section(bench.throughputs, bench.comparison, bench.messages)
+                benchmark_section(bench.throughputs, bench.comparison, bench.messages, charts)
             )
         if self.report_path is None and bench.baseline is None:
             return

@@ -6,7 +6,7 @@ Holds the results seen in this session, resolves the baseline chosen with ``--ed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from pytest_edge.bench.data import (
     saved_runs,
 )
 from pytest_edge.bench.throughput import ThroughputResult
+from pytest_edge.report.model import Block
 
 XDIST_MESSAGE = (
     "{count} benchmark test(s) ran untimed: pytest-benchmark disables itself under "
@@ -116,6 +117,25 @@ class BenchSession:
             self.messages.append(f"--edge-compare: {error}")
             return None
         return self.comparison
+
+    def history_charts(
+        self, saved: Sequence[Path], runs: int, machine_info: Mapping[str, Any] | None = None
+    ) -> list[Block]:
+        """Median-over-saved-runs charts for the report (unreadable saved files are skipped).
+
+        In history mode the comparison already carries them.
+        """
+        from pytest_edge.bench.report import history_charts
+
+        if not self.results or (self.baseline is not None and self.baseline.mode == "history"):
+            return []
+        loaded = []
+        for path in list(saved)[-runs:]:
+            try:
+                loaded.append(load_run(path))
+            except BadBenchmarkInput:
+                continue
+        return history_charts(loaded, self.current_run(machine_info))
 
     @property
     def failed(self) -> bool:

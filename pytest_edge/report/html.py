@@ -29,7 +29,7 @@ svg text{font-size:11px;fill:#1b1f24}
 _WIDTH = 680
 _LEFT = 150
 _RIGHT = 20
-_COLORS = ("#8c959f", "#0969da", "#bf3989", "#1a7f37", "#9a6700")
+_COLORS = ("#8c959f",)  # earlier runs grey; the current run (or B) blue
 
 
 def _fmt(value: float) -> str:
@@ -80,7 +80,8 @@ def render_box_chart(chart: DistributionChart) -> str:
     for i, s in enumerate(chart.series):
         y = 15 + i * row
         mid = y + row / 2 - 4
-        color = _COLORS[min(i, len(_COLORS) - 1)] if i < len(chart.series) - 1 else "#0969da"
+        newer = s.label.endswith("current") or ": B " in s.label
+        color = "#0969da" if newer else _COLORS[0]
         parts.append(
             f'<text x="{_LEFT - 8}" y="{mid + 4:.1f}" text-anchor="end">'
             f"{escape(s.label)} (n={s.n})</text>"

@@ -270,3 +270,15 @@ def test_instruction_count_beside_time(pytester: pytest.Pytester) -> None:
         assert per_call > 10_000
     else:
         assert edge["edge"]["instructions"].startswith("not measured: valgrind")
+
+
+def test_report_draws_the_saved_history_without_a_comparison(pytester: pytest.Pytester) -> None:
+    bench(pytester)
+    pytester.runpytest(*FAST, "--edge-report=first.html").assert_outcomes(passed=1)
+    assert "<polyline" not in (pytester.path / "first.html").read_text()
+    for _ in range(2):
+        pytester.runpytest(*FAST, "--benchmark-autosave").assert_outcomes(passed=1)
+    pytester.runpytest(*FAST, "--edge-report=r.html").assert_outcomes(passed=1)
+    page = (pytester.path / "r.html").read_text()
+    assert "median over the saved runs" in page
+    assert "<polyline" in page
