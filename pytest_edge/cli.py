@@ -138,6 +138,8 @@ def _ab(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             alpha=args.alpha,
             progress=lambda line: print(f"pytest-edge ab: {line}", file=sys.stderr),
+            statistic=args.statistic,
+            keep=Path(args.keep) if args.keep else None,
         )
     except (BadBenchmarkInput, ABError) as error:
         return _fail("ab", str(error))
@@ -205,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument(
         "--alpha", type=float, default=0.01, help="p below which a change counts (default 0.01)"
     )
+    ab.add_argument(
+        "--statistic",
+        choices=("median", "p10", "min"),
+        default="median",
+        help="each run's time compared pair by pair (default median; p10 or min resist "
+        "contention from other processes, which only adds time)",
+    )
+    ab.add_argument("--keep", default=None, metavar="DIR", help="keep each run's JSON here")
     ab.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
     ab.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
     ab.set_defaults(pytest_args=[])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_edge.bench.ab import Revision, compare_pairs, run_ab
+from pytest_edge.bench.ab import Revision, compare_pairs, location, run_ab
 from pytest_edge.bench.compare import Verdict
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkRun
 from pytest_edge.cli import main
@@ -76,7 +76,7 @@ def test_paired_verdicts() -> None:
     (only,) = slower.results
     assert only.verdict is Verdict.SLOWER
     assert slower.exit_code == 1
-    assert "paired t on log ratios of 5 interleaved run pairs" in only.method
+    assert "paired t on log ratios of each run's median, 5 interleaved run pairs" in only.method
     assert only.ratio is not None
     assert only.ratio.low < 1.5 < only.ratio.high
     same = compare_pairs(
@@ -114,3 +114,32 @@ def test_ab_flags_a_revision_twice_as_slow(
     assert '"verdict": "slower"' in out
     assert code == 1
     assert len(git(repo, "worktree", "list").splitlines()) == 1
+
+
+def test_run_statistics_and_their_errors() -> None:
+    sample = result("t::a", np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]))
+    assert location(sample, "median") == 6.0
+    assert location(sample, "p10") == 2.0
+    assert location(sample, "min") == 1.0
+    assert location(result("t::a", None, 1e-3), "p10") == pytest.approx(0.98e-3)
+    with pytest.raises(ValueError, match="statistic 'mean' is not one of median, p10, min"):
+        location(sample, "mean")
+
+
+def test_low_quantile_resists_contention_that_moves_the_median() -> None:
+    # Bimodal runs as fsync gives here: fast 0.4 ms, or 8 ms while another process's journal
+    # commit is pending; the share of slow calls differs from run to run, B costs 2x.
+    rng = np.random.default_rng(5)
+
+    def bimodal(cost: float, slow_share: float) -> np.ndarray:
+        fast = rng.normal(cost, cost * 0.05, 200)
+        return np.where(rng.random(200) < slow_share, 8e-3 + fast, fast)
+
+    shares = [0.2, 0.7, 0.1, 0.6, 0.3]
+    a_runs = [BenchmarkRun("a", (result("t::a", bimodal(0.4e-3, s)),)) for s in shares]
+    b_runs = [BenchmarkRun("b", (result("t::a", bimodal(0.8e-3, s)),)) for s in shares[::-1]]
+    by_median = compare_pairs(a_runs, b_runs, A, B, 0.10, statistic="median").results[0]
+    by_p10 = compare_pairs(a_runs, b_runs, A, B, 0.10, statistic="p10").results[0]
+    assert by_median.verdict is not Verdict.SLOWER
+    assert by_p10.verdict is Verdict.SLOWER
+    assert "each run's p10" in by_p10.method

@@ -58,7 +58,13 @@ def test_threshold_rejects_anything_else(bad: str) -> None:
         parse_threshold(bad)
 
 
-@given(st.integers(min_value=1, max_value=999))
+def test_a_bare_number_of_one_or_more_is_ambiguous() -> None:
+    with pytest.raises(ValueError, match=r"threshold '10' is ambiguous: write 10% or 0.1"):
+        parse_threshold("10")
+    assert parse_threshold("150%") == pytest.approx(1.5)
+
+
+@given(st.integers(min_value=1, max_value=99))
 def test_percent_and_fraction_agree(percent: int) -> None:
     assert parse_threshold(f"{percent}%") == pytest.approx(parse_threshold(str(percent / 100)))
 
