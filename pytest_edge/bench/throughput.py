@@ -34,9 +34,10 @@ MEMORY_METHOD = (
     "memory allocated inside C libraries such as SQLite is not counted)"
 )
 ESTIMATE_NOTE = (
-    "estimate, not a measurement: host median throughput x the profile's cpu_speed_factor "
-    "(CPU-bound scaling relative to the catalog's reference CPU; storage and memory "
-    "bandwidth are not modelled)"
+    "estimate, not a measurement: host median throughput x the profile's cpu_speed_factor / "
+    "the host's speed factor (--edge-host-speed-factor; 1.0, i.e. as fast as the catalog's "
+    "reference CPU, when not given). CPU-bound scaling only: storage and memory bandwidth "
+    "are not modelled"
 )
 
 
@@ -137,9 +138,16 @@ def _validate(items: object, unit: object) -> tuple[float, str]:
 class EdgeBenchmark:
     """The ``edge_benchmark`` fixture's object: wraps one pytest-benchmark fixture."""
 
-    def __init__(self, benchmark: BenchmarkFixture, sink: ResultSink | None = None) -> None:
+    def __init__(
+        self,
+        benchmark: BenchmarkFixture,
+        sink: ResultSink | None = None,
+        host_speed_factor: float | None = None,
+    ) -> None:
         self.benchmark = benchmark
         self._sink = sink
+        # This host's single-core speed relative to the catalog's reference CPU, if known.
+        self.host_speed_factor = host_speed_factor
 
     @property
     def extra_info(self) -> dict[str, Any]:
@@ -203,11 +211,13 @@ class EdgeBenchmark:
         per_call = self._instructions(function, args, kwargs, info) if instructions else None
         device_rate = None
         if profile is not None and profile.cpu_speed_factor:
-            device_rate = count / med * profile.cpu_speed_factor
+            host_factor = self.host_speed_factor or 1.0
+            device_rate = count / med * profile.cpu_speed_factor / host_factor
             info["device_estimate"] = {
                 "profile": profile.name,
                 "throughput_per_s": device_rate,
                 "cpu_speed_factor": profile.cpu_speed_factor,
+                "host_speed_factor": self.host_speed_factor,
                 "label": ESTIMATE_NOTE,
             }
         self.benchmark.extra_info[EDGE_KEY] = info

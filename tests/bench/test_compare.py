@@ -102,6 +102,20 @@ def test_verdicts_on_raw_samples() -> None:
     assert slower.detectable_change >= 0.10
 
 
+def test_default_rounds_detect_a_30_percent_slowdown_at_the_default_p() -> None:
+    """20 rounds a side (the edge default) with 10% within-run noise: 30% is significant."""
+    from pytest_edge.bench.throughput import DEFAULT_MIN_ROUNDS
+
+    flagged = 0
+    for seed in range(20):
+        comparison = compare_runs(
+            run(result("b", noisy(seed, n=DEFAULT_MIN_ROUNDS, sigma=0.10))),
+            run(result("b", noisy(seed + 100, 1.3, n=DEFAULT_MIN_ROUNDS, sigma=0.10))),
+        )
+        flagged += comparison.results[0].verdict is Verdict.SLOWER
+    assert flagged == 20
+
+
 def test_big_change_on_too_few_samples_is_noisy_not_a_regression() -> None:
     comparison = compare_runs(
         run(result("b", noisy(1, n=3, sigma=0.3))),

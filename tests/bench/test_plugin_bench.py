@@ -104,14 +104,16 @@ def test_device_projection_is_labelled_an_estimate(pytester: pytest.Pytester) ->
         """
     )
     bench(pytester)
-    result = pytester.runpytest(*FAST, "--benchmark-json=out.json", "--edge-report=r.md")
+    result = pytester.runpytest(
+        *FAST, "--benchmark-json=out.json", "--edge-report=r.md", "--edge-host-speed-factor=2"
+    )
     result.assert_outcomes(passed=1)
-    edge = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]["extra_info"][
-        "edge"
-    ]
+    entry = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]
+    edge = entry["extra_info"]["edge"]
     estimate = edge["device_estimate"]
     assert edge["profile"] == "fake-pi"
-    assert estimate["throughput_per_s"] == pytest.approx(edge["throughput_per_s"] * 0.25)
+    # the device is 0.25x the reference CPU and this host (as told) 2x: 0.125x this host
+    assert estimate["throughput_per_s"] == pytest.approx(edge["throughput_per_s"] * 0.125)
     assert estimate["label"].startswith("estimate, not a measurement")
     report = (pytester.path / "r.md").read_text()
     assert "device throughput (estimate)" in report
@@ -134,10 +136,35 @@ def test_bad_items_or_unit_say_what_is_expected(pytester: pytest.Pytester) -> No
     pytester.runpytest(*FAST).assert_outcomes(passed=1)
 
 
+def test_a_regression_fails_the_session(pytester: pytest.Pytester) -> None:
+    """The whole path: saved run, slower code, --edge-fail-on-regression -> exit status 1.
+
+    3x slower, so that a burst of the other processes sharing these 2 cores during one of
+    the two runs (seen up to +40% here) cannot hide it; the 30% case is the slow test below.
+    """
+    bench(pytester, loops=20000)
+    pytester.runpytest(*FAST, *CPU_TIME, "--benchmark-autosave").assert_outcomes(passed=1)
+    bench(pytester, loops=60000)
+    result = pytester.runpytest(*FAST, *CPU_TIME, "--edge-fail-on-regression=10%")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "two runs: this session against *0001_*.json; threshold 10%, p < 0.001*",
+            "test_bench.py::test_ingest  slower (REGRESSION)*",
+            "edge: 1 benchmark(s) regressed beyond 10% (--edge-fail-on-regression): exit status 1",
+        ]
+    )
+
+
+@pytest.mark.slow
 def test_a_real_30_percent_slowdown_is_a_regression_with_the_defaults(
     pytester: pytest.Pytester,
 ) -> None:
-    """The edge defaults (rounds and p chosen together) detect a real 30% slowdown."""
+    """The edge defaults (rounds and p chosen together) detect a real 30% slowdown.
+
+    Slow: run without xdist (`make bench`), since under `make test` the other worker shares
+    the 2 cores and can slow the baseline run alone by a third.
+    """
     bench(pytester, loops=20000)
     pytester.runpytest(*FAST, *CPU_TIME, "--benchmark-autosave").assert_outcomes(passed=1)
     bench(pytester, loops=26000)
@@ -155,7 +182,7 @@ def test_a_real_30_percent_slowdown_is_a_regression_with_the_defaults(
 def test_compare_without_fail_option_reports_but_passes(pytester: pytest.Pytester) -> None:
     bench(pytester, loops=20000)
     pytester.runpytest(*FAST, *CPU_TIME, "--benchmark-json=base.json").assert_outcomes(passed=1)
-    bench(pytester, loops=40000)
+    bench(pytester, loops=60000)
     result = pytester.runpytest(
         *FAST, *CPU_TIME, "--edge-compare=base.json", "--edge-report=r.json"
     )
