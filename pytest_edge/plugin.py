@@ -598,7 +598,9 @@ class _BenchPlugin:
         from pytest_edge.report.device import device_section
         from pytest_edge.report.write import append_step_summary, write_report
 
-        self.collector.add(device_section(current_machine()))
+        self.collector.add(
+            device_section(current_machine(), self.config.stash.get(EDGE_RUN_KEY, None))
+        )
         report = self.collector.build()
         if self.report_path is not None:
             write_report(report, self.report_path)

@@ -309,3 +309,20 @@ def test_report_draws_the_saved_history_without_a_comparison(pytester: pytest.Py
     page = (pytester.path / "r.html").read_text()
     assert "median over the saved runs" in page
     assert "<polyline" in page
+
+
+def test_device_section_names_the_simulated_profiles_and_their_sources(
+    pytester: pytest.Pytester,
+) -> None:
+    bench(pytester)
+    result = pytester.runpytest(*FAST, "--edge-profile=raspberry-pi-4-4gb", "--edge-report=r.json")
+    result.assert_outcomes(passed=1)
+    sections = {s["key"]: s for s in json.loads((pytester.path / "r.json").read_text())["sections"]}
+    device = sections["device"]
+    assert device["data"]["profiles"] == ["raspberry-pi-4-4gb"]
+    assert "(real host)" in device["data"]["host"]["machine"]
+    profile_table = device["blocks"][2]
+    assert profile_table["rows"][0][0] == "raspberry-pi-4-4gb"
+    assert "http" in profile_table["rows"][0][4]  # the profile's public sources
+    throughput = sections["benchmarks"]["data"]["throughput"][0]
+    assert throughput["profile"] == "raspberry-pi-4-4gb"
