@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ab",
         help="benchmark two git revisions interleaved and compare them pair by pair",
         description="Check out REV_A and REV_B in temporary git worktrees, run their benchmarks "
-        "alternately in fresh pytest processes (A B, B A, ...), and compare the per-run medians "
+        "alternately in fresh pytest processes (A B, B A, ...), and compare each run's time "
         "with a paired test. Arguments after -- go to pytest (e.g. -- tests/benchmarks). Exit "
         "status: 0 no regression of B against A, 1 a regression, 2 bad input or a failed run.",
     )
@@ -247,10 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ab.add_argument(
         "--statistic",
-        choices=("median", "p10", "min"),
-        default="median",
-        help="each run's time compared pair by pair (default median; p10 or min resist "
-        "contention from other processes, which only adds time)",
+        choices=("min", "p10", "median"),
+        default="min",
+        help="each run's time compared pair by pair (default min: contention from other "
+        "processes only adds time, so it is the least disturbed; p10, median)",
     )
     ab.add_argument("--keep", default=None, metavar="DIR", help="keep each run's JSON here")
     ab.add_argument("--format", choices=("text", "md", "json", "html"), default=None)

@@ -76,7 +76,7 @@ def test_paired_verdicts() -> None:
     (only,) = slower.results
     assert only.verdict is Verdict.SLOWER
     assert slower.exit_code == 1
-    assert "paired t on log ratios of each run's median, 5 interleaved run pairs" in only.method
+    assert "paired t on log ratios of each run's min, 5 interleaved run pairs" in only.method
     assert only.ratio is not None
     assert only.ratio.low < 1.5 < only.ratio.high
     same = compare_pairs(

@@ -143,7 +143,7 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def ab(root: Path, log: list[str]) -> dict[str, object]:
+def ab(root: Path, log: list[str], extra: list[str]) -> dict[str, object]:
     repo = root / "ab-repo"
     (repo / "tests").mkdir(parents=True)
     git(repo, "init", "-q")
@@ -168,7 +168,17 @@ def ab(root: Path, log: list[str]) -> dict[str, object]:
         flagged = 0
         for trial in range(5):
             done = subprocess.run(
-                [sys.executable, "-m", "pytest_edge.cli", "ab", rev_a, rev_b, "--", "tests"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest_edge.cli",
+                    "ab",
+                    rev_a,
+                    rev_b,
+                    *extra,
+                    "--",
+                    "tests",
+                ],
                 cwd=repo,
                 capture_output=True,
                 text=True,
@@ -189,6 +199,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=["two-runs", "history-fsync", "history-cpu", "ab"])
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--ab-args", default="", help="extra pytest-edge ab options, e.g. '--runs 8'"
+    )
     args = parser.parse_args()
     log: list[str] = []
     summary: dict[str, object] = {}
@@ -206,7 +219,8 @@ def main() -> int:
                 root, log, "history-cpu", CPU.format(loops=20000), CPU.format(loops=26000), 5
             )
         if args.only in (None, "ab"):
-            summary["ab"] = ab(root, log)
+            summary["ab"] = ab(root, log, args.ab_args.split())
+        summary["ab options"] = args.ab_args or "(defaults)"
     summary["minutes"] = round((time.time() - started) / 60, 1)
     text = "\n".join(log) + "\n\n" + json.dumps(summary, indent=2) + "\n"
     if args.out:
