@@ -12,6 +12,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_edge.bench.corpus import Corpus, make_corpus
     from pytest_edge.bench.throughput import EdgeBenchmark
+    from pytest_edge.crash import (
+        CrashHarness,
+        CrashHarnessError,
+        CrashHarnessWarning,
+        CrashReport,
+        LostWritesError,
+    )
     from pytest_edge.device import (
         DeviceView,
         EdgeDevice,
@@ -20,6 +27,7 @@ if TYPE_CHECKING:
         RemoteError,
         SimulatedMachine,
     )
+    from pytest_edge.durable import DELETED, ack, crashpoint, intent
     from pytest_edge.machine import (
         Accelerator,
         HostMachine,
@@ -39,6 +47,15 @@ if TYPE_CHECKING:
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "DELETED": "pytest_edge.durable",
+    "ack": "pytest_edge.durable",
+    "intent": "pytest_edge.durable",
+    "crashpoint": "pytest_edge.durable",
+    "CrashHarness": "pytest_edge.crash",
+    "CrashHarnessError": "pytest_edge.crash",
+    "CrashHarnessWarning": "pytest_edge.crash",
+    "CrashReport": "pytest_edge.crash",
+    "LostWritesError": "pytest_edge.crash",
     "Accelerator": "pytest_edge.machine",
     "Corpus": "pytest_edge.bench.corpus",
     "EdgeBenchmark": "pytest_edge.bench.throughput",
@@ -63,8 +80,13 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "DELETED",
     "Accelerator",
     "Corpus",
+    "CrashHarness",
+    "CrashHarnessError",
+    "CrashHarnessWarning",
+    "CrashReport",
     "DeviceProfile",
     "DeviceView",
     "EdgeBenchmark",
@@ -72,6 +94,7 @@ __all__ = [
     "HostMachine",
     "IsolatedChildDied",
     "IsolationError",
+    "LostWritesError",
     "Machine",
     "MemoryReading",
     "ProfileError",
@@ -79,7 +102,10 @@ __all__ = [
     "SimulatedMachine",
     "StorageSpec",
     "UnknownProfileError",
+    "ack",
+    "crashpoint",
     "current_machine",
+    "intent",
     "list_profiles",
     "load_profile",
     "make_corpus",

@@ -3,8 +3,8 @@
 Two single runs cannot tell run-to-run drift from a change. `run_ab` checks out both revisions
 in temporary git worktrees and runs their benchmarks alternately (A B, B A, A B, ...), each run
 in a fresh pytest process, so slow drift of the machine hits both sides alike; then it compares
-each run's fastest round (by default) pair by pair (Student's t on log ratios). This is what a CI job comparing a
-pull request with main should run.
+each run's fastest round (by default) pair by pair (Student's t on log ratios). This is what a
+CI job comparing a pull request with main should run.
 """
 
 from __future__ import annotations
