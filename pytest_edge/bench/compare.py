@@ -423,7 +423,11 @@ def compare_history(
         )
     return Comparison(
         "history",
-        f"history of {len(history)} runs ({history[0].source} .. {history[-1].source})",
+        (
+            f"history of {len(history)} runs ({history[0].source} .. {history[-1].source})"
+            if len(history) > 1
+            else f"history of 1 run ({history[0].source})"
+        ),
         current.source,
         threshold,
         alpha,

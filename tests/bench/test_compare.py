@@ -188,3 +188,10 @@ def test_history_notes_a_short_history_and_needs_runs() -> None:
     assert any("only 1 earlier run" in n for n in comparison.notes)
     with pytest.raises(BadBenchmarkInput, match="no saved runs"):
         compare_history([], run(result("b", noisy(9))))
+
+
+def test_history_source_names_one_run_in_the_singular() -> None:
+    one = compare_history(history_of(1.0), run(result("b", noisy(9))))
+    assert one.baseline_source == "history of 1 run (run.json)"
+    three = compare_history(history_of(1.0, 1.0, 1.0), run(result("b", noisy(9))))
+    assert three.baseline_source == "history of 3 runs (run.json .. run.json)"
