@@ -26,9 +26,10 @@ test: lint
 	$(BIN)/pytest -n 2
 
 # The main job: the shipped resilience scenarios on a simulated Raspberry Pi, with a report.
-DEMO_ARGS ?= --edge-profile=raspberry-pi
+DEMO_ARGS ?= --edge-profile=raspberry-pi --edge-report=edge-report.html
 demo: install
 	$(BIN)/pytest -p no:cacheprovider scenarios/ $(DEMO_ARGS)
+	@echo "edge report: $(CURDIR)/edge-report.html"
 
 # The reference modules' own demos (each prints the chapter notebook's figures).
 demo-modules: install
@@ -41,7 +42,8 @@ demo-modules: install
 	done
 
 bench: install
-	$(BIN)/pytest -p no:xdist tests/benchmarks --run-slow
+	$(BIN)/pytest -p no:xdist tests/benchmarks --run-slow --benchmark-autosave \
+	    --edge-compare=history --edge-report=.benchmarks/edge-report.html
 
 clean:
 	rm -rf $(VENV) edge-report.html .pytest_cache .mypy_cache .ruff_cache .benchmarks build *.egg-info
