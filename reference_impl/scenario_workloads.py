@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edge.durable import ack, intent
+from pytest_edge.machine import current_machine
 from reference_impl.concurrency_management import (
     DeviceRateBackend,
     QueueFullError,
@@ -608,7 +609,11 @@ _MIB = 1024 * 1024
 
 
 def memory_pressure_steps(
-    state_dir: Path, step_mb: int = 64, steps: int = 8, recovery_checks: int = 6
+    state_dir: Path,
+    step_mb: int = 64,
+    steps: int = 8,
+    recovery_checks: int = 6,
+    background_mb: int = 0,
 ) -> Result:
     """Memory fills in steps and drains again; degradation must follow the watermarks both ways.
 
@@ -619,7 +624,24 @@ def memory_pressure_steps(
     `GracefulDegradationManager` steps back down after two in a row. Then it frees the memory
     step by step and keeps checking. Each watermark check is an item; a MemoryError while
     allocating is an error (the step did not fit).
+
+    `background_mb` is memory other processes hold (the model runtime, a browser kiosk): on a
+    simulated device it is taken from the device's available memory with the device's own
+    `add_pressure` for the whole run; on the real host it is ignored (said in `details`).
     """
+    machine = current_machine()
+    add_pressure = getattr(machine, "add_pressure", None)
+    background = bool(background_mb and add_pressure is not None)
+    if background:
+        machine.add_pressure(background_mb * _MIB)  # type: ignore[attr-defined]
+    try:
+        return _memory_steps(step_mb, steps, recovery_checks, background_mb if background else 0)
+    finally:
+        if background:
+            machine.remove_pressure(background_mb * _MIB)  # type: ignore[attr-defined]
+
+
+def _memory_steps(step_mb: int, steps: int, recovery_checks: int, background_mb: int) -> Result:
     manager = DeviceMemoryManager()
     degradation = GracefulDegradationManager(recovery_successes=2, recovery_cooldown=0.0)
     trail: list[tuple[str, str]] = []
@@ -671,6 +693,7 @@ def memory_pressure_steps(
             "final_level": manager.watermark_level.name,
             "final_degradation": degradation.level_index,
             "memory_error_after_mb": refused_after_mb,
+            "background_mb": background_mb,
             "trail": trail,
         },
     }
