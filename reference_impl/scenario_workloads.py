@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,27 @@ def conversation_was_compressed(outcome: Any) -> str | None:
 # --- concurrency_management: the engine under a failing backend, and a burst ------------------
 
 
+class FlakyBackend:
+    """A backend whose calls fail with probability `rate` (seeded): a stand-in for a model
+    runtime that restarts or times out. Thread-safe; the failures are counted."""
+
+    def __init__(self, inner: DeviceRateBackend, rate: float, seed: int) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"backend_failure_rate={rate!r}: a probability in 0..1")
+        self.inner, self.rate = inner, rate
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible failures, not security
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    def generate(self, prompt: str, max_tokens: int) -> str:
+        with self._lock:
+            fail = self._rng.random() < self.rate
+            self.failures += fail
+        if fail:
+            raise RuntimeError("backend unavailable (simulated)")
+        return self.inner.generate(prompt, max_tokens)
+
+
 def engine_requests(
     state_dir: Path,
     requests: int = 200,
@@ -254,14 +276,23 @@ def engine_requests(
     retries: int = 2,
     tokens_per_second: float = 4000.0,
     reply_tokens: int = 16,
+    backend_failure_rate: float = 0.0,
+    seed: int = 13,
 ) -> Result:
     """Clients send requests through the engine and retry a failed one up to `retries` times.
 
-    With the scenario's fault (a share of backend calls failing), an item is a request that
+    Backend failures come from the scenario's faults (e.g. a `fail` fault on
+    ``reference_impl.concurrency_management.generate_text``) or, without fault injection,
+    from `backend_failure_rate` (a seeded `FlakyBackend`). An item is a request that
     was finally answered; an error is one that failed on every attempt. Every request must
     get exactly one final response: a lost or duplicated response is reported in `details`.
     """
-    backend = DeviceRateBackend(tokens_per_second, reply_tokens=reply_tokens)
+    backend: DeviceRateBackend | FlakyBackend = DeviceRateBackend(
+        tokens_per_second, reply_tokens=reply_tokens
+    )
+    if backend_failure_rate:
+        assert isinstance(backend, DeviceRateBackend)
+        backend = FlakyBackend(backend, backend_failure_rate, seed)
     attempts: dict[str, int] = {}
     final: dict[str, bool] = {}
     backend_failures = 0
@@ -536,7 +567,6 @@ def contended_writes(
     batch that failed (e.g. "database is locked" past the busy timeout). Readers must never
     see a partial batch.
     """
-    import threading
 
     texts = _corpus(writers * batches_per_writer * batch_size, seed)
     committed = [0] * writers
