@@ -10,6 +10,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_edge.faults import (
+        ArmedFault,
+        FaultArgumentError,
+        FaultEvent,
+        FaultInjector,
+        FaultPlan,
+        FaultSpec,
+        register_exception,
+    )
     from pytest_edge.machine import (
         Accelerator,
         HostMachine,
@@ -21,6 +30,13 @@ if TYPE_CHECKING:
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "ArmedFault": "pytest_edge.faults",
+    "FaultArgumentError": "pytest_edge.faults",
+    "FaultEvent": "pytest_edge.faults",
+    "FaultInjector": "pytest_edge.faults",
+    "FaultPlan": "pytest_edge.faults",
+    "FaultSpec": "pytest_edge.faults",
+    "register_exception": "pytest_edge.faults",
     "Accelerator": "pytest_edge.machine",
     "HostMachine": "pytest_edge.machine",
     "Machine": "pytest_edge.machine",
@@ -31,10 +47,17 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Accelerator",
+    "ArmedFault",
+    "FaultArgumentError",
+    "FaultEvent",
+    "FaultInjector",
+    "FaultPlan",
+    "FaultSpec",
     "HostMachine",
     "Machine",
     "MemoryReading",
     "current_machine",
+    "register_exception",
     "use_machine",
 ]
 __version__ = "0.1.0"

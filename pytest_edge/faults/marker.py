@@ -1,0 +1,47 @@
+"""The ``@pytest.mark.edge_fault(kind, **options)`` marker: checked at collection, armed by
+the ``edge_faults`` fixture. Kept apart from pytest so its checks are plain functions."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_edge.faults.injector import FAULT_KINDS, FaultInjector
+
+MARKER_HELP = (
+    "edge_fault(kind, **options): arm a fault of pytest-edge for this test, as "
+    "edge_faults.<kind>(**options) would, e.g. edge_fault('disk_full', path='{tmp_path}'); "
+    f"kinds: {', '.join(FAULT_KINDS)}"
+)
+
+
+def marker_arguments(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """(kind, keyword arguments) of a marker; positional options are bound to their names."""
+    kind = args[0]
+    method = getattr(FaultInjector, kind)
+    bound = inspect.signature(method).bind(None, *args[1:], **kwargs)
+    options = dict(bound.arguments)
+    options.pop("self")
+    return kind, options
+
+
+def check_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+    """Why the marker's arguments cannot be armed, or None when they name a kind and fit it."""
+    shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    where = f"@pytest.mark.edge_fault({shown})"
+    if not args or not isinstance(args[0], str):
+        return (
+            f"{where}: the first argument must be the fault kind, one of {', '.join(FAULT_KINDS)}"
+        )
+    if args[0] not in FAULT_KINDS:
+        return f"{where}: unknown fault kind {args[0]!r}; use one of {', '.join(FAULT_KINDS)}"
+    try:
+        marker_arguments(args, kwargs)
+    except TypeError as exc:
+        method = getattr(FaultInjector, args[0])
+        signature = str(inspect.signature(method)).replace("(self, ", "(")
+        return f"{where}: {exc}; {args[0]} takes {signature}"
+    return None
