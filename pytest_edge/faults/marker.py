@@ -38,10 +38,27 @@ def check_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None
         )
     if args[0] not in FAULT_KINDS:
         return f"{where}: unknown fault kind {args[0]!r}; use one of {', '.join(FAULT_KINDS)}"
+    params = signature_text(args[0])
+    unknown = sorted(
+        set(kwargs) - set(inspect.signature(getattr(FaultInjector, args[0])).parameters)
+    )
+    if unknown:
+        return f"{where}: {args[0]} has no option {unknown[0]!r}; it takes {params}"
     try:
         marker_arguments(args, kwargs)
     except TypeError as exc:
-        method = getattr(FaultInjector, args[0])
-        signature = str(inspect.signature(method)).replace("(self, ", "(")
-        return f"{where}: {exc}; {args[0]} takes {signature}"
+        return f"{where}: {exc}; {args[0]} takes {params}"
     return None
+
+
+def signature_text(kind: str) -> str:
+    """``kind(path, free_bytes=0)``: the method's parameters without annotations."""
+    parts = []
+    for name, param in inspect.signature(getattr(FaultInjector, kind)).parameters.items():
+        if name == "self":
+            continue
+        if param.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in parts:
+            parts.append("*")
+        default = "" if param.default is inspect.Parameter.empty else f"={param.default!r}"
+        parts.append(f"{name}{default}")
+    return f"{kind}({', '.join(parts)})"
