@@ -79,10 +79,7 @@ class CallFault:
             return f"raised {self.exc!r}"
         return f"delayed {self.seconds:g} s"
 
-    def _fire(self) -> tuple[int, BaseException | None]:
-        call = self.counter.tick()
-        if not call:
-            return 0, None
+    def _fire(self, call: int) -> tuple[int, BaseException | None]:
         self.log.record(self.kind, self.target, call, caller_location(), self._effect())
         if self.exc is None:
             return call, None
@@ -92,16 +89,22 @@ class CallFault:
     def __call__(
         self, proceed: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        call, error = self._fire()
+        call = self.counter.tick()
+        if not call:
+            return proceed(*args, **kwargs)
+        call, error = self._fire(call)
         if error is not None:
             raise error
-        if call and self.seconds:
+        if self.seconds:
             time.sleep(self.seconds)
         return proceed(*args, **kwargs)
 
     async def before_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        call, error = self._fire()
+        call = self.counter.tick()
+        if not call:
+            return
+        call, error = self._fire(call)
         if error is not None:
             raise error
-        if call and self.seconds:
+        if self.seconds:
             await asyncio.sleep(self.seconds)

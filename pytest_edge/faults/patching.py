@@ -138,6 +138,7 @@ class PatchSite:
         self.is_async = inspect.iscoroutinefunction(func)
         self.hooks: tuple[Hook, ...] = ()
         self.chain: Callable[..., Any] = func
+        self.single: tuple[Hook, Callable[..., Any]] | None = None
         wrapper = self._make_wrapper()
         self.wrapper: object = wrapper if wrapper_kind is None else wrapper_kind(wrapper)
 
@@ -160,6 +161,9 @@ class PatchSite:
         else:
 
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                single = self.single
+                if single is not None:  # the usual case: one fault on this callable
+                    return single[0](single[1], args, kwargs)
                 return self.chain(*args, **kwargs)
 
             wrapper = sync_wrapper
@@ -169,11 +173,13 @@ class PatchSite:
         return wrapper
 
     def set_hooks(self, hooks: tuple[Hook, ...]) -> None:
+        # The innermost hook calls the original directly; outer ones go through a layer.
         chain: Callable[..., Any] = self.func
         for hook in reversed(hooks):
             chain = _layer(hook, chain)
         self.chain = chain
         self.hooks = hooks
+        self.single = (hooks[0], self.func) if len(hooks) == 1 else None
 
     def install(self) -> None:
         setattr(self.parent, self.name, self.wrapper)

@@ -15,6 +15,7 @@ and at most ``times`` calls fire (default 1; ``None`` means no limit).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import threading
@@ -112,17 +113,23 @@ class Counter:
         self.schedule = schedule
         self.calls = 0
         self.fires = 0
+        self._numbers = itertools.count(1)  # next() is atomic under the GIL
+        self._first = schedule.first
+        self._limit = schedule.times if schedule.times is not None else -1
         self._rng = random.Random(seed)  # noqa: S311 - replayable draws, not secrets
         self._armed_at = time.monotonic()
         self._lock = threading.Lock()
 
     def tick(self) -> int:
         """Count one call; return its number if it fires, else 0."""
+        call = next(self._numbers)
+        self.calls = call
+        # Fast path for the common "armed but not firing" case: no lock, no draw.
+        if call < self._first or self.fires == self._limit:
+            return 0
         s = self.schedule
         with self._lock:
-            self.calls += 1
-            call = self.calls
-            if s.times is not None and self.fires >= s.times:
+            if self.fires == self._limit:
                 return 0
             if not s.eligible(call):
                 return 0
