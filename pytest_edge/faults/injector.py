@@ -58,7 +58,14 @@ class ArmedFault:
     options: dict[str, Any]
     injector: FaultInjector
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _calls: Callable[[], int] | None = field(default=None, repr=False)
     active: bool = True
+
+    @property
+    def calls(self) -> int:
+        """Matching calls seen so far (file operations under the path, calls of the target,
+        statements on the database, connections to the address); 0 for memory pressure."""
+        return self._calls() if self._calls is not None else 0
 
     @property
     def fired(self) -> list[FaultEvent]:
@@ -152,8 +159,9 @@ class FaultInjector:
         target: str,
         options: dict[str, Any],
         undo: list[Callable[[], None]],
+        calls: Callable[[], int] | None = None,
     ) -> ArmedFault:
-        armed = ArmedFault(kind, target, options, self, undo)
+        armed = ArmedFault(kind, target, options, self, undo, calls)
         with self._lock:
             self._armed.append(armed)
         return armed
@@ -202,7 +210,7 @@ class FaultInjector:
         options: dict[str, Any] = {"path": root}
         if free_bytes:
             options["free_bytes"] = free_bytes
-        return self._register("disk_full", root, options, undo)
+        return self._register("disk_full", root, options, undo, lambda: rule.matching_calls)
 
     def io_error(
         self,
@@ -223,14 +231,14 @@ class FaultInjector:
         rule = FsRule("io_error", root, self._log, on=on, counter=counter)
         undo = self._arm_attachments(rule.arm, rule.attachments)
         options: dict[str, Any] = {"path": root, "on": on, **schedule.options()}
-        return self._register("io_error", root, options, undo)
+        return self._register("io_error", root, options, undo, lambda: counter.calls)
 
     def read_only(self, path: PathArg) -> ArmedFault:
         """EROFS on every write, create, rename or removal under `path`."""
         root = _path(path, "path")
         rule = FsRule("read_only", root, self._log)
         undo = self._arm_attachments(rule.arm, rule.attachments)
-        return self._register("read_only", root, {"path": root}, undo)
+        return self._register("read_only", root, {"path": root}, undo, lambda: rule.matching_calls)
 
     # -- generic callables ---------------------------------------------------------------------
 
@@ -242,12 +250,12 @@ class FaultInjector:
         *,
         exc: ExceptionArg | None = None,
         seconds: float = 0.0,
-    ) -> list[Callable[[], None]]:
+    ) -> tuple[list[Callable[[], None]], Counter]:
         parent, name = resolve_target(target)
         counter = Counter(schedule, self._next_seed(kind, target))
         hook = CallFault(kind, target, counter, self._log, exc=exc, seconds=seconds)
         attachment = attach(parent, name, hook)
-        return [lambda: detach(attachment)]
+        return [lambda: detach(attachment)], counter
 
     def fail(
         self,
@@ -263,9 +271,9 @@ class FaultInjector:
         """Raise `exc` from the callable `target` (a dotted name) on the calls picked."""
         exc = check_exception(exc)
         schedule = self._schedule(nth, every, times, probability, window)
-        undo = self._call_fault("fail", target, schedule, exc=exc)
+        undo, counter = self._call_fault("fail", target, schedule, exc=exc)
         options = {"target": target, "exc": exc, **schedule.options()}
-        return self._register("fail", target, options, undo)
+        return self._register("fail", target, options, undo, lambda: counter.calls)
 
     def slow(
         self,
@@ -281,9 +289,9 @@ class FaultInjector:
         """Delay the calls picked of `target` by `seconds` (``asyncio.sleep`` for coroutines)."""
         seconds = check_seconds(seconds)
         schedule = self._schedule(nth, every, times, probability, window)
-        undo = self._call_fault("slow", target, schedule, seconds=seconds)
+        undo, counter = self._call_fault("slow", target, schedule, seconds=seconds)
         options = {"target": target, "seconds": seconds, **schedule.options()}
-        return self._register("slow", target, options, undo)
+        return self._register("slow", target, options, undo, lambda: counter.calls)
 
     # -- sqlite --------------------------------------------------------------------------------
 
@@ -368,7 +376,7 @@ class FaultInjector:
             options["table"] = table
         if schedule is not None:
             options.update(schedule.options())
-        return self._register("sqlite", db, options, undo)
+        return self._register("sqlite", db, options, undo, lambda: fault.statements)
 
     # -- memory and network ----------------------------------------------------------------------
 
@@ -392,7 +400,7 @@ class FaultInjector:
             options["host"] = host
         if port is not None:
             options["port"] = port
-        return self._register("network", fault.target(), options, undo)
+        return self._register("network", fault.target(), options, undo, lambda: fault.calls)
 
     # -- plans -------------------------------------------------------------------------------
 

@@ -275,6 +275,15 @@ class SqliteFault:
     def sync(self, con: Any, applied: dict[int, Any], base: Any) -> None:
         """Apply or undo this fault's per-connection setting on `con` (in its own thread)."""
         key = id(self)
+        if self.active and self.error == "locked" and self.busy_timeout is not None:
+            # Re-checked before every statement: code often sets its own busy_timeout after
+            # connecting, which would otherwise make every locked write wait that long.
+            ours = int(self.busy_timeout * 1000)
+            (current,) = base.execute(con, "PRAGMA busy_timeout").fetchone()
+            if int(current) != ours:
+                applied[key] = ("locked", int(current))
+                base.execute(con, f"PRAGMA busy_timeout = {ours}")
+            return
         if self.active and key not in applied:
             if self.error == "full":
                 (before,) = base.execute(con, "PRAGMA max_page_count").fetchone()
@@ -283,10 +292,6 @@ class SqliteFault:
             elif self.error == "denied":
                 con.set_authorizer(self._authorizer)
                 applied[key] = ("denied", None)
-            elif self.error == "locked" and self.busy_timeout is not None:
-                (before,) = base.execute(con, "PRAGMA busy_timeout").fetchone()
-                base.execute(con, f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-                applied[key] = ("locked", int(before))
             else:
                 applied[key] = (self.error, None)
 

@@ -81,9 +81,11 @@ def test_disk_full_covers_text_mode_pathlib_json_and_tempfile(tmp_path: Path) ->
 def test_io_error_on_fsync_hits_the_file_then_the_directory(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     with FaultInjector() as faults:
-        faults.io_error(tmp_path, on="fsync", nth=2)
+        armed = faults.io_error(tmp_path, on="fsync", nth=2)
         with pytest.raises(OSError, match="Input/output error") as info:
             atomic_write(target, b"new")  # call 1 is the file, call 2 the directory
+        assert armed.calls == 2
+        assert armed.fired == faults.fired
     assert info.value.errno == errno.EIO
     assert faults.fired[0].where == str(tmp_path.resolve())
     assert target.read_bytes() == b"new"

@@ -194,3 +194,29 @@ def test_corrupt_needs_more_than_one_page(tmp_path: Path) -> None:
     con.close()
     with FaultInjector() as faults, pytest.raises(FaultArgumentError, match="more than one page"):
         faults.sqlite(path, "corrupt")
+
+
+def test_locked_busy_timeout_wins_over_the_codes_own_setting(db: Path) -> None:
+    import time
+
+    with FaultInjector() as faults:
+        faults.sqlite(db, "locked", busy_timeout=0.05)
+        con = sqlite3.connect(db, timeout=30)
+        con.execute("PRAGMA busy_timeout = 5000")  # what a careful app does after connecting
+        start = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            insert_batch(con, 1)
+        assert time.monotonic() - start < 2.0
+    assert con.execute("PRAGMA busy_timeout").fetchone() == (5000,)  # the app's value is back
+    con.close()
+
+
+def test_armed_fault_counts_statements(db: Path) -> None:
+    with FaultInjector() as faults:
+        armed = faults.sqlite(db, "ioerr", nth=10**9)
+        con = sqlite3.connect(db)
+        for _ in range(3):
+            con.execute("SELECT 1")
+        con.close()
+        assert armed.calls == 3
+        assert armed.fired == []
