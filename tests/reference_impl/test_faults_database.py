@@ -76,14 +76,15 @@ def test_full_raises_a_clear_error_keeps_no_half_batch_and_recovers(
         db.close()
 
 
-def test_locked_raises_a_clear_error_and_recovers(
-    edge_faults: FaultInjector, seeded: Path
-) -> None:
+def test_locked_raises_a_clear_error_and_recovers(edge_faults: FaultInjector, seeded: Path) -> None:
     locked = edge_faults.sqlite(seeded, "locked", busy_timeout=0.05)
+    opening_error = ""
     try:
         db = optimizer(seeded)  # created after arming: opening may already need the lock
     except sqlite3.DatabaseError as exc:
-        assert "database is locked" in str(exc)
+        opening_error = str(exc)
+    if opening_error:
+        assert "database is locked" in opening_error
         locked.disarm()
         db = optimizer(seeded)
     else:
@@ -133,15 +134,15 @@ def test_ioerr_at_every_statement_is_clear_and_leaves_no_half_batch(seeded: Path
                 db.search_documents(tag, limit=100)
                 db.get_database_stats()
             except sqlite3.DatabaseError as exc:
-                assert "disk I/O error" in str(exc), exc
-                outcomes.append("error")
+                outcomes.append(f"error: {exc}")
             else:
                 outcomes.append("ok")
             finally:
                 fired = bool(armed.fired)
                 if db is not None:
                     db.close()
-        assert fired == (outcomes[-1] == "error")
+        assert fired == outcomes[-1].startswith("error"), outcomes[-1]
+        assert outcomes[-1] == "ok" or "disk I/O error" in outcomes[-1], outcomes[-1]
         check = optimizer(seeded)
         try:
             assert found(check, tag) in (0, 20)  # all or nothing
@@ -151,8 +152,9 @@ def test_ioerr_at_every_statement_is_clear_and_leaves_no_half_batch(seeded: Path
             break
     else:
         pytest.fail("the sweep never got past the last statement")
-    print(f"ioerr sweep: {outcomes.count('error')} statements failed cleanly, then ok")
-    assert outcomes.count("error") >= 5
+    failed = sum(o.startswith("error") for o in outcomes)
+    print(f"ioerr sweep: {failed} statements failed cleanly, then ok")
+    assert failed >= 5
     assert outcomes[-1] == "ok"
 
 
@@ -162,7 +164,7 @@ def test_corrupt_page_gives_clear_errors_never_wrong_results(seeded: Path) -> No
         expected = sorted(d["title"] for d in clean.search_documents("seedbatch", limit=1000))
     finally:
         clean.close()
-    errors = 0
+    messages: list[str] = []
     for seed in range(6):
         with FaultInjector(seed=seed) as faults:
             faults.sqlite(seeded, "corrupt")
@@ -173,8 +175,7 @@ def test_corrupt_page_gives_clear_errors_never_wrong_results(seeded: Path) -> No
                 db.get_database_stats()
                 assert got == expected  # no error means the damaged page was not read
             except sqlite3.DatabaseError as exc:
-                assert "malformed" in str(exc), exc
-                errors += 1
+                messages.append(str(exc))
             finally:
                 if db is not None:
                     db.close()
@@ -184,8 +185,9 @@ def test_corrupt_page_gives_clear_errors_never_wrong_results(seeded: Path) -> No
             assert found(recovered, "seedbatch") == SEED_DOCS
         finally:
             recovered.close()
-    print(f"corrupt: {errors} of 6 seeds hit the damaged page")
-    assert errors >= 1
+    print(f"corrupt: {len(messages)} of 6 seeds hit the damaged page")
+    assert messages
+    assert all("malformed" in m for m in messages), messages
     con = sqlite3.connect(seeded)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
