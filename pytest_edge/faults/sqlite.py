@@ -3,8 +3,9 @@
 `sqlite3.Connection` cannot be patched, so ``sqlite3.connect`` is wrapped while a sqlite fault
 is armed: a connection to the faulted database file opened from then on is created with a
 subclass of its factory that runs every statement (``execute``, ``executemany``,
-``executescript``, and the same on its cursors) through the armed faults. Connections opened
-before arming are not affected.
+``executescript``, and the same on its cursors) through the armed faults, including sqlite faults
+armed later on the same file. Connections opened before arming are reached only by the faults
+that act on the file itself (``locked``, ``corrupt``).
 
 * ``full``: ``PRAGMA max_page_count`` = the page count at arming + ``extra_pages`` → SQLITE_FULL
   ("database or disk is full") when the file would grow;
@@ -13,8 +14,8 @@ before arming are not affected.
 * ``interrupt``: a progress handler aborts the picked statement → "interrupted";
 * ``denied``: an authorizer denies statements → "not authorized";
 * ``corrupt``: the WAL is checkpointed, then one non-root b-tree page (chosen with the seed) is
-  damaged on disk → "database disk image is malformed" when it is read; the original bytes are
-  put back when the fault ends;
+  damaged on disk and a no-op commit makes open connections drop their caches → "database disk
+  image is malformed" when it is read; the original bytes are put back when the fault ends;
 * ``ioerr``: ``sqlite3.OperationalError("disk I/O error")`` raised in place of the picked
   statement (SQLite cannot be made to produce it on demand; ``executemany`` counts as one).
 """
