@@ -174,3 +174,13 @@ def test_bad_arguments_fail_at_arming(call: object, message: str) -> None:
         call(faults)  # type: ignore[operator]
     assert os.fsync is before
     assert active_sites() == []
+
+
+def test_arm_kind_names_unknown_kinds() -> None:
+    with (
+        FaultInjector() as faults,
+        pytest.raises(
+            FaultArgumentError, match=r"kind='explode': unknown fault kind; use one of disk_full"
+        ),
+    ):
+        faults.arm_kind("explode", {})
