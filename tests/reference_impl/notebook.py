@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
 import inspect
 import os
 import sys
@@ -53,6 +54,9 @@ def run_cells(
     """Run the given cells in order in one namespace and return it."""
     cells = notebook_cells()
     namespace = {"__name__": "__notebook__"} if namespace is None else namespace
+    # As in Jupyter: without it, code that looks up its caller's builtins (numpy's array
+    # printing does) fails with KeyError: '__builtins__'.
+    namespace.setdefault("__builtins__", builtins)
     with _notebook_environment(workdir):
         for number in numbers:
             code = compile(

@@ -1,0 +1,220 @@
+"""Offline text embeddings and exact vector search, with no model download.
+
+`HashedLexicalEmbedder` turns text into hashed bag-of-words vectors (sublinear term frequency,
+stop words dropped, a light plural stemmer), L2-normalised, with numpy. Feature buckets come
+from BLAKE2b, never Python's salted ``hash()``, so a text embeds to the same vector on every
+machine and in every process. `VectorIndex` keeps the vectors of the texts it was given and
+answers exact top-k cosine queries; over a lexical embedder it also weights buckets by inverse
+document frequency (TF-IDF), so rare words such as "matplotlib" outweigh common ones.
+
+This is a lexical stand-in for a sentence-embedding model: it matches shared words, not
+meaning. Anything with the `Embedder` protocol (e.g. a wrapper around a local ONNX model)
+plugs into `VectorIndex`, the context system and the TaskGroup manager instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+FloatMatrix = npt.NDArray[np.float32]
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+# Function words that carry no topic; dropping them does most of what IDF would on tiny corpora.
+_STOP_WORDS_TEXT = """
+    a about above after again all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself
+    just me more most my myself no nor not now of off on once only or other our ours ourselves
+    out over own same she should so some such than that the their theirs them themselves then
+    there these they this those through to too under until up very was we were what when where
+    which while who whom why will with would you your yours yourself yourselves s t d ll m re ve
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into a ``(len(texts), dim)`` float32 matrix, one row per text."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix: ...
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased content words with a light plural stemmer ("networks" -> "network")."""
+    words: list[str] = []
+    for raw in _WORD.findall(text.lower()):
+        if raw in STOP_WORDS:
+            continue
+        word = raw
+        if len(word) > 4 and word.endswith("ies"):
+            word = word[:-3] + "y"
+        elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+            word = word[:-1]
+        words.append(word)
+    return words
+
+
+def stable_bucket(token: str, dim: int) -> int:
+    """The feature bucket of `token`: the same on every machine and in every process."""
+    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % dim
+
+
+@dataclass(frozen=True)
+class HashedLexicalEmbedder:
+    """Hashed bag-of-words vectors: weight ``1 + log(tf)`` per word, rows L2-normalised.
+
+    A text with no content words embeds to the zero vector (it matches nothing).
+    """
+
+    dim: int = 512
+
+    def __post_init__(self) -> None:
+        if self.dim < 1:
+            raise ValueError(f"HashedLexicalEmbedder dim must be >= 1, got {self.dim}")
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        matrix = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word, count in Counter(tokenize(text)).items():
+                matrix[row, stable_bucket(word, self.dim)] += 1.0 + math.log(count)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        np.divide(matrix, norms, out=matrix, where=norms > 0)
+        return matrix
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: the position of the text in the index, its score and the text."""
+
+    position: int
+    score: float
+    text: str
+
+
+class VectorIndex:
+    """Exact top-k cosine search over the texts added to it.
+
+    `idf` weights dimensions by inverse document frequency (smoothed, as in scikit-learn:
+    ``ln((1 + n) / (1 + df)) + 1``) before the cosine; it defaults to on for the lexical
+    embedder, where a dimension is a word, and off for other embedders, whose dimensions
+    are not words. Thread-safe: a search sees the index as it was when the search began.
+    """
+
+    def __init__(self, embedder: Embedder | None = None, *, idf: bool | None = None) -> None:
+        self.embedder: Embedder = embedder if embedder is not None else HashedLexicalEmbedder()
+        self.idf = isinstance(self.embedder, HashedLexicalEmbedder) if idf is None else idf
+        self._lock = threading.Lock()
+        self._texts: list[str] = []
+        self._blocks: list[FloatMatrix] = []
+        self._matrix: FloatMatrix | None = None
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(self._texts)
+
+    def add(self, texts: Sequence[str], vectors: FloatMatrix | None = None) -> FloatMatrix:
+        """Embed `texts` (or take their precomputed `vectors`), store them, return the vectors."""
+        if vectors is None:
+            vectors = self.embedder.embed(texts)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(texts), self.embedder.dim):
+            raise ValueError(
+                f"expected vectors of shape {(len(texts), self.embedder.dim)}, got {vectors.shape}"
+            )
+        with self._lock:
+            self._texts.extend(texts)
+            self._blocks.append(vectors)
+            self._matrix = None
+        return vectors
+
+    def matrix(self) -> FloatMatrix:
+        """All stored vectors, one row per text (stacked once, cached until the next `add`)."""
+        return self._snapshot()[0]
+
+    def _snapshot(self) -> tuple[FloatMatrix, list[str]]:
+        with self._lock:
+            if self._matrix is None:
+                if not self._blocks:
+                    self._matrix = np.zeros((0, self.embedder.dim), dtype=np.float32)
+                else:
+                    self._matrix = np.vstack(self._blocks)
+                    self._blocks = [self._matrix]
+            # The list only grows, so rows below len(matrix) stay valid without a copy.
+            return self._matrix, self._texts
+
+    def _weights(self, matrix: FloatMatrix) -> FloatMatrix | None:
+        if not self.idf or len(matrix) == 0:
+            return None
+        df = np.count_nonzero(matrix, axis=0)
+        weights: FloatMatrix = (np.log((1.0 + len(matrix)) / (1.0 + df)) + 1.0).astype(np.float32)
+        return weights
+
+    def search(
+        self, query: str, top_k: int, *, rows: slice | None = None, min_score: float = 0.0
+    ) -> list[SearchHit]:
+        """The `top_k` stored texts most similar to `query`, best first.
+
+        Only scores above `min_score` are returned (by default: texts sharing nothing with the
+        query are left out). `rows` restricts the search to a slice of the index (IDF still
+        comes from the whole index), which lets callers search shards concurrently.
+        """
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {top_k}")
+        matrix, texts = self._snapshot()
+        if top_k == 0 or len(matrix) == 0:
+            return []
+        weights = self._weights(matrix)
+        start = 0 if rows is None else range(len(matrix))[rows].start
+        candidates = matrix if rows is None else matrix[rows]
+        if len(candidates) == 0:
+            return []
+        query_vector = self.embedder.embed([query])[0]
+        if weights is not None:
+            query_vector = query_vector * weights
+            candidates = candidates * weights
+        query_norm = float(np.linalg.norm(query_vector))
+        if query_norm == 0.0:
+            return []
+        norms = np.linalg.norm(candidates, axis=1)
+        dots = candidates @ query_vector
+        scores = np.divide(dots, norms * query_norm, out=np.zeros_like(dots), where=norms > 0)
+        k = min(top_k, len(scores))
+        best = np.argpartition(-scores, k - 1)[:k]
+        # Stable order: best score first, earlier text first among equals.
+        ordered = sorted(best.tolist(), key=lambda i: (-float(scores[i]), i))
+        return [
+            SearchHit(start + i, float(scores[i]), texts[start + i])
+            for i in ordered
+            if float(scores[i]) > min_score
+        ]
+
+
+if __name__ == "__main__":
+    index = VectorIndex()
+    index.add(
+        [
+            "Pandas and matplotlib are excellent tools for data analysis.",
+            "Seasonal patterns show up when grouping sales by month.",
+            "Neural networks learn layered representations.",
+        ]
+    )
+    for hit in index.search("pandas matplotlib", top_k=2):
+        print(f"{hit.score:.3f}  {hit.text}")
