@@ -78,10 +78,17 @@ def test_failed_save_keeps_the_previous_state_and_says_why(
     assert str(error)
     if fault == "eio_fsync":
         assert armed.calls == 1, "an fsync error must be fatal, never retried"
+        save_error(manager)  # the same manager does not try again either
+        assert armed.calls == 1
     assert len(armed.fired) == 1
     edge_faults.disarm()
     assert_previous_state_loads(path)
-    manager.save_state()  # type: ignore[attr-defined]
+    # After a failed fsync the data on disk is unknown: the manager may refuse to go on, and a
+    # restarted one (load_state, as after a reboot) must be able to save again.
+    restarted = production_patterns.StatePersistenceManager(str(path))
+    restarted.load_state()
+    restarted.set_state("step", 2)
+    restarted.save_state()
     fresh = production_patterns.StatePersistenceManager(str(path))
     fresh.load_state()
     assert fresh.get_state("step") == 2
