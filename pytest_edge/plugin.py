@@ -74,15 +74,15 @@ class _FaultsPlugin:
     """The ``edge_fault`` marker and the report section listing the faults that fired."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from pytest_edge.faults.marker import MARKER_HELP
+        from pytest_edge.faults.kinds import MARKER_HELP
 
         config.addinivalue_line("markers", MARKER_HELP)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        from pytest_edge.faults.marker import check_marker
-
         for item in items:
             for mark in item.iter_markers("edge_fault"):
+                from pytest_edge.faults.marker import check_marker
+
                 problem = check_marker(mark.args, mark.kwargs)
                 if problem is not None:
                     raise pytest.UsageError(f"{item.nodeid}: {problem}")

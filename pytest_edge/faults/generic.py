@@ -6,7 +6,6 @@ exception is raised inside the coroutine and the delay is an ``asyncio.sleep``.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from collections.abc import Callable
@@ -107,4 +106,6 @@ class CallFault:
         if error is not None:
             raise error
         if self.seconds:
+            import asyncio  # only coroutine targets need it; keeps importing this module cheap
+
             await asyncio.sleep(self.seconds)

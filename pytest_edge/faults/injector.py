@@ -24,6 +24,7 @@ from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.events import EventLog, FaultEvent
 from pytest_edge.faults.fs import IO_ERROR_ON, FsRule
 from pytest_edge.faults.generic import CallFault, check_exception, check_seconds
+from pytest_edge.faults.kinds import FAULT_KINDS
 from pytest_edge.faults.memory import MemoryPressureFault
 from pytest_edge.faults.net import NETWORK_ERRORS, NetworkFault
 from pytest_edge.faults.patching import Attachment, attach, detach, resolve_target
@@ -35,18 +36,6 @@ if TYPE_CHECKING:
 
 PathArg = str | os.PathLike[str]
 ExceptionArg = BaseException | type[BaseException]
-
-# the arming methods, i.e. the `kind` values of a FaultPlan
-FAULT_KINDS = (
-    "disk_full",
-    "io_error",
-    "read_only",
-    "fail",
-    "slow",
-    "sqlite",
-    "memory_pressure",
-    "network",
-)
 
 
 @dataclass(eq=False)

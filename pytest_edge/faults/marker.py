@@ -7,13 +7,8 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_edge.faults.injector import FAULT_KINDS, FaultInjector
-
-MARKER_HELP = (
-    "edge_fault(kind, **options): arm a fault of pytest-edge for this test, as "
-    "edge_faults.<kind>(**options) would, e.g. edge_fault('disk_full', path='{tmp_path}'); "
-    f"kinds: {', '.join(FAULT_KINDS)}"
-)
+from pytest_edge.faults.injector import FaultInjector
+from pytest_edge.faults.kinds import FAULT_KINDS
 
 
 def marker_arguments(

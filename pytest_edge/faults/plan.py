@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_edge.faults.errors import FaultArgumentError
-from pytest_edge.faults.injector import FAULT_KINDS, FaultInjector
+from pytest_edge.faults.injector import FaultInjector
+from pytest_edge.faults.kinds import FAULT_KINDS
 
 UNLIMITED = "unlimited"
 
