@@ -3,8 +3,9 @@
 Covered calls: ``open``/``io.open`` (and so ``pathlib``, ``os.fdopen``, ``tempfile``'s file
 objects), ``os.open``, ``os.write``, ``os.read``, ``os.fsync``, ``os.fdatasync``,
 ``os.replace``, ``os.rename`` and, for ``read_only``, ``os.remove``/``os.unlink``/``os.mkdir``/
-``os.rmdir``. The faults patch these calls rather than changing permissions or quotas, so they
-work as root too. Not covered: C extensions doing their own I/O (sqlite3: use the sqlite
+``os.rmdir``/``os.link``/``os.symlink``/``os.truncate``/``os.chmod`` (``dir_fd`` forms too).
+The faults patch these calls rather than changing permissions or quotas, so they work as root
+too. Not covered: C extensions doing their own I/O (sqlite3: use the sqlite
 family), ``mmap``, ``os.sendfile``/``copy_file_range`` (``shutil.copyfile``'s fast path), and
 file objects opened before the fault was armed.
 
@@ -77,6 +78,16 @@ def path_of(file: object) -> str | None:
         except (OSError, ValueError, TypeError):
             return None
     return None
+
+
+def path_at(file: object, dir_fd: object) -> str | None:
+    """`path_of` for the ``*at`` forms: a relative path is relative to the directory `dir_fd`."""
+    if isinstance(dir_fd, int) and isinstance(file, str | bytes | os.PathLike):
+        name = os.fsdecode(os.fspath(file))
+        if not os.path.isabs(name):
+            base = _fd_path(dir_fd)
+            return None if base is None else _realpath(os.path.join(base, name))
+    return path_of(file)
 
 
 def _is_write_mode(mode: object) -> bool:
@@ -198,7 +209,7 @@ class FsRule:
     ) -> Any:
         flags = args[1] if len(args) > 1 else kwargs.get("flags", 0)
         if isinstance(flags, int) and flags & _WRITE_FLAGS:
-            path = path_of(args[0] if args else kwargs.get("path"))
+            path = path_at(args[0] if args else kwargs.get("path"), kwargs.get("dir_fd"))
             if self.covers(path):
                 assert path is not None
                 self._raise(errno.EROFS, path, self._count(), "os.open")
@@ -236,8 +247,8 @@ class FsRule:
 
     def _make_rename_hook(self, name: str) -> Callable[..., Any]:
         def hook(proceed: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            src = path_of(args[0] if args else kwargs.get("src"))
-            dst = path_of(args[1] if len(args) > 1 else kwargs.get("dst"))
+            src = path_at(args[0] if args else kwargs.get("src"), kwargs.get("src_dir_fd"))
+            dst = path_at(args[1] if len(args) > 1 else kwargs.get("dst"), kwargs.get("dst_dir_fd"))
             hit = src if self.covers(src) else dst if self.covers(dst) else None
             if hit is not None:
                 if self.kind == "read_only":
@@ -248,9 +259,13 @@ class FsRule:
 
         return hook
 
-    def _make_change_hook(self, name: str) -> Callable[..., Any]:
+    def _make_change_hook(self, name: str, position: int = 0) -> Callable[..., Any]:
+        """EROFS when the path argument at `position` (``dir_fd``-relative if given) is covered."""
+        keyword = "dst" if position else "path"
+
         def hook(proceed: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            path = path_of(args[0] if args else kwargs.get("path"))
+            given = args[position] if len(args) > position else kwargs.get(keyword)
+            path = path_at(given, kwargs.get("dir_fd"))
             if self.covers(path):
                 assert path is not None
                 self._raise(errno.EROFS, path, self._count(), name)
@@ -264,8 +279,11 @@ class FsRule:
             sites += [(builtins, "open", self._hook_open), (io, "open", self._hook_open)]
         if self.kind == "read_only":
             sites.append((os, "open", self._hook_os_open))
-            for name in ("remove", "unlink", "mkdir", "rmdir"):
+            for name in ("remove", "unlink", "mkdir", "rmdir", "truncate", "chmod"):
                 sites.append((os, name, self._make_change_hook(f"os.{name}")))
+            sites.append((os, "symlink", self._make_change_hook("os.symlink", position=1)))
+            if hasattr(os, "link"):
+                sites.append((os, "link", self._make_rename_hook("os.link")))
         if self.kind == "read_only" or self.wraps_writes():
             sites.append((os, "write", self._hook_os_write))
         if self.wraps_reads():

@@ -182,3 +182,26 @@ def test_bad_arguments_name_the_argument(tmp_path: Path) -> None:
         with pytest.raises(FaultArgumentError, match=r"nth=0"):
             faults.io_error(tmp_path, nth=0)
     assert active_sites() == []
+
+
+def test_read_only_covers_links_truncate_chmod_and_dir_fd_forms(tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "keep.txt"
+    target.write_text("data")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "leaf.txt").write_text("leaf")
+    with FaultInjector() as faults:
+        faults.read_only(tmp_path)
+        for change in (
+            lambda: os.link(target, tmp_path / "hard"),
+            lambda: os.symlink(target, tmp_path / "soft"),
+            lambda: os.truncate(target, 0),
+            lambda: os.chmod(target, 0o600),
+            lambda: shutil.rmtree(tmp_path / "tree"),  # unlinks with dir_fd on Linux
+        ):
+            with pytest.raises(OSError, match="Read-only file system"):
+                change()
+    assert target.read_text() == "data"
+    assert (tmp_path / "tree" / "leaf.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "tree"]
