@@ -59,6 +59,8 @@ ARMS: dict[str, tuple[Callable[[FaultInjector, Path], ArmedFault], int]] = {
     "disk_full": (lambda f, d: f.disk_full(d), errno.ENOSPC),
     "eio_fsync": (lambda f, d: f.io_error(d, on="fsync", times=None), errno.EIO),
     "eio_rename": (lambda f, d: f.io_error(d, on="rename", times=None), errno.EIO),
+    "eio_write": (lambda f, d: f.io_error(d, on="write", times=None), errno.EIO),
+    "read_only": (lambda f, d: f.read_only(d), errno.EROFS),
 }
 
 
@@ -94,16 +96,19 @@ def test_failed_save_keeps_the_previous_state_and_says_why(
     assert fresh.get_state("step") == 2
 
 
+@pytest.mark.parametrize("fault", ["disk_full", "eio_rename", "eio_write", "read_only"])
 def test_no_temp_files_pile_up_after_failed_saves(
-    edge_faults: FaultInjector, tmp_path: Path
+    edge_faults: FaultInjector, tmp_path: Path, fault: str
 ) -> None:
     path = tmp_path / "agent_state.json"
     manager = saved_state(path)
     before = set(os.listdir(tmp_path))
-    edge_faults.io_error(tmp_path, on="rename", times=None)
+    ARMS[fault][0](edge_faults, tmp_path)
     for step in range(5):
         manager.set_state("step", step)  # type: ignore[attr-defined]
         save_error(manager)
     edge_faults.disarm()
-    assert set(os.listdir(tmp_path)) == before
+    new = set(os.listdir(tmp_path)) - before
+    assert not [name for name in new if ".tmp" in name], f"temporary files left: {sorted(new)}"
+    assert len(new) <= 1  # at most the previous generation, kept as the fallback
     assert_previous_state_loads(path)
