@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pytest_edge.faults.events import EventLog
+from pytest_edge.faults.events import EventSink
 from pytest_edge.faults.patching import Attachment, attach
 from pytest_edge.faults.schedule import Counter
 
@@ -116,7 +116,7 @@ class FsRule:
         self,
         kind: str,
         root: str,
-        log: EventLog,
+        log: EventSink,
         *,
         on: str = "write",
         counter: Counter | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_edge.faults.errors import FaultArgumentError
-from pytest_edge.faults.events import EventLog
+from pytest_edge.faults.events import EventSink
 from pytest_edge.faults.patching import caller_location
 from pytest_edge.faults.schedule import Counter
 
@@ -61,7 +61,7 @@ class CallFault:
         kind: str,
         target: str,
         counter: Counter,
-        log: EventLog,
+        log: EventSink,
         *,
         exc: ExceptionLike | None = None,
         seconds: float = 0.0,

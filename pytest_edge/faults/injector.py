@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pytest_edge.faults.errors import FaultArgumentError
-from pytest_edge.faults.events import EventLog, FaultEvent
+from pytest_edge.faults.events import BoundLog, EventLog, FaultEvent
 from pytest_edge.faults.fs import IO_ERROR_ON, FsRule
 from pytest_edge.faults.generic import CallFault, check_exception, check_seconds
 from pytest_edge.faults.kinds import FAULT_KINDS
@@ -46,6 +46,7 @@ class ArmedFault:
     target: str
     options: dict[str, Any]
     injector: FaultInjector
+    index: int
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _calls: Callable[[], int] | None = field(default=None, repr=False)
     active: bool = True
@@ -61,7 +62,7 @@ class ArmedFault:
         return [e for e in self.injector.fired if self._owns(e)]
 
     def _owns(self, event: FaultEvent) -> bool:
-        return event.target == self.target and event.fault == self.kind
+        return event.index == self.index
 
     def disarm(self) -> None:
         """Undo this fault's patches and state; safe to call twice."""
@@ -69,7 +70,8 @@ class ArmedFault:
 
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"{self.kind}({opts})"
+        state = "" if self.active else " (disarmed)"
+        return f"#{self.index} {self.kind}({opts}){state}"
 
 
 def _path(value: object, argument: str) -> str:
@@ -148,17 +150,22 @@ class FaultInjector:
         target: str,
         options: dict[str, Any],
         undo: list[Callable[[], None]],
-        calls: Callable[[], int] | None = None,
+        calls: Callable[[], int] | None,
+        log: BoundLog,
     ) -> ArmedFault:
-        armed = ArmedFault(kind, target, options, self, undo, calls)
+        armed = ArmedFault(kind, target, options, self, log.index, undo, calls)
         with self._lock:
             self._armed.append(armed)
         return armed
 
-    def _next_seed(self, kind: str, target: str) -> str:
+    def _begin(self) -> BoundLog:
+        """Number the fault being armed; returns the event sink that tags its events."""
         with self._lock:
             self._count += 1
-            return f"{self.seed}:{self.label}:{self._count}:{kind}:{target}"
+            return self._log.bound(self._count)
+
+    def _next_seed(self, kind: str, target: str) -> str:
+        return f"{self.seed}:{self.label}:{self._count}:{kind}:{target}"
 
     @staticmethod
     def _schedule(
@@ -194,12 +201,13 @@ class FaultInjector:
         root = _path(path, "path")
         if isinstance(free_bytes, bool) or not isinstance(free_bytes, int) or free_bytes < 0:
             raise FaultArgumentError(f"free_bytes={free_bytes!r}: must be a whole number >= 0")
-        rule = FsRule("disk_full", root, self._log, free_bytes=free_bytes)
+        log = self._begin()
+        rule = FsRule("disk_full", root, log, free_bytes=free_bytes)
         undo = self._arm_attachments(rule.arm, rule.attachments)
         options: dict[str, Any] = {"path": root}
         if free_bytes:
             options["free_bytes"] = free_bytes
-        return self._register("disk_full", root, options, undo, lambda: rule.matching_calls)
+        return self._register("disk_full", root, options, undo, lambda: rule.matching_calls, log)
 
     def io_error(
         self,
@@ -216,18 +224,22 @@ class FaultInjector:
         root = _path(path, "path")
         on = _choice(on, "on", IO_ERROR_ON)
         schedule = self._schedule(nth, every, times, probability, window)
+        log = self._begin()
         counter = Counter(schedule, self._next_seed("io_error", root))
-        rule = FsRule("io_error", root, self._log, on=on, counter=counter)
+        rule = FsRule("io_error", root, log, on=on, counter=counter)
         undo = self._arm_attachments(rule.arm, rule.attachments)
         options: dict[str, Any] = {"path": root, "on": on, **schedule.options()}
-        return self._register("io_error", root, options, undo, lambda: counter.calls)
+        return self._register("io_error", root, options, undo, lambda: counter.calls, log)
 
     def read_only(self, path: PathArg) -> ArmedFault:
         """EROFS on every write, create, rename or removal under `path`."""
         root = _path(path, "path")
-        rule = FsRule("read_only", root, self._log)
+        log = self._begin()
+        rule = FsRule("read_only", root, log)
         undo = self._arm_attachments(rule.arm, rule.attachments)
-        return self._register("read_only", root, {"path": root}, undo, lambda: rule.matching_calls)
+        return self._register(
+            "read_only", root, {"path": root}, undo, lambda: rule.matching_calls, log
+        )
 
     # -- generic callables ---------------------------------------------------------------------
 
@@ -239,12 +251,13 @@ class FaultInjector:
         *,
         exc: ExceptionArg | None = None,
         seconds: float = 0.0,
-    ) -> tuple[list[Callable[[], None]], Counter]:
+    ) -> tuple[list[Callable[[], None]], Counter, BoundLog]:
         parent, name = resolve_target(target)
+        log = self._begin()
         counter = Counter(schedule, self._next_seed(kind, target))
-        hook = CallFault(kind, target, counter, self._log, exc=exc, seconds=seconds)
+        hook = CallFault(kind, target, counter, log, exc=exc, seconds=seconds)
         attachment = attach(parent, name, hook)
-        return [lambda: detach(attachment)], counter
+        return [lambda: detach(attachment)], counter, log
 
     def fail(
         self,
@@ -260,9 +273,9 @@ class FaultInjector:
         """Raise `exc` from the callable `target` (a dotted name) on the calls picked."""
         exc = check_exception(exc)
         schedule = self._schedule(nth, every, times, probability, window)
-        undo, counter = self._call_fault("fail", target, schedule, exc=exc)
+        undo, counter, log = self._call_fault("fail", target, schedule, exc=exc)
         options = {"target": target, "exc": exc, **schedule.options()}
-        return self._register("fail", target, options, undo, lambda: counter.calls)
+        return self._register("fail", target, options, undo, lambda: counter.calls, log)
 
     def slow(
         self,
@@ -278,9 +291,9 @@ class FaultInjector:
         """Delay the calls picked of `target` by `seconds` (``asyncio.sleep`` for coroutines)."""
         seconds = check_seconds(seconds)
         schedule = self._schedule(nth, every, times, probability, window)
-        undo, counter = self._call_fault("slow", target, schedule, seconds=seconds)
+        undo, counter, log = self._call_fault("slow", target, schedule, seconds=seconds)
         options = {"target": target, "seconds": seconds, **schedule.options()}
-        return self._register("slow", target, options, undo, lambda: counter.calls)
+        return self._register("slow", target, options, undo, lambda: counter.calls, log)
 
     # -- sqlite --------------------------------------------------------------------------------
 
@@ -335,11 +348,12 @@ class FaultInjector:
         if table is not None and not isinstance(table, str):
             raise FaultArgumentError(f"table={table!r}: must be a table or index name")
         schedule = self._schedule(nth, every, times, probability, window) if counted else None
+        log = self._begin()
         seed = self._next_seed("sqlite", f"{db}:{error}")
         fault = SqliteFault(
             db,
             error,
-            self._log,
+            log,
             counter=Counter(schedule, seed) if schedule is not None else None,
             seed=seed,
             extra_pages=extra_pages,
@@ -365,31 +379,33 @@ class FaultInjector:
             options["table"] = table
         if schedule is not None:
             options.update(schedule.options())
-        return self._register("sqlite", db, options, undo, lambda: fault.statements)
+        return self._register("sqlite", db, options, undo, lambda: fault.statements, log)
 
     # -- memory and network ----------------------------------------------------------------------
 
     def memory_pressure(self, mb: float, *, hold: bool = False) -> ArmedFault:
         """Take `mb` MB from the available memory: simulated (default) or really held."""
         fault = MemoryPressureFault(mb, hold)
+        log = self._begin()
         fault.arm()
-        self._log.record("memory_pressure", "memory", 0, "machine", fault.describe())
+        log.record("memory_pressure", "memory", 0, "machine", fault.describe())
         options: dict[str, Any] = {"mb": mb}
         if hold:
             options["hold"] = True
-        return self._register("memory_pressure", "memory", options, [fault.disarm])
+        return self._register("memory_pressure", "memory", options, [fault.disarm], None, log)
 
     def network(self, error: str, host: str | None = None, port: int | None = None) -> ArmedFault:
         """Connections to `host`:`port` (None: any) are refused, time out, reset, or fail DNS."""
         error = _choice(error, "error", NETWORK_ERRORS)
-        fault = NetworkFault(error, host, port, self._log)
+        log = self._begin()
+        fault = NetworkFault(error, host, port, log)
         undo = self._arm_attachments(fault.arm, fault.attachments)
         options: dict[str, Any] = {"error": error}
         if host is not None:
             options["host"] = host
         if port is not None:
             options["port"] = port
-        return self._register("network", fault.target(), options, undo, lambda: fault.calls)
+        return self._register("network", fault.target(), options, undo, lambda: fault.calls, log)
 
     # -- plans -------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_edge.faults.errors import FaultArgumentError
-from pytest_edge.faults.events import EventLog
+from pytest_edge.faults.events import EventSink
 from pytest_edge.faults.patching import Attachment, attach
 
 NETWORK_ERRORS = ("refused", "timeout", "reset", "dns")
@@ -35,7 +35,7 @@ def _is_ip(host: str) -> bool:
 class NetworkFault:
     """One armed network fault (state-like: holds until disarmed)."""
 
-    def __init__(self, error: str, host: str | None, port: int | None, log: EventLog) -> None:
+    def __init__(self, error: str, host: str | None, port: int | None, log: EventSink) -> None:
         if host is not None and (not isinstance(host, str) or not host):
             raise FaultArgumentError(f"host={host!r}: must be a host name or address, or None")
         if port is not None and (

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pytest_edge.faults.errors import FaultArgumentError
-from pytest_edge.faults.events import EventLog
+from pytest_edge.faults.events import EventSink
 from pytest_edge.faults.patching import Attachment, attach
 from pytest_edge.faults.schedule import Counter
 
@@ -100,7 +100,7 @@ class SqliteFault:
         self,
         db_path: str,
         error: str,
-        log: EventLog,
+        log: EventSink,
         *,
         counter: Counter | None,
         seed: str,

@@ -205,3 +205,17 @@ def test_read_only_covers_links_truncate_chmod_and_dir_fd_forms(tmp_path: Path) 
     assert target.read_text() == "data"
     assert (tmp_path / "tree" / "leaf.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "tree"]
+
+
+def test_each_handle_reports_only_its_own_events(tmp_path: Path) -> None:
+    with FaultInjector() as faults:
+        on_write = faults.io_error(tmp_path, on="write")
+        on_fsync = faults.io_error(tmp_path, on="fsync")
+        with open(tmp_path / "f", "wb") as f:
+            with pytest.raises(OSError, match="Input/output"):
+                f.write(b"x")
+            with pytest.raises(OSError, match="Input/output"):
+                os.fsync(f.fileno())
+    assert [e.effect.split(":")[0] for e in on_write.fired] == ["write"]
+    assert [e.effect.split(":")[0] for e in on_fsync.fired] == ["os.fsync"]
+    assert [e.index for e in faults.fired] == [on_write.index, on_fsync.index] == [1, 2]

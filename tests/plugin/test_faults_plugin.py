@@ -84,9 +84,9 @@ def test_passes(edge_faults):
             "*- edge faults -*",
             "seed: 1234 (replay with --edge-seed=1234)",
             "armed (1):",
-            "  io_error(path=*, on='fsync')",
+            "  #1 io_error(path=*, on='fsync')",
             "fired (1):",
-            "  io_error(*) call #1 at */f: os.fsync: raised OSError(5, 'Input/output error')",
+            "  #1 io_error(*) call #1 at */f: os.fsync: raised OSError(5, 'Input/output error')",
         ]
     )
     assert "nth=99" not in result.stdout.str()  # passing tests get no section
