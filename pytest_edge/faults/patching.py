@@ -203,9 +203,16 @@ def attach(parent: object, name: str, hook: Hook) -> Attachment:
         site = _sites.get(key)
         if site is None:
             site = PatchSite(parent, name)
-            _sites[key] = site
             site.set_hooks((hook,))
-            site.install()
+            try:
+                site.install()
+            except (TypeError, AttributeError) as exc:
+                raise FaultArgumentError(
+                    f"target {site.describe()!r} cannot be patched ({exc}); patch the name "
+                    "where your code looks it up instead (for sqlite3.Connection methods use "
+                    "the sqlite faults, which wrap sqlite3.connect)"
+                ) from exc
+            _sites[key] = site
         else:
             site.set_hooks((*site.hooks, hook))
         return Attachment(site, hook)

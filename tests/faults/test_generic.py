@@ -184,3 +184,15 @@ def test_arm_kind_names_unknown_kinds() -> None:
         ),
     ):
         faults.arm_kind("explode", {})
+
+
+def test_attributes_of_built_in_types_cannot_be_patched_and_say_so() -> None:
+    with (
+        FaultInjector() as faults,
+        pytest.raises(
+            FaultArgumentError,
+            match=r"'Connection.execute' cannot be patched .*use the sqlite faults",
+        ),
+    ):
+        faults.fail("sqlite3.Connection.execute", OSError)
+    assert active_sites() == []
