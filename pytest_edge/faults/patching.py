@@ -125,6 +125,11 @@ class PatchSite:
         if isinstance(parent, type):
             raw = inspect.getattr_static(parent, name)
             self.raw = raw
+        stale = getattr(self.raw, "__edge_fault_site__", None)
+        if isinstance(stale, PatchSite):
+            # A wrapper whose site is gone, put back by someone who saved it while it was
+            # installed (e.g. monkeypatch undone after the fault): patch the true original.
+            self.raw = stale.raw
         wrapper_kind: type[staticmethod[..., Any]] | type[classmethod[Any, ..., Any]] | None = None
         func: Any = self.raw
         if isinstance(self.raw, staticmethod | classmethod):

@@ -196,3 +196,20 @@ def test_attributes_of_built_in_types_cannot_be_patched_and_say_so() -> None:
     ):
         faults.fail("sqlite3.Connection.execute", OSError)
     assert active_sites() == []
+
+
+def test_a_stale_wrapper_put_back_by_monkeypatch_is_seen_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = helpers.ping
+    with FaultInjector() as faults:
+        faults.fail("tests.faults.helpers.ping", ValueError("x"), nth=10**9)
+        monkeypatch.setattr(helpers, "ping", lambda x=1: -1)  # saves our wrapper as "old"
+    assert helpers.ping is real  # disarm put the original back under monkeypatch's value
+    monkeypatch.undo()  # ... and monkeypatch now restores the stale wrapper
+    stale = helpers.ping
+    assert stale is not real
+    assert stale() == 1  # harmless: a wrapper without hooks calls the original
+    with FaultInjector() as faults:
+        faults.fail("tests.faults.helpers.ping", ValueError("x"), nth=10**9)
+    assert helpers.ping is real  # a new fault restores the true original
