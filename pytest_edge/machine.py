@@ -228,8 +228,9 @@ class HostMachine:
 
 
 class MemoryPressure:
-    """Memory that fault injection declares taken: every `Machine` subtracts it from
-    ``available_bytes`` (`HostMachine.memory` does; a simulated machine should call `apply`).
+    """Memory that fault injection declares taken, for machines without a pressure hook of
+    their own: `HostMachine.memory` subtracts it from ``available_bytes`` (a machine with
+    ``add_pressure``/``remove_pressure`` methods is given the pressure directly instead).
 
     Used by ``edge_faults.memory_pressure(mb)``: the pressure is simulated (nothing is
     allocated), so only code that reads memory through `current_machine()` (or a psutil view

@@ -148,3 +148,27 @@ def test_memory_pressure_refuses_to_endanger_the_host() -> None:
             faults.memory_pressure(mb=10**9, hold=True)
         with pytest.raises(FaultArgumentError, match=r"mb=0: must be a number of MB > 0"):
             faults.memory_pressure(mb=0)
+
+
+class _DeviceWithPressureHook:
+    """The shape of a simulated machine that takes pressure itself."""
+
+    def __init__(self) -> None:
+        self.pressure = 0
+
+    def add_pressure(self, nbytes: int) -> None:
+        self.pressure += nbytes
+
+    def remove_pressure(self, nbytes: int) -> None:
+        self.pressure -= nbytes
+
+
+def test_memory_pressure_uses_the_machines_own_hook_when_it_has_one() -> None:
+    from pytest_edge.machine import use_machine
+
+    device = _DeviceWithPressureHook()
+    with use_machine(device), FaultInjector() as faults:  # type: ignore[arg-type]
+        faults.memory_pressure(mb=100)
+        assert device.pressure == 100 * MIB
+        assert memory_pressure.total_bytes() == 0
+    assert device.pressure == 0
