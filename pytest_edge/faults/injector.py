@@ -164,8 +164,9 @@ class FaultInjector:
             self._count += 1
             return self._log.bound(self._count)
 
-    def _next_seed(self, kind: str, target: str) -> str:
-        return f"{self.seed}:{self.label}:{self._count}:{kind}:{target}"
+    def _seed_for(self, log: BoundLog, kind: str, target: str) -> str:
+        """The random stream of one armed fault: run seed, test, arming number, what."""
+        return f"{self.seed}:{self.label}:{log.index}:{kind}:{target}"
 
     @staticmethod
     def _schedule(
@@ -225,7 +226,7 @@ class FaultInjector:
         on = _choice(on, "on", IO_ERROR_ON)
         schedule = self._schedule(nth, every, times, probability, window)
         log = self._begin()
-        counter = Counter(schedule, self._next_seed("io_error", root))
+        counter = Counter(schedule, self._seed_for(log, "io_error", root))
         rule = FsRule("io_error", root, log, on=on, counter=counter)
         undo = self._arm_attachments(rule.arm, rule.attachments)
         options: dict[str, Any] = {"path": root, "on": on, **schedule.options()}
@@ -254,7 +255,7 @@ class FaultInjector:
     ) -> tuple[list[Callable[[], None]], Counter, BoundLog]:
         parent, name = resolve_target(target)
         log = self._begin()
-        counter = Counter(schedule, self._next_seed(kind, target))
+        counter = Counter(schedule, self._seed_for(log, kind, target))
         hook = CallFault(kind, target, counter, log, exc=exc, seconds=seconds)
         attachment = attach(parent, name, hook)
         return [lambda: detach(attachment)], counter, log
@@ -349,7 +350,7 @@ class FaultInjector:
             raise FaultArgumentError(f"table={table!r}: must be a table or index name")
         schedule = self._schedule(nth, every, times, probability, window) if counted else None
         log = self._begin()
-        seed = self._next_seed("sqlite", f"{db}:{error}")
+        seed = self._seed_for(log, "sqlite", f"{db}:{error}")
         fault = SqliteFault(
             db,
             error,
