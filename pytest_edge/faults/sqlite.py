@@ -273,9 +273,9 @@ class SqliteFault:
             return _SQLITE_OK
         return _SQLITE_DENY
 
-    def sync(self, con: Any, applied: dict[int, Any], base: Any) -> None:
+    def sync(self, con: Any, applied: dict[SqliteFault, Any], base: Any) -> None:
         """Apply or undo this fault's per-connection setting on `con` (in its own thread)."""
-        key = id(self)
+        key = self
         if self.active and self.error == "locked" and self.busy_timeout is not None:
             # Re-checked before every statement: code often sets its own busy_timeout after
             # connecting, which would otherwise make every locked write wait that long.
@@ -315,7 +315,7 @@ class SqliteFault:
             )
 
 
-def _undo(con: Any, base: Any, applied: dict[int, Any], key: int) -> None:
+def _undo(con: Any, base: Any, applied: dict[SqliteFault, Any], key: SqliteFault) -> None:
     kind, before = applied.pop(key)
     if kind == "full":
         base.execute(con, f"PRAGMA max_page_count = {int(before)}")
@@ -388,10 +388,10 @@ _registry = _Registry()
 def _guard(con: Any, base: Any, sql: object) -> Iterator[None]:
     """Run one statement of `con` through the faults armed on its database."""
     db: str = con._edge_db
-    applied: dict[int, Any] = con._edge_applied
+    # keyed by the fault object itself (ids could be reused once a disarmed fault is freed)
+    applied: dict[SqliteFault, Any] = con._edge_applied
     faults = _registry.get(db)
-    live = {id(f) for f in faults}
-    for key in [k for k in applied if k not in live]:
+    for key in [k for k in applied if k not in faults]:
         _undo(con, base, applied, key)
     interrupt = False
     for fault in faults:
@@ -426,7 +426,7 @@ class _EdgeConnection:
     """Mixin placed before the user's connection factory (see `_connection_class`)."""
 
     _edge_db: str
-    _edge_applied: dict[int, Any]
+    _edge_applied: dict[SqliteFault, Any]
     _edge_base: Any
 
     def execute(self, sql: str, *args: Any) -> Any:
