@@ -16,9 +16,9 @@ def test_pressure_shrinks_the_model_limit_and_refuses_models(edge_faults: FaultI
     assert manager.can_load_model(small_model)
     assert manager.get_optimal_context_size(small_model) > 0
 
-    armed = edge_faults.memory_pressure(mb=free_mb - small_model)
+    armed = edge_faults.memory_pressure(mb=free_mb)  # take (nearly) all of it
     manager.refresh()
-    assert manager.profile.available_memory_mb < small_model + 64
+    assert manager.profile.available_memory_mb < 1024  # what other processes freed meanwhile
     assert not manager.can_load_model(small_model)
     assert manager.get_optimal_context_size(small_model) == 0
 
