@@ -10,6 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_edge.device import (
+        DeviceView,
+        EdgeDevice,
+        IsolatedChildDied,
+        IsolationError,
+        RemoteError,
+        SimulatedMachine,
+    )
     from pytest_edge.faults import (
         ArmedFault,
         FaultArgumentError,
@@ -27,6 +35,14 @@ if TYPE_CHECKING:
         current_machine,
         use_machine,
     )
+    from pytest_edge.profiles import (
+        DeviceProfile,
+        ProfileError,
+        StorageSpec,
+        UnknownProfileError,
+        list_profiles,
+        load_profile,
+    )
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -43,20 +59,44 @@ _EXPORTS: dict[str, str] = {
     "MemoryReading": "pytest_edge.machine",
     "current_machine": "pytest_edge.machine",
     "use_machine": "pytest_edge.machine",
+    "DeviceProfile": "pytest_edge.profiles",
+    "ProfileError": "pytest_edge.profiles",
+    "StorageSpec": "pytest_edge.profiles",
+    "UnknownProfileError": "pytest_edge.profiles",
+    "list_profiles": "pytest_edge.profiles",
+    "load_profile": "pytest_edge.profiles",
+    "DeviceView": "pytest_edge.device",
+    "EdgeDevice": "pytest_edge.device",
+    "IsolatedChildDied": "pytest_edge.device",
+    "IsolationError": "pytest_edge.device",
+    "RemoteError": "pytest_edge.device",
+    "SimulatedMachine": "pytest_edge.device",
 }
 
 __all__ = [
     "Accelerator",
     "ArmedFault",
+    "DeviceProfile",
+    "DeviceView",
+    "EdgeDevice",
     "FaultArgumentError",
     "FaultEvent",
     "FaultInjector",
     "FaultPlan",
     "FaultSpec",
     "HostMachine",
+    "IsolatedChildDied",
+    "IsolationError",
     "Machine",
     "MemoryReading",
+    "ProfileError",
+    "RemoteError",
+    "SimulatedMachine",
+    "StorageSpec",
+    "UnknownProfileError",
     "current_machine",
+    "list_profiles",
+    "load_profile",
     "register_exception",
     "use_machine",
 ]

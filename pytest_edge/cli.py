@@ -34,6 +34,44 @@ def _tristate(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
+def _profiles(args: argparse.Namespace) -> int:
+    from pytest_edge.profiles.catalog import ProfileCatalog, ProfileError
+
+    try:
+        catalog = ProfileCatalog.load(args.file or ())
+    except ProfileError as exc:
+        print(f"pytest-edge profiles: {exc}", file=sys.stderr)
+        return 2
+    rows = [("name", "memory", "reserved", "cores", "speed", "uma", "gpu", "aliases")]
+    for p in catalog.profiles():
+        rows.append(
+            (
+                p.name,
+                f"{p.memory_mb} MB",
+                f"{p.os_reserved_mb} MB",
+                str(p.cpu_cores),
+                "-" if p.cpu_speed_factor is None else f"{p.cpu_speed_factor:g}",
+                _tristate(p.uma),
+                p.gpu or "-",
+                ", ".join(p.aliases) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    aliases = catalog.aliases()
+    for alias, reason in sorted(catalog.alias_reasons.items()):
+        if alias in aliases:
+            print(f"\n{alias} -> {aliases[alias]}: {reason}")
+    reference = catalog.speed_reference
+    if reference is not None:
+        print(f"\nspeed = single-core speed relative to {reference.cpu} ({reference.source})")
+    print("MB = MiB; reserved = memory the firmware keeps from the OS (see catalog.toml)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-edge", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -41,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "machine", help="show what this machine looks like to pytest-edge"
     )
     machine.set_defaults(run=_machine)
+    profiles = commands.add_parser("profiles", help="list the simulated device profiles")
+    profiles.add_argument(
+        "--file", action="append", metavar="PATH", help="also load profiles from this TOML file"
+    )
+    profiles.set_defaults(run=_profiles)
     return parser
 
 

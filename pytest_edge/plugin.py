@@ -6,7 +6,10 @@ classes in the feature packages; this module wires them to pytest.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import argparse
+import inspect
+import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,6 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "edge", "pytest-edge: simulated edge devices, faults, crashes and benchmarks"
     )
     group.addoption("--edge-seed", type=parse_seed, default=None, metavar="N", help=SEED_HELP)
+    _add_device_options(parser, group)
     _add_faults_options(group)
 
 
@@ -35,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
         chosen = config.getoption("edge_seed")
         seed = new_seed() if chosen is None else int(chosen)
     config.stash[SEED_KEY] = seed
+    _configure_devices(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "edge-xdist-hooks")
     config.pluginmanager.register(_FaultsPlugin(config), "edge-faults")
@@ -58,6 +63,347 @@ class _XdistHooks:
 def edge_seed(pytestconfig: pytest.Config) -> int:
     """The run's seed (``--edge-seed``, or the one chosen for this run)."""
     return pytestconfig.stash[SEED_KEY]
+
+
+# --- simulated devices ---
+from collections.abc import Generator  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+
+from pytest_edge.device import markers as edge_markers  # noqa: E402
+from pytest_edge.device.fixture import EdgeDevice  # noqa: E402
+from pytest_edge.device.isolated import IsolationLimits, run_isolated  # noqa: E402
+from pytest_edge.device.probe import PeakTracker  # noqa: E402
+from pytest_edge.device.session import (  # noqa: E402
+    EdgeRun,
+    MemoryRecord,
+    choose_profile_setting,
+    host_cpus,
+    host_profile,
+    split_names,
+)
+from pytest_edge.device.simulated import SimulatedMachine  # noqa: E402
+from pytest_edge.device.view import DeviceView  # noqa: E402
+from pytest_edge.machine import MIB, use_machine  # noqa: E402
+from pytest_edge.profiles.catalog import (  # noqa: E402
+    ProfileError,
+    UnknownProfileError,
+)
+from pytest_edge.profiles.model import DeviceProfile  # noqa: E402
+
+PROFILE_HELP = (
+    "simulate these edge devices (comma-separated names or aliases, e.g. raspberry-pi,jetson; "
+    "`pytest-edge profiles` lists them). Precedence: --edge-profile, then the "
+    "PYTEST_EDGE_PROFILE environment variable, then the edge_profile ini key."
+)
+PROFILE_FILE_HELP = "TOML file with more device profiles, in the catalog's form (repeatable)"
+EDGE_RUN_KEY = pytest.StashKey[EdgeRun]()
+_ITEM_PROFILE = pytest.StashKey[DeviceProfile | None]()
+_ITEM_STACK = pytest.StashKey[ExitStack]()
+_ITEM_PEAK = pytest.StashKey[tuple[float, str, bool]]()
+_ITEM_MARKS = pytest.StashKey[edge_markers.EdgeMarks]()
+_MARKERS = (
+    "edge_profile(*names): run this test on these device profiles (first one for tests "
+    "that do not use the edge_device fixture)",
+    "edge_isolated(timeout=None): run the whole test in a child process held to the device's "
+    "memory and cores",
+    "edge_requires(memory_mb=None, cores=None, gpu=None): skip on devices that lack this",
+    "edge_memory_budget(size): fail the test if its peak memory growth exceeds size, e.g. '300 MB'",
+)
+
+
+def _add_device_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    group.addoption("--edge-profile", default=None, metavar="NAME[,NAME...]", help=PROFILE_HELP)
+    parser.addini("edge_profile", help=PROFILE_HELP, default="")
+    group.addoption(
+        "--edge-profile-file", action="append", default=[], metavar="PATH", help=PROFILE_FILE_HELP
+    )
+    parser.addini("edge_profile_files", type="paths", default=[], help=PROFILE_FILE_HELP)
+    group.addoption(
+        "--edge-cpu-throttle",
+        action="store_true",
+        help="duty-cycle isolated children (SIGSTOP/SIGCONT) toward the device's "
+        "cpu_speed_factor: an approximation",
+    )
+    group.addoption(
+        "--edge-host-speed-factor",
+        type=_speed_factor,
+        default=None,
+        metavar="F",
+        help="this host's single-core speed relative to the catalog's reference CPU "
+        "(used by --edge-cpu-throttle; default: assume 1.0)",
+    )
+
+
+def _speed_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"--edge-host-speed-factor: {text!r} is not a number > 0 (1.0 = as fast as the "
+            "catalog's reference CPU)"
+        )
+    return value
+
+
+def _build_edge_run(config: pytest.Config) -> EdgeRun:
+    ini_value = str(config.getini("edge_profile") or "")
+    setting, where = choose_profile_setting(
+        config.getoption("edge_profile"), os.environ.get("PYTEST_EDGE_PROFILE"), ini_value
+    )
+    files = [*config.getini("edge_profile_files"), *config.getoption("edge_profile_file")]
+    names = split_names(setting or "")
+    run = EdgeRun(
+        requested=names,
+        profiles=[],
+        throttle=bool(config.getoption("edge_cpu_throttle")),
+        host_speed_factor=config.getoption("edge_host_speed_factor"),
+        profile_files=tuple(str(f) for f in files),
+    )
+    if not names and not files:
+        return run  # nothing asked for: the catalog is loaded only if a marker needs it
+    try:
+        catalog = run.catalog  # loads and checks the profile files
+        run.profiles = [catalog.resolve(name) for name in names]
+    except ProfileError as exc:
+        raise pytest.UsageError(f"edge profile file: {exc}") from exc
+    except UnknownProfileError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from exc
+    return run
+
+
+def _read_marks(run: EdgeRun, node: Any) -> edge_markers.EdgeMarks:
+    return edge_markers.read_marks(node.iter_markers(), node.nodeid, run.catalog.resolve)
+
+
+class _DevicePlugin:
+    """Simulated devices: the per-test view, isolation, markers and the memory report."""
+
+    def __init__(self, run: EdgeRun) -> None:
+        self.run = run
+        self._host: DeviceProfile | None = None
+        # One machine and view per profile, reused by every test on it (cheaper per test).
+        self._views: dict[str, tuple[SimulatedMachine, DeviceView]] = {}
+
+    def host(self) -> DeviceProfile:
+        if self._host is None:
+            self._host = host_profile()
+        return self._host
+
+    def marks(self, item: pytest.Item) -> edge_markers.EdgeMarks:
+        marks = item.stash.get(_ITEM_MARKS, None)
+        if marks is None:
+            marks = item.stash[_ITEM_MARKS] = _read_marks(self.run, item)
+        return marks
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return self.run.header_lines()
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "edge_device" not in metafunc.fixturenames:
+            return
+        try:
+            pinned = _read_marks(self.run, metafunc.definition).profiles
+        except (ValueError, UnknownProfileError):
+            return  # reported as a usage error in pytest_collection_modifyitems
+        profiles = self.run.profiles if pinned is None else list(pinned)
+        if profiles:
+            metafunc.parametrize(
+                "edge_device",
+                [p.name for p in profiles],
+                indirect=True,
+                ids=[p.name for p in profiles],
+            )
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            try:
+                self.marks(item)
+            except (ValueError, UnknownProfileError) as exc:
+                raise pytest.UsageError(f"{exc}") from exc
+
+    def _item_profile(
+        self, item: pytest.Item, marks: edge_markers.EdgeMarks
+    ) -> DeviceProfile | None:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "edge_device" in callspec.params:
+            return self.run.catalog.resolve(str(callspec.params["edge_device"]))
+        if marks.profiles:
+            return marks.profiles[0]
+        return self.run.profiles[0] if self.run.profiles else None
+
+    def _view(self, profile: DeviceProfile) -> tuple[SimulatedMachine, DeviceView]:
+        cached = self._views.get(profile.name)
+        if cached is None or cached[0].profile is not profile:
+            machine = SimulatedMachine(profile)
+            cached = self._views[profile.name] = (machine, DeviceView(machine))
+        return cached
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        marks = self.marks(item)
+        profile = self._item_profile(item, marks)
+        item.stash[_ITEM_PROFILE] = profile
+        stack = ExitStack()
+        item.stash[_ITEM_STACK] = stack
+        if marks.requires is not None:
+            missing = marks.requires.missing(profile or self.host())
+            if missing is not None:
+                # A mark (not pytest.skip here) so the skip points at the test and the other
+                # plugins' setup wrappers still run.
+                item.add_marker(pytest.mark.skip(reason=missing))
+                return (yield)
+        if profile is not None:
+            machine, view = self._view(profile)
+            machine.reset()
+            stack.enter_context(use_machine(machine))
+            stack.enter_context(view)
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        __tracebackhide__ = True
+        measure = (
+            item.stash.get(_ITEM_PROFILE, None) is not None
+            or self.marks(item).budget_mb is not None
+        )
+        if not measure:
+            return (yield)
+        tracker = PeakTracker()
+        tracker.start()
+        try:
+            return (yield)
+        finally:
+            own = tracker.peak_growth_bytes() / MIB
+            child = item.stash.get(_ITEM_PEAK, None)
+            if child is None or child[0] < own:
+                item.stash[_ITEM_PEAK] = (own, tracker.method, False)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        __tracebackhide__ = True
+        marks = self.marks(pyfuncitem)
+        if not marks.isolated:
+            return None
+        timeout = marks.isolated_timeout
+        profile = pyfuncitem.stash.get(_ITEM_PROFILE, None)
+        params = inspect.signature(pyfuncitem.obj).parameters
+        kwargs = {name: pyfuncitem.funcargs[name] for name in params if name in pyfuncitem.funcargs}
+        if profile is None:
+            limits = IsolationLimits(None, None)
+        else:
+            cpus = host_cpus()
+            limits = IsolationLimits(
+                memory_budget_bytes=profile.usable_memory_mb * MIB,
+                cpus=cpus[: min(profile.cpu_cores, len(cpus))],
+                duty_cycle=self.run.duty_cycle(profile),
+                profile=profile,
+            )
+
+        def remember(peak: int) -> None:
+            pyfuncitem.stash[_ITEM_PEAK] = (peak / MIB, "isolated child", True)
+
+        module = pyfuncitem.module
+        rewrite = None
+        if module is not None and getattr(module, "__file__", None):
+            rewrite = (module.__name__, str(module.__file__))
+        run_isolated(pyfuncitem.obj, (), kwargs, limits, timeout, remember, rewrite)
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when != "call" or _ITEM_PEAK not in item.stash:
+            return report
+        peak_mb, method, isolated = item.stash[_ITEM_PEAK]
+        profile = item.stash.get(_ITEM_PROFILE, None)
+        budget = self.marks(item).budget_mb
+        device_budget = float(profile.usable_memory_mb) if profile is not None else None
+        report.edge_memory = {  # type: ignore[attr-defined]
+            "profile": profile.name if profile is not None else "host",
+            "peak_mb": round(peak_mb, 3),
+            "budget_mb": budget if budget is not None else device_budget,
+            "method": method,
+            "isolated": isolated,
+        }
+        if budget is not None and report.passed and peak_mb > budget:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"edge_memory_budget: peak memory growth {peak_mb:.1f} MB exceeds the budget "
+                f"of {budget:g} MB (measured: {method}"
+                f"{', device ' + profile.name if profile is not None else ''})"
+            )
+        return report
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            stack = item.stash.get(_ITEM_STACK, None)
+            if stack is not None:
+                stack.close()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "edge_memory", None)
+        if report.when != "call" or not isinstance(data, dict) or data.get("budget_mb") is None:
+            return
+        self.run.records.append(
+            MemoryRecord(
+                nodeid=report.nodeid,
+                profile=str(data["profile"]),
+                peak_mb=float(data["peak_mb"]),
+                budget_mb=float(data["budget_mb"]),
+                isolated=bool(data["isolated"]),
+                method=str(data["method"]),
+            )
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        notes = self.run.enforcement_notes()
+        lines = self.run.summary_lines()
+        if not notes and not lines:
+            return
+        terminalreporter.section("edge devices")
+        if lines:
+            terminalreporter.write_line(
+                "highest peak memory growth per test, against the device budget "
+                "(usable memory, or the test's edge_memory_budget):"
+            )
+            for line in lines:
+                terminalreporter.write_line(line)
+        for note in notes:
+            terminalreporter.write_line(f"not enforced: {note}")
+
+
+def _configure_devices(config: pytest.Config) -> None:
+    run = _build_edge_run(config)
+    config.stash[EDGE_RUN_KEY] = run
+    for line in _MARKERS:
+        config.addinivalue_line("markers", line)
+    config.pluginmanager.register(_DevicePlugin(run), "edge-devices")
+
+
+@pytest.fixture
+def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
+    """The device this test runs on: `.profile`, `.run_isolated(fn, ...)`, memory pressure."""
+    run = request.config.stash[EDGE_RUN_KEY]
+    plugin = request.config.pluginmanager.get_plugin("edge-devices")
+    profile = request.node.stash.get(_ITEM_PROFILE, None)
+    node = request.node
+
+    def remember(peak_mb: float) -> None:
+        previous = node.stash.get(_ITEM_PEAK, None)
+        if previous is None or previous[0] < peak_mb:
+            node.stash[_ITEM_PEAK] = (peak_mb, "isolated child", True)
+
+    if profile is None:
+        host = plugin.host() if isinstance(plugin, _DevicePlugin) else host_profile()
+        return EdgeDevice(host, simulated=False, on_peak=remember)
+    return EdgeDevice(profile, simulated=True, duty_cycle=run.duty_cycle(profile), on_peak=remember)
 
 
 # --- faults ---

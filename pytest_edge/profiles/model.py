@@ -36,6 +36,10 @@ class DeviceProfile:
     gpu: str | None = None  # the GPU's name; None when the device has no usable GPU
     storage: StorageSpec | None = None
     sources: tuple[str, ...] = field(default=())
+    # Swap the device has configured; None = unknown, and the view then reports no swap.
+    swap_mb: int | None = None
+    # Why an alias such as "raspberry-pi" points at this concrete model (catalog text).
+    alias_reason: str | None = None
 
     @property
     def usable_memory_mb(self) -> int:

@@ -1,0 +1,399 @@
+"""Run a function in a limited child process: the enforcement level of a simulated device.
+
+The child is started by the ``forkserver`` method (``spawn`` where there is none), never a bare
+``fork()`` of a possibly threaded test process. Inside the child, before `fn` runs:
+
+- glibc malloc arenas are capped at 2 (``mallopt(M_ARENA_MAX)``, and ``MALLOC_ARENA_MAX=2``
+  for its own children), so threads do not reserve memory the budget would count;
+- CPU affinity is set to ``min(device cores, host cores)`` of the CPUs the parent may use;
+- the view is installed, so `fn` sees the device as in-process tests do;
+- ``RLIMIT_DATA`` (``RLIMIT_AS`` where DATA is not enforced) is set to the child's current
+  size plus the memory budget, so growth past the budget fails with ``MemoryError``.
+
+`fn`, its arguments, its result and its exception travel by pickle between processes the
+test itself started (trusted data, never from outside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import pickle
+import platform
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pytest_edge.device import probe
+from pytest_edge.machine import MIB, use_machine
+from pytest_edge.profiles.model import DeviceProfile
+
+_M_ARENA_MAX = -8  # glibc mallopt parameter number
+_DUTY_PERIOD_S = 0.05
+
+
+class IsolationError(RuntimeError):
+    """The isolated call could not be set up or its result could not be sent back."""
+
+
+class RemoteError(RuntimeError):
+    """`fn` raised an exception that cannot be pickled; this carries its type and traceback."""
+
+    def __init__(self, type_name: str, message: str, child_traceback: str) -> None:
+        self.type_name = type_name
+        self.child_traceback = child_traceback
+        super().__init__(
+            f"{type_name}: {message}\n(raised in the isolated child; it could not be pickled)\n"
+            f"child traceback:\n{child_traceback}"
+        )
+
+
+class IsolatedChildDied(RuntimeError):
+    """The child ended without reporting: killed by a signal or exited early."""
+
+    def __init__(self, how: str, limits: str) -> None:
+        self.how = how
+        self.limits = limits
+        super().__init__(f"isolated child died: {how}; limits in force: {limits}")
+
+
+@dataclass(frozen=True)
+class IsolationLimits:
+    """What the child is held to. None means: not limited."""
+
+    memory_budget_bytes: int | None
+    cpus: tuple[int, ...] | None
+    duty_cycle: float | None = None  # fraction of wall time the child may run (SIGSTOP/CONT)
+    profile: DeviceProfile | None = None  # installs the view in the child
+
+    def describe(self, rlimit_name: str | None = None) -> str:
+        parts = []
+        if self.memory_budget_bytes is not None:
+            how = rlimit_name or memory_rlimit_name() or "no rlimit available"
+            parts.append(f"memory growth {self.memory_budget_bytes / MIB:.0f} MB ({how})")
+        if self.cpus is not None:
+            parts.append(f"CPU affinity {{{', '.join(map(str, self.cpus))}}}")
+        if self.duty_cycle is not None:
+            parts.append(f"duty cycle {self.duty_cycle:.0%} (SIGSTOP/SIGCONT, approximate)")
+        return ", ".join(parts) or "none"
+
+
+@dataclass
+class IsolatedOutcome:
+    value: Any
+    peak_growth_bytes: int
+    notes: list[str] = field(default_factory=list)
+
+
+def memory_rlimit_name() -> str | None:
+    """The rlimit that bounds heap growth here: RLIMIT_DATA on Linux >= 4.7, else RLIMIT_AS.
+
+    Only Linux is claimed: macOS accepts these limits but does not hold malloc to them, so
+    there the answer is None and the report says memory is not enforced.
+    """
+    if sys.platform != "linux":
+        return None
+    release = platform.release().split(".")
+    with contextlib.suppress(ValueError, IndexError):
+        if (int(release[0]), int(release[1].split("-")[0])) >= (4, 7):
+            return "RLIMIT_DATA"
+    return "RLIMIT_AS"
+
+
+def _context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _describe_callable(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def run_isolated(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    limits: IsolationLimits,
+    timeout: float | None = None,
+    peak_sink: Callable[[int], None] | None = None,
+    rewrite_module: tuple[str, str] | None = None,
+) -> IsolatedOutcome:
+    """Call ``fn(*args, **kwargs)`` in a limited child; return its value or re-raise its error.
+
+    `peak_sink` receives the child's peak memory growth in bytes whenever the child reported
+    one, also when `fn` raised. `rewrite_module` (module name, file) asks the child to import
+    that test module with pytest's assertion rewriting, so failed asserts explain themselves.
+    """
+    __tracebackhide__ = True  # pytest shows the test's frames, not ours
+    try:
+        payload = pickle.dumps((fn, args, kwargs))
+    except Exception as exc:
+        raise IsolationError(
+            f"run_isolated: cannot send {_describe_callable(fn)} and its arguments to the child "
+            f"({type(exc).__name__}: {exc}); isolated functions must be importable module-level "
+            "functions and their arguments picklable"
+        ) from exc
+    ctx = _context()
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    process = ctx.Process(
+        target=_child_main,
+        args=(child_conn, payload, limits, rewrite_module),
+        name="pytest-edge-isolated",
+    )
+    process.start()
+    child_conn.close()
+    timed_out = False
+    try:
+        message, timed_out = _wait(process, parent_conn, limits, timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGCONT)
+        if process.is_alive():
+            process.kill()
+        process.join()
+        parent_conn.close()
+    if message is None:
+        how = (
+            f"no answer within the {timeout} s timeout (killed by pytest-edge)"
+            if timed_out
+            else _how_it_died(process.exitcode)
+        )
+        raise IsolatedChildDied(how, limits.describe())
+    if peak_sink is not None and isinstance(message[-1], int):
+        peak_sink(message[-1])
+    elif peak_sink is not None and message[0] == "ok":
+        peak_sink(message[2])
+    return _unpack(message)
+
+
+def _wait(
+    process: Any, conn: Connection, limits: IsolationLimits, timeout: float | None
+) -> tuple[tuple[Any, ...] | None, bool]:
+    """(the child's message or None, whether the timeout expired)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    duty = limits.duty_cycle
+    pid = process.pid
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            return None, True
+        run_for = _DUTY_PERIOD_S * duty if duty else _DUTY_PERIOD_S
+        if conn.poll(run_for):
+            try:
+                message: tuple[Any, ...] = conn.recv()
+            except EOFError:
+                return None, False
+            return message, False
+        if not process.is_alive():
+            try:
+                return (conn.recv() if conn.poll(0) else None), False
+            except EOFError:
+                return None, False
+        if duty:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(_DUTY_PERIOD_S * (1 - duty))
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:  # it ended in between; the next round sees that
+                continue
+
+
+def _how_it_died(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it did not exit"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = ""
+        if -exitcode == signal.SIGKILL:
+            hint = " (the kernel OOM killer or another process killed it)"
+        elif -exitcode == signal.SIGSEGV:
+            hint = " (a crash in native code, possibly an allocation failure not checked)"
+        return f"killed by signal {name} ({-exitcode}){hint}"
+    return f"exited with status {exitcode} before reporting a result"
+
+
+def _unpack(message: tuple[Any, ...]) -> IsolatedOutcome:
+    __tracebackhide__ = True
+    kind = message[0]
+    if kind == "ok":
+        _, value_bytes, peak, notes = message
+        return IsolatedOutcome(pickle.loads(value_bytes), peak, notes)  # noqa: S301 (own child)
+    if kind == "error":
+        _, exc_bytes, type_name, text, memory_error, child_tb, _peak = message
+        try:
+            exc = pickle.loads(exc_bytes)  # noqa: S301 (our own child's exception)
+        except Exception:
+            _raise_remote(type_name, text, memory_error, child_tb)
+        if isinstance(exc, BaseException):
+            exc.add_note(f"raised in the isolated child; child traceback:\n{child_tb}")
+            raise exc
+    if kind == "remote-error":
+        _, type_name, text, memory_error, child_tb, _peak = message
+        _raise_remote(type_name, text, memory_error, child_tb)
+    if kind == "result-unpicklable":
+        _, type_name, text, _peak = message
+        raise IsolationError(
+            f"run_isolated: the result ({type_name}) cannot be pickled back to the test: {text}"
+        )
+    raise IsolationError(f"run_isolated: unexpected message from the child: {kind!r}")
+
+
+def _raise_remote(type_name: str, text: str, memory_error: bool, child_tb: str) -> NoReturn:
+    __tracebackhide__ = True
+    if memory_error:
+        # The budget's verdict must stay a MemoryError even when its subclass cannot travel.
+        error = MemoryError(f"{type_name}: {text}")
+        error.add_note(f"raised in the isolated child; child traceback:\n{child_tb}")
+        raise error
+    raise RemoteError(type_name, text, child_tb)
+
+
+# -- the child side --------------------------------------------------------------------------
+
+
+def _cap_arenas() -> None:
+    os.environ["MALLOC_ARENA_MAX"] = "2"
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, 2)
+
+
+def _set_memory_limit(budget: int) -> tuple[int, tuple[int, int]] | None:
+    import resource
+
+    name = memory_rlimit_name()
+    if name is None:
+        return None
+    which = getattr(resource, name)
+    current = probe.status_kb("VmData" if name == "RLIMIT_DATA" else "VmSize")
+    if current is None:
+        return None
+    old = resource.getrlimit(which)
+    soft = current + budget
+    if old[1] != resource.RLIM_INFINITY:
+        soft = min(soft, old[1])
+    resource.setrlimit(which, (soft, old[1]))
+    return which, old
+
+
+def _import_rewritten(name: str, path: str) -> None:
+    """Import a test module with pytest's assertion rewriting (best effort).
+
+    Uses pytest's own `rewrite_asserts` (not a public API); when it is unavailable the plain
+    import done by unpickling takes over and asserts fail without pytest's explanation.
+    """
+    import ast
+    import importlib.util
+
+    try:
+        from _pytest.assertion.rewrite import rewrite_asserts
+    except ImportError:
+        return
+    source = Path(path).read_bytes()
+    tree = ast.parse(source, filename=path)
+    rewrite_asserts(tree, source, path, None)
+    code = compile(tree, path, "exec", dont_inherit=True)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)  # noqa: S102 (the test module pytest already imported)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def _child_main(
+    conn: Connection,
+    payload: bytes,
+    limits: IsolationLimits,
+    rewrite_module: tuple[str, str] | None = None,
+) -> None:
+    _cap_arenas()
+    notes: list[str] = []
+    if limits.cpus is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, limits.cpus)
+    if rewrite_module is not None:
+        with contextlib.suppress(Exception):
+            _import_rewritten(*rewrite_module)
+    fn, args, kwargs = pickle.loads(payload)  # noqa: S301 (sent by our own parent)
+    view_cm: Any = contextlib.nullcontext()
+    if limits.profile is not None:
+        view_cm = _child_view(limits.profile)
+    with view_cm:
+        tracker = probe.PeakTracker()
+        tracker.start()
+        restore = None
+        if limits.memory_budget_bytes is not None:
+            restore = _set_memory_limit(limits.memory_budget_bytes)
+            if restore is None:
+                notes.append("memory budget not enforced: no usable rlimit on this platform")
+        try:
+            value = fn(*args, **kwargs)
+        except BaseException as exc:
+            _lift(restore)
+            child_tb = traceback.format_exc()
+            peak = tracker.peak_growth_bytes()
+            try:
+                message: tuple[Any, ...] = (
+                    "error",
+                    pickle.dumps(exc),
+                    type(exc).__qualname__,
+                    str(exc),
+                    isinstance(exc, MemoryError),
+                    child_tb,
+                    peak,
+                )
+            except Exception:
+                message = (
+                    "remote-error",
+                    type(exc).__qualname__,
+                    str(exc),
+                    isinstance(exc, MemoryError),
+                    child_tb,
+                    peak,
+                )
+            del exc
+            conn.send(message)
+            conn.close()
+            return
+        _lift(restore)
+        peak = tracker.peak_growth_bytes()
+        try:
+            message = ("ok", pickle.dumps(value), peak, notes)
+        except Exception as exc:
+            message = ("result-unpicklable", type(value).__qualname__, str(exc), peak)
+        conn.send(message)
+        conn.close()
+
+
+def _lift(restore: tuple[int, tuple[int, int]] | None) -> None:
+    if restore is None:
+        return
+    import resource
+
+    which, old = restore
+    resource.setrlimit(which, old)
+
+
+@contextlib.contextmanager
+def _child_view(profile: DeviceProfile) -> Any:
+    from pytest_edge.device.simulated import SimulatedMachine
+    from pytest_edge.device.view import DeviceView
+
+    machine = SimulatedMachine(profile)
+    with use_machine(machine), DeviceView(machine):
+        yield machine
