@@ -207,3 +207,23 @@ def test_clean_{i}():
     result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "--edge-seed=5")
     result.assert_outcomes(passed=9, failed=3)
     result.stdout.fnmatch_lines(["*seed: 5 (replay with --edge-seed=5)*"])
+
+
+def test_memory_pressure_moves_the_simulated_devices_view(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import psutil
+
+def test_pressure(edge_faults):
+    before = psutil.virtual_memory().available
+    armed = edge_faults.memory_pressure(mb=1000)
+    during = psutil.virtual_memory().available
+    armed.disarm()
+    after = psutil.virtual_memory().available
+    # the simulated device's view; growth of this process moves it a little too
+    assert 900 * 2**20 < before - during < 1100 * 2**20
+    assert abs(after - before) < 100 * 2**20
+"""
+    )
+    result = pytester.runpytest("--edge-profile=raspberry-pi-4-4gb")
+    result.assert_outcomes(passed=1)
