@@ -28,6 +28,9 @@ class FaultEvent:
     at: float  # seconds since the injector was created
     index: int = 0
 
+    def __str__(self) -> str:
+        return self.describe()
+
     def describe(self) -> str:
         call = f" call #{self.call}" if self.call else ""
         number = f"#{self.index} " if self.index else ""

@@ -86,3 +86,12 @@ def test_counting_rule_matches_its_documented_formula(
     if times is not None:
         expected = expected[:times]
     assert fired(Schedule(nth=nth, every=every, times=times), calls) == expected
+
+
+def test_event_text_is_its_description() -> None:
+    from pytest_edge.faults.events import EventLog
+
+    event = EventLog().bound(3).record("fail", "os.fsync", 2, "app.py:7 in save", "raised X")
+    assert (
+        str(event) == event.describe() == "#3 fail(os.fsync) call #2 at app.py:7 in save: raised X"
+    )
