@@ -312,6 +312,8 @@ class FaultFile:
         self._rule = rule
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_FaultFile") or name in ("_raw", "_path", "_rule"):
+            raise AttributeError(name)  # not set yet (copy, unpickling): no endless recursion
         return getattr(self._raw, name)
 
     def __repr__(self) -> str:
