@@ -213,3 +213,29 @@ def test_a_stale_wrapper_put_back_by_monkeypatch_is_seen_through(
     with FaultInjector() as faults:
         faults.fail("tests.faults.helpers.ping", ValueError("x"), nth=10**9)
     assert helpers.ping is real  # a new fault restores the true original
+
+
+def test_counting_is_exact_across_threads() -> None:
+    import threading
+
+    errors: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(500):
+            try:
+                helpers.ping()
+            except TimeoutError:
+                with lock:
+                    errors.append(1)
+
+    with FaultInjector() as faults:
+        armed = faults.fail("tests.faults.helpers.ping", TimeoutError(), every=2, times=None)
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert armed.calls == 2000
+    assert len(errors) == len(armed.fired) == 1000
+    assert sorted(e.call for e in armed.fired) == list(range(2, 2001, 2))
