@@ -10,6 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_edge.crash import (
+        CrashHarness,
+        CrashHarnessError,
+        CrashHarnessWarning,
+        CrashReport,
+        LostWritesError,
+    )
     from pytest_edge.device import (
         DeviceView,
         EdgeDevice,
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
         RemoteError,
         SimulatedMachine,
     )
+    from pytest_edge.durable import DELETED, ack, crashpoint, intent
     from pytest_edge.faults import (
         ArmedFault,
         FaultArgumentError,
@@ -53,6 +61,15 @@ _EXPORTS: dict[str, str] = {
     "FaultPlan": "pytest_edge.faults",
     "FaultSpec": "pytest_edge.faults",
     "register_exception": "pytest_edge.faults",
+    "DELETED": "pytest_edge.durable",
+    "ack": "pytest_edge.durable",
+    "intent": "pytest_edge.durable",
+    "crashpoint": "pytest_edge.durable",
+    "CrashHarness": "pytest_edge.crash",
+    "CrashHarnessError": "pytest_edge.crash",
+    "CrashHarnessWarning": "pytest_edge.crash",
+    "CrashReport": "pytest_edge.crash",
+    "LostWritesError": "pytest_edge.crash",
     "Accelerator": "pytest_edge.machine",
     "HostMachine": "pytest_edge.machine",
     "Machine": "pytest_edge.machine",
@@ -74,8 +91,13 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "DELETED",
     "Accelerator",
     "ArmedFault",
+    "CrashHarness",
+    "CrashHarnessError",
+    "CrashHarnessWarning",
+    "CrashReport",
     "DeviceProfile",
     "DeviceView",
     "EdgeDevice",
@@ -87,6 +109,7 @@ __all__ = [
     "HostMachine",
     "IsolatedChildDied",
     "IsolationError",
+    "LostWritesError",
     "Machine",
     "MemoryReading",
     "ProfileError",
@@ -94,7 +117,10 @@ __all__ = [
     "SimulatedMachine",
     "StorageSpec",
     "UnknownProfileError",
+    "ack",
+    "crashpoint",
     "current_machine",
+    "intent",
     "list_profiles",
     "load_profile",
     "register_exception",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pytest_edge.machine import MIB, current_machine
+from pytest_edge.seed import parse_seed
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -72,6 +73,33 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crash(args: argparse.Namespace) -> int:
+    """Run crash cycles on WORKLOAD/RECOVER; exit 1 when an acknowledged write was lost."""
+    import os
+
+    from pytest_edge.crash import CrashHarness, CrashHarnessError
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # "module:function" from the current directory
+    try:
+        report = CrashHarness().run(
+            args.workload,
+            args.recover,
+            state_dir=args.state_dir,
+            cycles=args.cycles,
+            seed=args.seed,
+            mode=args.mode,
+            kill=args.kill,
+            timeout=args.timeout,
+            max_states=args.max_states,
+        )
+    except (ValueError, CrashHarnessError) as error:
+        print(f"pytest-edge crash: error: {error}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-edge", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -84,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--file", action="append", metavar="PATH", help="also load profiles from this TOML file"
     )
     profiles.set_defaults(run=_profiles)
+    crash = commands.add_parser(
+        "crash",
+        help="kill (or cut the power of) WORKLOAD over and over; check RECOVER keeps every ack",
+    )
+    crash.add_argument("workload", help="module:function, runs in a child, calls ack()")
+    crash.add_argument("recover", help="module:function, returns the recovered key -> value")
+    crash.add_argument("--state-dir", required=True, help="directory the workload keeps state in")
+    crash.add_argument("--cycles", type=int, default=50, help="crash cycles (default 50)")
+    crash.add_argument("--mode", choices=("kill", "power-loss"), default="kill")
+    crash.add_argument("--kill", default="random", help="random, random-time:S, acks:N, ...")
+    crash.add_argument("--seed", type=parse_seed, default=None, help="replay a run's seed")
+    crash.add_argument("--timeout", type=float, default=30.0, help="seconds per cycle")
+    crash.add_argument("--max-states", type=int, default=64, help="power-loss states per cycle")
+    crash.set_defaults(run=_crash)
     return parser
 
 

@@ -17,6 +17,7 @@ import pytest
 from pytest_edge.seed import SEED_HELP, new_seed, parse_seed
 
 if TYPE_CHECKING:
+    from pytest_edge.crash import CrashHarness
     from pytest_edge.faults import FaultInjector
 
 SEED_KEY = pytest.StashKey[int]()
@@ -404,6 +405,20 @@ def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
         host = plugin.host() if isinstance(plugin, _DevicePlugin) else host_profile()
         return EdgeDevice(host, simulated=False, on_peak=remember)
     return EdgeDevice(profile, simulated=True, duty_cycle=run.duty_cycle(profile), on_peak=remember)
+
+
+# --- crash ---
+
+
+@pytest.fixture
+def edge_crash(pytestconfig: pytest.Config) -> CrashHarness:
+    """A CrashHarness seeded with the run seed: ``edge_crash.run(workload, recover, ...)``.
+
+    An explicit ``seed=`` argument to ``run`` wins; otherwise ``--edge-seed`` replays the run.
+    """
+    from pytest_edge.crash import CrashHarness
+
+    return CrashHarness(seed=pytestconfig.stash[SEED_KEY])
 
 
 # --- faults ---

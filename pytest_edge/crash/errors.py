@@ -1,0 +1,27 @@
+"""Exceptions of the crash harness."""
+
+from __future__ import annotations
+
+
+class CrashHarnessError(AssertionError):
+    """The harness could not run a cycle as asked (timeout, kill point never reached, ...)."""
+
+
+class CrashTimeoutError(CrashHarnessError):
+    """A child ran past the per-cycle timeout; the message names the cycle and the role."""
+
+
+class KillPointNotReachedError(CrashHarnessError):
+    """The workload returned before its kill point fired."""
+
+
+class WorkloadError(CrashHarnessError):
+    """The workload raised an exception of its own (not a kill)."""
+
+
+class LostWritesError(CrashHarnessError):
+    """Recovery lost or changed acknowledged writes; the message is the full failure report."""
+
+
+class CrashHarnessWarning(UserWarning):
+    """Something the harness cannot model, e.g. a file changed by C code outside the trace."""

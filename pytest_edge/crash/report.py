@@ -1,0 +1,147 @@
+"""The result of a crash run: cycles, acknowledged writes, losses, and how to replay them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pytest_edge.crash.errors import LostWritesError
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One acknowledged write that recovery did not return as acknowledged."""
+
+    key: str
+    kind: str  # "lost" | "changed" | "resurrected"
+    expected: str  # canonical JSON, or "DELETED"
+    got: str  # canonical JSON, or "<absent>"
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.key!r}: acknowledged {self.expected}, recovered {self.got}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A cycle (and for power loss, a crash state) where recovery broke the promise."""
+
+    cycle: int
+    seed: int
+    mode: str
+    kill_point: str
+    losses: tuple[Loss, ...]
+    recover_error: str | None = None
+    crash_state: str | None = None
+    trace: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        lines = [
+            f"cycle {self.cycle} (seed {self.seed}, mode {self.mode}): kill point {self.kill_point}"
+        ]
+        if self.recover_error:
+            lines.append(f"  recover raised: {self.recover_error}")
+        lines += [f"  {loss.describe()}" for loss in self.losses[:50]]
+        if len(self.losses) > 50:
+            lines.append(f"  ... and {len(self.losses) - 50} more")
+        if self.crash_state:
+            lines.append(f"  crash state: {self.crash_state}")
+        if self.trace:
+            lines.append("  operation trace up to the power cut:")
+            lines += [f"    {step}" for step in self.trace]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one crash cycle did."""
+
+    cycle: int
+    kill_point: str
+    ended: str
+    acks: int
+    states_checked: int = 0
+    states_possible: int = 0
+    check_seconds: float = 0.0  # power loss: building the states and recovering each
+
+
+@dataclass
+class CrashReport:
+    """Everything a crash run found; ``assert_ok()`` raises when an acknowledged write was lost."""
+
+    mode: str
+    seed: int
+    cycles: list[CycleResult] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def cycles_run(self) -> int:
+        return len(self.cycles)
+
+    @property
+    def acked_writes(self) -> int:
+        return sum(c.acks for c in self.cycles)
+
+    @property
+    def lost_writes(self) -> int:
+        return sum(len(f.losses) for f in self.failures)
+
+    @property
+    def states_checked(self) -> int:
+        return sum(c.states_checked for c in self.cycles)
+
+    @property
+    def states_possible(self) -> int:
+        return sum(c.states_possible for c in self.cycles)
+
+    @property
+    def states_per_second(self) -> float:
+        """Crash states built and recovered per second of checking (power-loss mode)."""
+        seconds = sum(c.check_seconds for c in self.cycles)
+        return self.states_checked / seconds if seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        text = (
+            f"crash harness ({self.mode}, seed {self.seed}): {self.cycles_run} cycles, "
+            f"{self.acked_writes} acknowledged writes, {self.lost_writes} lost or changed"
+        )
+        if self.mode == "power-loss":
+            text += (
+                f", {self.states_checked} crash states checked "
+                f"(of {self.states_possible} candidates)"
+            )
+        return text
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
+        lines += [f.describe() for f in self.failures]
+        lines += [f"warning: {w}" for w in self.warnings]
+        if self.failures:
+            lines.append(f"replay: pass seed={self.seed} (or run pytest with --edge-seed)")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready) for reports and scenario results."""
+        return {
+            "mode": self.mode,
+            "seed": self.seed,
+            "cycles_run": self.cycles_run,
+            "acked_writes": self.acked_writes,
+            "lost_writes": self.lost_writes,
+            "states_checked": self.states_checked,
+            "states_possible": self.states_possible,
+            "states_per_second": round(self.states_per_second, 1),
+            "ok": self.ok,
+            "cycles": [asdict(c) for c in self.cycles],
+            "failures": [asdict(f) for f in self.failures],
+            "warnings": list(self.warnings),
+        }
+
+    def assert_ok(self) -> None:
+        """Raise LostWritesError, with the full report, if any acknowledged write was lost."""
+        if self.failures:
+            raise LostWritesError(str(self))
