@@ -220,3 +220,23 @@ def test_armed_fault_counts_statements(db: Path) -> None:
         con.close()
         assert armed.calls == 3
         assert armed.fired == []
+
+
+def test_faults_armed_one_after_another_all_reach_an_open_connection(db: Path) -> None:
+    """Each new fault is applied to a connection that saw earlier, now freed, ones."""
+    import gc
+
+    with FaultInjector() as keeper:
+        keeper.sqlite(db, "ioerr", nth=10**9)  # keeps connections opened now wrapped
+        con = sqlite3.connect(db)
+        for _ in range(6):
+            with FaultInjector() as faults:
+                faults.sqlite(db, "full")
+                with pytest.raises(sqlite3.OperationalError, match="full"):
+                    insert_batch(con, 2000)
+            del faults
+            gc.collect()  # a freed fault's id may be reused by the next one
+            # no statement in between: the connection still remembers the last fault
+        insert_batch(con, 1)
+        con.close()
+    assert count(db) == 501
