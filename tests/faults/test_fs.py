@@ -219,3 +219,14 @@ def test_each_handle_reports_only_its_own_events(tmp_path: Path) -> None:
     assert [e.effect.split(":")[0] for e in on_write.fired] == ["write"]
     assert [e.effect.split(":")[0] for e in on_fsync.fired] == ["os.fsync"]
     assert [e.index for e in faults.fired] == [on_write.index, on_fsync.index] == [1, 2]
+
+
+def test_a_wrapped_file_can_be_copied_without_endless_recursion(tmp_path: Path) -> None:
+    import copy
+
+    with FaultInjector() as faults:
+        faults.disk_full(tmp_path, free_bytes=100)
+        with open(tmp_path / "f", "wb") as f:
+            clone = copy.copy(f)  # builds a half-initialised proxy first
+            clone.write(b"ok")
+    assert (tmp_path / "f").read_bytes() == b"ok"
