@@ -22,6 +22,7 @@ import io
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -121,8 +122,10 @@ class FsRule:
         on: str = "write",
         counter: Counter | None = None,
         free_bytes: int = 0,
+        seconds: float = 0.0,
     ) -> None:
-        self.kind = kind  # "disk_full" | "io_error" | "read_only"
+        self.kind = kind  # "disk_full" | "io_error" | "read_only" | "slow_io"
+        self.seconds = seconds
         self.root = _realpath(root)
         self.log = log
         self.on = on
@@ -141,11 +144,16 @@ class FsRule:
         root = self.root
         return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
+    @property
+    def counted(self) -> bool:
+        """io_error and slow_io: a schedule picks which matching calls are hit."""
+        return self.kind in ("io_error", "slow_io")
+
     def wraps_writes(self) -> bool:
-        return self.kind == "disk_full" or (self.kind == "io_error" and self.on == "write")
+        return self.kind == "disk_full" or (self.counted and self.on == "write")
 
     def wraps_reads(self) -> bool:
-        return self.kind == "io_error" and self.on == "read"
+        return self.counted and self.on == "read"
 
     # -- raising ---------------------------------------------------------------------------
 
@@ -161,11 +169,17 @@ class FsRule:
             return self.matching_calls
 
     def check_counted(self, path: str, what: str) -> None:
-        """io_error: count this matching call and raise EIO if the schedule picks it."""
+        """Count this matching call; if the schedule picks it, raise EIO (io_error) or wait
+        `seconds` before the call goes on (slow_io)."""
         assert self.counter is not None
         call = self.counter.tick()
-        if call:
-            self._raise(errno.EIO, path, call, what)
+        if not call:
+            return
+        if self.kind == "slow_io":
+            self.log.record(self.kind, self.root, call, path, f"{what}: delayed {self.seconds:g} s")
+            time.sleep(self.seconds)
+            return
+        self._raise(errno.EIO, path, call, what)
 
     def check_write(self, path: str, nbytes: int, what: str) -> None:
         if self.kind == "read_only":
@@ -179,11 +193,11 @@ class FsRule:
                     self.used_bytes += nbytes
             if not fits:
                 self._raise(errno.ENOSPC, path, call, what)
-        elif self.kind == "io_error" and self.on == "write":
+        elif self.counted and self.on == "write":
             self.check_counted(path, what)
 
     def check_read(self, path: str, what: str) -> None:
-        if self.kind == "io_error" and self.on == "read":
+        if self.counted and self.on == "read":
             self.check_counted(path, what)
 
     # -- hooks -------------------------------------------------------------------------------
@@ -288,11 +302,11 @@ class FsRule:
             sites.append((os, "write", self._hook_os_write))
         if self.wraps_reads():
             sites.append((os, "read", self._hook_os_read))
-        if self.kind == "io_error" and self.on == "fsync":
+        if self.counted and self.on == "fsync":
             for name in ("fsync", "fdatasync"):
                 if hasattr(os, name):
                     sites.append((os, name, self._make_fsync_hook(f"os.{name}")))
-        if self.kind == "read_only" or (self.kind == "io_error" and self.on == "rename"):
+        if self.kind == "read_only" or (self.counted and self.on == "rename"):
             for name in ("replace", "rename"):
                 sites.append((os, name, self._make_rename_hook(f"os.{name}")))
         for parent, name, hook in sites:

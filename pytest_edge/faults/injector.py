@@ -232,6 +232,34 @@ class FaultInjector:
         options: dict[str, Any] = {"path": root, "on": on, **schedule.options()}
         return self._register("io_error", root, options, undo, lambda: counter.calls, log)
 
+    def slow_io(
+        self,
+        path: PathArg,
+        seconds: float,
+        on: str = "fsync",
+        *,
+        nth: int | None = None,
+        every: int | None = None,
+        times: int | None = 1,
+        probability: float | None = None,
+        window: tuple[float, float] | None = None,
+    ) -> ArmedFault:
+        """Slow storage: the picked ``write`` | ``fsync`` | ``rename`` | ``read`` calls under
+        `path` wait `seconds` first (e.g. a device profile's fsync latency)."""
+        root = _path(path, "path")
+        seconds = check_seconds(seconds)
+        on = _choice(on, "on", IO_ERROR_ON)
+        schedule = self._schedule(nth, every, times, probability, window)
+        log = self._begin()
+        counter = Counter(schedule, self._seed_for(log, "slow_io", root))
+        rule = FsRule("slow_io", root, log, on=on, counter=counter, seconds=seconds)
+        undo = self._arm_attachments(rule.arm, rule.attachments)
+        options: dict[str, Any] = {"path": root, "seconds": seconds}
+        if on != "fsync":
+            options["on"] = on
+        options.update(schedule.options())
+        return self._register("slow_io", root, options, undo, lambda: counter.calls, log)
+
     def read_only(self, path: PathArg) -> ArmedFault:
         """EROFS on every write, create, rename or removal under `path`."""
         root = _path(path, "path")

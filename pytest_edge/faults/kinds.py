@@ -9,6 +9,7 @@ FAULT_KINDS = (
     "disk_full",
     "io_error",
     "read_only",
+    "slow_io",
     "fail",
     "slow",
     "sqlite",

@@ -76,7 +76,7 @@ def fault_specs(
     options: list[st.SearchStrategy[dict[str, Any]]] = []
     for kind in kinds:
         fixed: dict[str, st.SearchStrategy[Any]] = {"kind": st.just(kind)}
-        counted = kind in ("fail", "slow", "io_error")
+        counted = kind in ("fail", "slow", "io_error", "slow_io")
         if kind in ("fail", "slow"):
             _needs(kind, "targets", targets)
             fixed["target"] = st.sampled_from(targets)
@@ -84,11 +84,13 @@ def fault_specs(
                 fixed["exc"] = st.sampled_from(excs)
             else:
                 fixed["seconds"] = st.sampled_from([0.0, 0.001, 0.01])
-        elif kind in ("io_error", "disk_full", "read_only"):
+        elif kind in ("io_error", "disk_full", "read_only", "slow_io"):
             _needs(kind, "paths", paths)
             fixed["path"] = st.sampled_from(paths)
-            if kind == "io_error":
+            if kind in ("io_error", "slow_io"):
                 fixed["on"] = st.sampled_from(IO_ERROR_ON)
+            if kind == "slow_io":
+                fixed["seconds"] = st.sampled_from([0.0, 0.001, 0.01])
             elif kind == "disk_full":
                 fixed["free_bytes"] = st.integers(0, 1 << 16)
         elif kind == "sqlite":

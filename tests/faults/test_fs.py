@@ -230,3 +230,29 @@ def test_a_wrapped_file_can_be_copied_without_endless_recursion(tmp_path: Path) 
             clone = copy.copy(f)  # builds a half-initialised proxy first
             clone.write(b"ok")
     assert (tmp_path / "f").read_bytes() == b"ok"
+
+
+def test_slow_io_delays_picked_calls_under_the_path_only(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "slow").mkdir()
+    with FaultInjector() as faults:
+        armed = faults.slow_io(tmp_path / "slow", 0.05, times=None)  # on="fsync" by default
+        for directory, delayed in ((tmp_path / "slow", True), (tmp_path, False)):
+            fd = os.open(directory / "f", os.O_WRONLY | os.O_CREAT)
+            try:
+                start = time.perf_counter()
+                os.fsync(fd)
+                elapsed = time.perf_counter() - start
+            finally:
+                os.close(fd)
+            if delayed:
+                assert elapsed >= 0.05
+        faults.slow_io(tmp_path / "slow", 0.0, on="write", nth=2)
+        with open(tmp_path / "slow" / "w", "wb") as f:
+            f.write(b"a")
+            f.write(b"b")
+    assert [e.effect for e in armed.fired] == ["os.fsync: delayed 0.05 s"]
+    assert [e.call for e in faults.fired if e.fault == "slow_io"] == [1, 2]
+    assert (tmp_path / "slow" / "w").read_bytes() == b"ab"
+    assert armed.calls == 1
