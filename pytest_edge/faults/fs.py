@@ -1,4 +1,4 @@
-"""File-system faults for Python-level I/O: disk full, EIO, read-only file system.
+"""File-system faults for Python-level I/O: disk full, EIO, read-only file system, slow storage.
 
 Covered calls: ``open``/``io.open`` (and so ``pathlib``, ``os.fdopen``, ``tempfile``'s file
 objects), ``os.open``, ``os.write``, ``os.read``, ``os.fsync``, ``os.fdatasync``,
