@@ -35,7 +35,8 @@ demo: install
 	done
 
 bench: install
-	$(BIN)/pytest -p no:xdist tests/benchmarks --run-slow
+	$(BIN)/pytest -p no:xdist tests/benchmarks --run-slow --benchmark-autosave \
+	    --edge-compare=history --edge-report=.benchmarks/edge-report.html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks build *.egg-info

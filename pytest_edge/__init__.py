@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_edge.bench.corpus import Corpus, make_corpus
+    from pytest_edge.bench.throughput import EdgeBenchmark
     from pytest_edge.crash import (
         CrashHarness,
         CrashHarnessError,
@@ -71,6 +73,9 @@ _EXPORTS: dict[str, str] = {
     "CrashReport": "pytest_edge.crash",
     "LostWritesError": "pytest_edge.crash",
     "Accelerator": "pytest_edge.machine",
+    "Corpus": "pytest_edge.bench.corpus",
+    "EdgeBenchmark": "pytest_edge.bench.throughput",
+    "make_corpus": "pytest_edge.bench.corpus",
     "HostMachine": "pytest_edge.machine",
     "Machine": "pytest_edge.machine",
     "MemoryReading": "pytest_edge.machine",
@@ -94,12 +99,14 @@ __all__ = [
     "DELETED",
     "Accelerator",
     "ArmedFault",
+    "Corpus",
     "CrashHarness",
     "CrashHarnessError",
     "CrashHarnessWarning",
     "CrashReport",
     "DeviceProfile",
     "DeviceView",
+    "EdgeBenchmark",
     "EdgeDevice",
     "FaultArgumentError",
     "FaultEvent",
@@ -123,6 +130,7 @@ __all__ = [
     "intent",
     "list_profiles",
     "load_profile",
+    "make_corpus",
     "register_exception",
     "use_machine",
 ]

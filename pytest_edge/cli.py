@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pytest_edge.machine import MIB, current_machine
 from pytest_edge.seed import parse_seed
+
+THRESHOLD_HELP = "regression threshold: '10%%' or '0.10' (default 10%%)"
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -33,6 +36,136 @@ def _machine(args: argparse.Namespace) -> int:
 
 def _tristate(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
+
+
+def _threshold_arg(text: str) -> float:
+    from pytest_edge.bench.compare import parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"pytest-edge {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pytest_edge.bench.compare import compare_history, compare_runs
+    from pytest_edge.bench.data import BadBenchmarkInput, history_files, load_history, load_run
+    from pytest_edge.bench.report import benchmark_section
+    from pytest_edge.report.model import EdgeReport
+    from pytest_edge.report.write import append_step_summary, format_for_path, render
+
+    files: list[str] = args.files
+    expected = 1 if args.history else 2
+    if len(files) != expected:
+        shape = "--history DIR CURRENT" if args.history else "BASELINE CURRENT"
+        return _fail("compare", f"expected {shape}, got {len(files)} file(s): {' '.join(files)}")
+    if args.runs < 1:
+        return _fail("compare", f"--runs={args.runs}: must be 1 or more")
+    try:
+        fmt = args.format or (format_for_path(args.output) if args.output else "text")
+        current = load_run(files[-1])
+        if args.history:
+            current_path = Path(files[-1]).resolve()
+            paths = [p for p in history_files(args.history) if p.resolve() != current_path]
+            if not paths:
+                raise BadBenchmarkInput(f"{args.history}: no earlier runs besides {files[-1]}")
+            comparison = compare_history(load_history(paths, args.runs), current, args.threshold)
+        else:
+            comparison = compare_runs(load_run(files[0]), current, args.threshold)
+    except (BadBenchmarkInput, ValueError) as error:
+        return _fail("compare", str(error))
+    report = EdgeReport("pytest-edge compare").with_section(benchmark_section((), comparison))
+    text = render(report, fmt)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"pytest-edge compare: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    append_step_summary(report)
+    return comparison.exit_code
+
+
+def _emit(report_title: str, comparison: Any, args: argparse.Namespace, command: str) -> int:
+    from pathlib import Path
+
+    from pytest_edge.bench.report import benchmark_section
+    from pytest_edge.report.model import EdgeReport
+    from pytest_edge.report.write import append_step_summary, format_for_path, render
+
+    try:
+        fmt = args.format or (format_for_path(args.output) if args.output else "text")
+    except ValueError as error:
+        return _fail(command, str(error))
+    report = EdgeReport(report_title).with_section(benchmark_section((), comparison))
+    text = render(report, fmt)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"pytest-edge {command}: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    append_step_summary(report)
+    code: int = comparison.exit_code
+    return code
+
+
+def _ab(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pytest_edge.bench.ab import ABError, run_ab
+    from pytest_edge.bench.data import BadBenchmarkInput
+    from pytest_edge.report.write import format_for_path
+
+    if args.output and not args.format:
+        try:
+            format_for_path(args.output)
+        except ValueError as error:
+            return _fail("ab", str(error))
+    if not 0 < args.alpha < 1:
+        return _fail("ab", f"--alpha={args.alpha}: must be between 0 and 1")
+    try:
+        comparison = run_ab(
+            Path.cwd(),
+            args.rev_a,
+            args.rev_b,
+            args.pytest_args,
+            runs=args.runs,
+            threshold=args.threshold,
+            alpha=args.alpha,
+            progress=lambda line: print(f"pytest-edge ab: {line}", file=sys.stderr),
+            statistic=args.statistic,
+            keep=Path(args.keep) if args.keep else None,
+        )
+    except (BadBenchmarkInput, ABError) as error:
+        return _fail("ab", str(error))
+    return _emit("pytest-edge ab", comparison, args, "ab")
+
+
+def _instructions(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from pytest_edge.bench.instructions import InstructionCountError, count_instructions
+
+    if ":" not in args.target:
+        return _fail("instructions", f"{args.target!r} is not MODULE:FUNCTION")
+    try:
+        values = json.loads(args.args)
+        if not isinstance(values, list):
+            raise ValueError("--args must be a JSON list")
+        count = count_instructions(
+            args.target, values, calls=args.calls, extra_path=[str(Path.cwd())]
+        )
+    except (ValueError, InstructionCountError) as error:
+        return _fail("instructions", str(error))
+    print(f"{count.target}: {count.per_call:,.0f} instructions per call ({count.tool})")
+    return 0
 
 
 def _profiles(args: argparse.Namespace) -> int:
@@ -107,6 +240,62 @@ def build_parser() -> argparse.ArgumentParser:
         "machine", help="show what this machine looks like to pytest-edge"
     )
     machine.set_defaults(run=_machine)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare pytest-benchmark JSON runs: regressions exit with status 1",
+        description="Compare CURRENT with BASELINE (two pytest-benchmark JSON files), or with "
+        "the spread of the last runs saved in a directory (--history DIR CURRENT). Exit "
+        "status: 0 no regression, 1 a significant regression beyond the threshold, 2 bad input.",
+    )
+    compare.add_argument("files", nargs="+", metavar="FILE", help="BASELINE CURRENT, or CURRENT")
+    compare.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
+    compare.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
+    compare.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    compare.add_argument("--history", default=None, metavar="DIR", help="saved runs (.benchmarks)")
+    compare.add_argument(
+        "--runs", type=int, default=5, metavar="N", help="history runs to use (default 5)"
+    )
+    compare.set_defaults(run=_compare)
+
+    ab = commands.add_parser(
+        "ab",
+        help="benchmark two git revisions interleaved and compare them pair by pair",
+        description="Check out REV_A and REV_B in temporary git worktrees, run their benchmarks "
+        "alternately in fresh pytest processes (A B, B A, ...), and compare each run's time "
+        "with a paired test. Arguments after -- go to pytest (e.g. -- tests/benchmarks). Exit "
+        "status: 0 no regression of B against A, 1 a regression, 2 bad input or a failed run.",
+    )
+    ab.add_argument("rev_a", metavar="REV_A")
+    ab.add_argument("rev_b", metavar="REV_B")
+    ab.add_argument("--runs", type=int, default=5, metavar="N", help="pairs of runs (default 5)")
+    ab.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
+    ab.add_argument(
+        "--alpha", type=float, default=0.01, help="p below which a change counts (default 0.01)"
+    )
+    ab.add_argument(
+        "--statistic",
+        choices=("min", "p10", "median"),
+        default="min",
+        help="each run's time compared pair by pair (default min: contention from other "
+        "processes only adds time, so it is the least disturbed; p10, median)",
+    )
+    ab.add_argument("--keep", default=None, metavar="DIR", help="keep each run's JSON here")
+    ab.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
+    ab.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    ab.set_defaults(pytest_args=[])
+    ab.set_defaults(run=_ab)
+
+    instructions = commands.add_parser(
+        "instructions",
+        help="count a function's instructions per call with valgrind's callgrind",
+        description="Repeatable cost of CPU-bound code: instructions per call of "
+        "MODULE:FUNCTION (importable from the current directory) under callgrind.",
+    )
+    instructions.add_argument("target", metavar="MODULE:FUNCTION")
+    instructions.add_argument("--args", default="[]", help="JSON list of positional arguments")
+    instructions.add_argument("--calls", type=int, default=10, help="calls counted (default 10)")
+    instructions.set_defaults(run=_instructions)
     profiles = commands.add_parser("profiles", help="list the simulated device profiles")
     profiles.add_argument(
         "--file", action="append", metavar="PATH", help="also load profiles from this TOML file"
@@ -130,7 +319,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" belongs to pytest (`pytest-edge ab A B -- tests -k x`);
+    # argparse mishandles "--" inside subcommands, so it is split off here.
+    passthrough: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, passthrough = words[:cut], words[cut + 1 :]
+    args = build_parser().parse_args(words)
+    if passthrough:
+        if not hasattr(args, "pytest_args"):
+            return _fail(args.command, f"unexpected arguments after --: {' '.join(passthrough)}")
+        args.pytest_args = [*args.pytest_args, *passthrough]
     run: Command = args.run
     return run(args)
 

@@ -1,0 +1,38 @@
+"""Collects the sections of one run's edge report, from any feature.
+
+A feature adds a finished `Section` with `add`, or registers a provider (called once, when
+the report is built at the end of the session) with `add_provider`. The plugin keeps one
+collector per run in ``config.stash[pytest_edge.plugin.REPORT_KEY]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pytest_edge.report.model import EdgeReport, Section
+
+SectionProvider = Callable[[], "Section | None"]
+
+
+class ReportCollector:
+    def __init__(self, title: str = "pytest-edge report") -> None:
+        self.title = title
+        self._sections: dict[str, Section] = {}
+        self._providers: list[SectionProvider] = []
+
+    def add(self, section: Section) -> None:
+        """Add or replace (same ``key``) a section."""
+        self._sections[section.key] = section
+
+    def add_provider(self, provider: SectionProvider) -> None:
+        self._providers.append(provider)
+
+    def build(self) -> EdgeReport:
+        report = EdgeReport(self.title)
+        for section in self._sections.values():
+            report = report.with_section(section)
+        for provider in self._providers:
+            provided = provider()
+            if provided is not None:
+                report = report.with_section(provided)
+        return report

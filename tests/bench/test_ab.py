@@ -1,0 +1,147 @@
+"""`pytest-edge ab`: revisions in temporary worktrees, interleaved runs, paired verdicts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_edge.bench.ab import Revision, compare_pairs, location, run_ab
+from pytest_edge.bench.compare import Verdict
+from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkRun
+from pytest_edge.cli import main
+from tests.bench.test_compare import result
+
+WORK = """
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+"""
+BENCH = """
+from work import work
+
+def test_work(edge_benchmark):
+    edge_benchmark.throughput(work, {loops}, items=1, unit="calls")
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository whose revision B does the same work twice over."""
+    root = tmp_path / "repo"
+    (root / "tests").mkdir(parents=True)
+    git(root, "init", "-q")
+    git(root, "config", "user.email", "ab@example.invalid")
+    git(root, "config", "user.name", "ab")
+    (root / "work.py").write_text(WORK)
+    (root / "tests" / "test_work.py").write_text(BENCH.format(loops=20000))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "A")
+    git(root, "tag", "A")
+    (root / "tests" / "test_work.py").write_text(BENCH.format(loops=40000))
+    git(root, "commit", "-qam", "B")
+    git(root, "tag", "B")
+    return root
+
+
+def runs_of(medians: list[float]) -> list[BenchmarkRun]:
+    rng = np.random.default_rng(int(medians[0] * 1e6))
+    return [
+        BenchmarkRun(f"r{i}", (result("t::a", rng.lognormal(np.log(m), 0.02, 20)),))
+        for i, m in enumerate(medians)
+    ]
+
+
+A, B = Revision("A", "main", "a" * 40), Revision("B", "pr", "b" * 40)
+
+
+def test_paired_verdicts() -> None:
+    slower = compare_pairs(
+        runs_of([1e-3, 1.1e-3, 0.95e-3, 1.05e-3, 1e-3]),
+        runs_of([1.5e-3, 1.62e-3, 1.45e-3, 1.55e-3, 1.52e-3]),
+        A,
+        B,
+        threshold=0.10,
+    )
+    (only,) = slower.results
+    assert only.verdict is Verdict.SLOWER
+    assert slower.exit_code == 1
+    assert "paired t on log ratios of each run's min, 5 interleaved run pairs" in only.method
+    assert only.ratio is not None
+    assert only.ratio.low < 1.5 < only.ratio.high
+    same = compare_pairs(
+        runs_of([1e-3, 1.1e-3, 0.95e-3]), runs_of([1.02e-3, 1.08e-3, 0.97e-3]), A, B, 0.10
+    )
+    assert same.results[0].verdict is Verdict.SAME
+    assert same.results[0].detectable_change is not None
+
+
+def test_bad_revision_and_too_few_runs(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(BadBenchmarkInput, match="B: 'no-such-rev' is not a commit"):
+        run_ab(repo, "A", "no-such-rev", [])
+    with pytest.raises(BadBenchmarkInput, match="needs at least 2"):
+        run_ab(repo, "A", "B", [], runs=1)
+
+
+def test_failed_pytest_run_exits_2_and_leaves_no_worktree(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repo)
+    assert main(["ab", "A", "B", "--runs", "2", "--", "-k", "no_such_test"]) == 2
+    assert "pytest exited with 5" in capsys.readouterr().err
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ab_flags_a_revision_twice_as_slow(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 5 pairs: with 3 the t test has 2 degrees of freedom, and one run slowed as a whole
+    # (seen here: 2.7 ms against 1.6-1.8 ms, even in CPU time) hides even a 2x change.
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    args = ["--benchmark-timer=time.process_time", "--benchmark-max-time=0.1"]
+    code = main(["ab", "A", "B", "--runs", "5", "--format", "json", "--", *args])
+    out = capsys.readouterr().out
+    assert '"verdict": "slower"' in out
+    assert code == 1
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
+
+
+def test_run_statistics_and_their_errors() -> None:
+    sample = result("t::a", np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]))
+    assert location(sample, "median") == 6.0
+    assert location(sample, "p10") == 2.0
+    assert location(sample, "min") == 1.0
+    assert location(result("t::a", None, 1e-3), "p10") == pytest.approx(0.98e-3)
+    with pytest.raises(ValueError, match="statistic 'mean' is not one of median, p10, min"):
+        location(sample, "mean")
+
+
+def test_low_quantile_resists_contention_that_moves_the_median() -> None:
+    # Bimodal runs as fsync gives here: fast 0.4 ms, or 8 ms while another process's journal
+    # commit is pending; the share of slow calls differs from run to run, B costs 2x.
+    rng = np.random.default_rng(5)
+
+    def bimodal(cost: float, slow_share: float) -> np.ndarray:
+        fast = rng.normal(cost, cost * 0.05, 200)
+        return np.where(rng.random(200) < slow_share, 8e-3 + fast, fast)
+
+    shares = [0.2, 0.7, 0.1, 0.6, 0.3]
+    a_runs = [BenchmarkRun("a", (result("t::a", bimodal(0.4e-3, s)),)) for s in shares]
+    b_runs = [BenchmarkRun("b", (result("t::a", bimodal(0.8e-3, s)),)) for s in shares[::-1]]
+    by_median = compare_pairs(a_runs, b_runs, A, B, 0.10, statistic="median").results[0]
+    by_p10 = compare_pairs(a_runs, b_runs, A, B, 0.10, statistic="p10").results[0]
+    assert by_median.verdict is not Verdict.SLOWER
+    assert by_p10.verdict is Verdict.SLOWER
+    assert "each run's p10" in by_p10.method
