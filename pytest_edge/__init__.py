@@ -28,6 +28,15 @@ if TYPE_CHECKING:
         SimulatedMachine,
     )
     from pytest_edge.durable import DELETED, ack, crashpoint, intent
+    from pytest_edge.faults import (
+        ArmedFault,
+        FaultArgumentError,
+        FaultEvent,
+        FaultInjector,
+        FaultPlan,
+        FaultSpec,
+        register_exception,
+    )
     from pytest_edge.machine import (
         Accelerator,
         HostMachine,
@@ -47,6 +56,13 @@ if TYPE_CHECKING:
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "ArmedFault": "pytest_edge.faults",
+    "FaultArgumentError": "pytest_edge.faults",
+    "FaultEvent": "pytest_edge.faults",
+    "FaultInjector": "pytest_edge.faults",
+    "FaultPlan": "pytest_edge.faults",
+    "FaultSpec": "pytest_edge.faults",
+    "register_exception": "pytest_edge.faults",
     "DELETED": "pytest_edge.durable",
     "ack": "pytest_edge.durable",
     "intent": "pytest_edge.durable",
@@ -82,6 +98,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DELETED",
     "Accelerator",
+    "ArmedFault",
     "Corpus",
     "CrashHarness",
     "CrashHarnessError",
@@ -91,6 +108,11 @@ __all__ = [
     "DeviceView",
     "EdgeBenchmark",
     "EdgeDevice",
+    "FaultArgumentError",
+    "FaultEvent",
+    "FaultInjector",
+    "FaultPlan",
+    "FaultSpec",
     "HostMachine",
     "IsolatedChildDied",
     "IsolationError",
@@ -109,6 +131,7 @@ __all__ = [
     "list_profiles",
     "load_profile",
     "make_corpus",
+    "register_exception",
     "use_machine",
 ]
 __version__ = "0.1.0"

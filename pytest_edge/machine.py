@@ -172,6 +172,7 @@ class HostMachine:
             total = min(total, limit)
             candidates.append((max(0, limit - usage), source))
         available, bounded_by = min(candidates)
+        available, bounded_by = memory_pressure.apply(available, bounded_by)
         return MemoryReading(
             total_bytes=total,
             available_bytes=min(available, total),
@@ -225,6 +226,46 @@ class HostMachine:
             return Accelerator("none", False, False, "no DRM card and no NVIDIA driver")
         return Accelerator("unknown", None, None, "no conclusive evidence")
 
+
+class MemoryPressure:
+    """Memory that fault injection declares taken, for machines without a pressure hook of
+    their own: `HostMachine.memory` subtracts it from ``available_bytes`` (a machine with
+    ``add_pressure``/``remove_pressure`` methods is given the pressure directly instead).
+
+    Used by ``edge_faults.memory_pressure(mb)``: the pressure is simulated (nothing is
+    allocated), so only code that reads memory through `current_machine()` (or a psutil view
+    built on it) sees it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, int] = {}
+        self._next = 0
+
+    def add(self, nbytes: int) -> int:
+        """Declare `nbytes` taken; returns a token for `remove`."""
+        with self._lock:
+            self._next += 1
+            self._held[self._next] = int(nbytes)
+            return self._next
+
+    def remove(self, token: int) -> None:
+        with self._lock:
+            self._held.pop(token, None)
+
+    def total_bytes(self) -> int:
+        with self._lock:
+            return sum(self._held.values())
+
+    def apply(self, available_bytes: int, bounded_by: str) -> tuple[int, str]:
+        """(available minus the pressure, never below 0; `bounded_by` noting the pressure)."""
+        pressure = self.total_bytes()
+        if not pressure:
+            return available_bytes, bounded_by
+        return max(0, available_bytes - pressure), f"{bounded_by} - injected pressure"
+
+
+memory_pressure = MemoryPressure()
 
 _lock = threading.Lock()
 _stack: list[Machine] = []

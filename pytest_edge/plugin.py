@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from pytest_edge.bench.session import BenchSession
     from pytest_edge.bench.throughput import EdgeBenchmark
     from pytest_edge.crash import CrashHarness
+    from pytest_edge.faults import FaultInjector
     from pytest_edge.report.collector import ReportCollector
 
 SEED_KEY = pytest.StashKey[int]()
@@ -33,6 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edge-seed", type=parse_seed, default=None, metavar="N", help=SEED_HELP)
     _add_device_options(parser, group)
     _add_bench_options(group)
+    _add_faults_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "edge-xdist-hooks")
     config.pluginmanager.register(_BenchPlugin(config), "edge-bench")
+    config.pluginmanager.register(_FaultsPlugin(config), "edge-faults")
     config.pluginmanager.register(_ScenarioPlugin(config), "edge-scenarios")
 
 
@@ -681,6 +685,73 @@ def edge_corpus() -> CorpusFactory:
     from pytest_edge.bench.corpus import CorpusFactory
 
     return CorpusFactory()
+
+
+# --- faults ---
+
+FAULTS_KEY = pytest.StashKey["FaultInjector"]()
+_TMP_PATH = "{tmp_path}"
+
+
+def _add_faults_options(group: pytest.OptionGroup) -> None:
+    """Fault injection has no options: faults are armed by tests (fixture or marker)."""
+
+
+class _FaultsPlugin:
+    """The ``edge_fault`` marker and the report section listing the faults that fired."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from pytest_edge.faults.kinds import MARKER_HELP
+
+        config.addinivalue_line("markers", MARKER_HELP)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            for mark in item.iter_markers("edge_fault"):
+                from pytest_edge.faults.marker import check_marker
+
+                problem = check_marker(mark.args, mark.kwargs)
+                if problem is not None:
+                    raise pytest.UsageError(f"{item.nodeid}: {problem}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        injector = item.stash.get(FAULTS_KEY, None)
+        if injector is not None and report.failed:
+            report.sections.append(("edge faults", injector.report()))
+        return report
+
+
+@pytest.fixture
+def edge_faults(request: pytest.FixtureRequest) -> Iterator[FaultInjector]:
+    """Arm faults for this test (``disk_full``, ``io_error``, ``fail``, ``sqlite``, ...);
+    every patch is undone at teardown, also when the test fails."""
+    from pytest_edge.faults import FaultInjector
+    from pytest_edge.faults.marker import marker_arguments
+
+    injector = FaultInjector(seed=request.config.stash[SEED_KEY], label=request.node.nodeid)
+    request.node.stash[FAULTS_KEY] = injector
+    with injector:
+        for mark in reversed(list(request.node.iter_markers("edge_fault"))):
+            kind, kwargs = marker_arguments(mark.args, mark.kwargs)
+            if any(isinstance(v, str) and _TMP_PATH in v for v in kwargs.values()):
+                tmp = str(request.getfixturevalue("tmp_path"))
+                kwargs = {
+                    k: v.replace(_TMP_PATH, tmp) if isinstance(v, str) else v
+                    for k, v in kwargs.items()
+                }
+            injector.arm_kind(kind, kwargs)
+        yield injector
+
+
+@pytest.fixture(autouse=True)
+def _edge_fault_marks(request: pytest.FixtureRequest) -> None:
+    """Arm ``@pytest.mark.edge_fault`` faults for tests that do not ask for ``edge_faults``."""
+    if request.node.get_closest_marker("edge_fault") is not None:
+        request.getfixturevalue("edge_faults")
 
 
 # --- scenarios ---

@@ -798,6 +798,13 @@ class StatePersistenceManager:
 
     def _rotate_previous(self) -> None:
         """Make the current file the previous generation (hard link; copy if unsupported)."""
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.stat(self.storage_path), os.stat(self.previous_path)):
+                # An earlier save rotated, then failed before replacing the current file: the
+                # previous generation already is this file. Renaming a second hard link of it
+                # over it would be a no-op that leaves the temporary link behind (POSIX
+                # rename() of two links to one file does nothing), one per failed save.
+                return
         temp = self._temp_path()
         try:
             os.link(self.storage_path, temp)

@@ -8,7 +8,6 @@ Fault options may say ``"{state_dir}"``; it is replaced by the run's state direc
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import sys
@@ -44,9 +43,7 @@ def armed_faults(
     if not faults:
         yield
         return
-    # Until the fault package is on this branch it is looked up at run time (no static import).
-    faults_pkg: Any = importlib.import_module("pytest_edge.faults")
-    FaultInjector, FaultPlan = faults_pkg.FaultInjector, faults_pkg.FaultPlan
+    from pytest_edge.faults import FaultInjector, FaultPlan
 
     plan = FaultPlan.from_dict({"faults": _expand([dict(f) for f in faults], state_dir)})
     injector = FaultInjector(seed, label="scenario")

@@ -193,6 +193,13 @@ def load_scenario(path: Path) -> Scenario:
     for index, fault in enumerate(faults):
         if not isinstance(fault.get("kind"), str):
             raise ScenarioError(f"{path}: [[faults]] #{index + 1}: 'kind' (a string) is required")
+    if faults:
+        from pytest_edge.faults import FaultArgumentError, FaultPlan
+
+        try:
+            FaultPlan.from_dict({"faults": faults}, source="plan")
+        except FaultArgumentError as exc:
+            raise ScenarioError(f"{path}: [[faults]]: {exc}") from None
 
     crash = None
     if "crash" in data:

@@ -1,0 +1,57 @@
+"""Fault injection: `FaultInjector` (the ``edge_faults`` fixture), `FaultPlan`, the event log.
+
+One module per family: `fs` (disk full, EIO, read-only), `sqlite`, `net`, `memory`, `generic`
+(any importable callable); `schedule` holds the counting rules they share, `plan` the data
+form, `strategies` the hypothesis strategies (also importable as ``pytest_edge.strategies``).
+Names are loaded on first use, so the plugin can read `kinds` without loading the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_edge.faults.errors import FaultArgumentError
+    from pytest_edge.faults.events import FaultEvent
+    from pytest_edge.faults.injector import ArmedFault, FaultInjector
+    from pytest_edge.faults.kinds import FAULT_KINDS
+    from pytest_edge.faults.plan import FaultPlan, FaultSpec, register_exception
+    from pytest_edge.faults.schedule import Schedule
+
+_EXPORTS: dict[str, str] = {
+    "FAULT_KINDS": "pytest_edge.faults.kinds",
+    "ArmedFault": "pytest_edge.faults.injector",
+    "FaultArgumentError": "pytest_edge.faults.errors",
+    "FaultEvent": "pytest_edge.faults.events",
+    "FaultInjector": "pytest_edge.faults.injector",
+    "FaultPlan": "pytest_edge.faults.plan",
+    "FaultSpec": "pytest_edge.faults.plan",
+    "Schedule": "pytest_edge.faults.schedule",
+    "register_exception": "pytest_edge.faults.plan",
+}
+
+__all__ = [
+    "FAULT_KINDS",
+    "ArmedFault",
+    "FaultArgumentError",
+    "FaultEvent",
+    "FaultInjector",
+    "FaultPlan",
+    "FaultSpec",
+    "Schedule",
+    "register_exception",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_edge.faults' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_edge.faults import FaultArgumentError, FaultInjector, FaultPlan, FaultSpec
+from pytest_edge.faults.plan import register_exception
+from pytest_edge.strategies import fault_plans
+from tests.faults import helpers
+
+EXAMPLE = """\
+[[faults]]
+kind = "fail"
+target = "os.fsync"
+exc = { type = "OSError", args = [5, "Input/output error"] }
+nth = 2
+
+[[faults]]
+kind = "disk_full"
+path = "/var/lib/app"
+free_bytes = 4096
+
+[[faults]]
+kind = "sqlite"
+db_path = "/var/lib/app/app.db"
+error = "ioerr"
+every = 3
+times = "unlimited"
+"""
+
+
+def test_toml_example_loads_and_round_trips() -> None:
+    plan = FaultPlan.from_toml(EXAMPLE)
+    assert [f.kind for f in plan.faults] == ["fail", "disk_full", "sqlite"]
+    assert plan.faults[0].options["exc"] == {"type": "OSError", "args": [5, "Input/output error"]}
+    assert FaultPlan.from_toml(plan.to_toml()) == plan
+    assert FaultPlan.from_dict(plan.to_dict()) == plan
+    assert FaultPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert tomllib.loads(plan.to_toml()) == plan.to_dict()
+
+
+def test_defaults_are_omitted_not_null() -> None:
+    spec = FaultSpec("io_error", {"path": "/d", "on": "write", "times": 1, "nth": None})
+    assert spec.to_dict() == {"kind": "io_error", "path": "/d"}
+    unlimited = FaultSpec("fail", {"target": "os.fsync", "exc": TimeoutError(), "times": None})
+    assert unlimited.to_dict()["times"] == "unlimited"
+    assert unlimited.arguments()["times"] is None
+
+
+def test_the_injector_reports_what_it_armed_as_a_plan(tmp_path: Path) -> None:
+    with FaultInjector() as faults:
+        faults.fail("os.fsync", OSError(errno.EIO, "Input/output error"), nth=2)
+        faults.disk_full(tmp_path, free_bytes=10)
+        plan = faults.plan()
+    assert plan.to_dict() == {
+        "faults": [
+            {
+                "kind": "fail",
+                "target": "os.fsync",
+                "exc": {"type": "OSError", "args": [5, "Input/output error"]},
+                "nth": 2,
+            },
+            {"kind": "disk_full", "path": str(tmp_path.resolve()), "free_bytes": 10},
+        ]
+    }
+
+
+def test_apply_arms_a_plan_and_replays_it(tmp_path: Path) -> None:
+    plan = FaultPlan.from_dict(
+        {
+            "faults": [
+                {
+                    "kind": "fail",
+                    "target": "tests.faults.helpers.ping",
+                    "exc": {"type": "TimeoutError", "args": ["slow backend"]},
+                    "every": 2,
+                    "times": "unlimited",
+                },
+                {"kind": "read_only", "path": str(tmp_path)},
+            ]
+        }
+    )
+    with FaultInjector() as faults:
+        armed = faults.apply(plan)
+        assert [a.kind for a in armed] == ["fail", "read_only"]
+        assert helpers.ping() == 1
+        with pytest.raises(TimeoutError, match="slow backend"):
+            helpers.ping()
+        with pytest.raises(OSError, match="Read-only"):
+            (tmp_path / "x").write_text("x")
+        assert faults.plan().faults[0] == plan.faults[0]
+
+
+def test_apply_undoes_earlier_faults_when_one_cannot_be_armed() -> None:
+    plan = FaultPlan(
+        (
+            FaultSpec("fail", {"target": "os.fsync", "exc": OSError()}),
+            FaultSpec("fail", {"target": "no_such_pkg_q.f", "exc": OSError()}),
+        )
+    )
+    before = os.fsync
+    with FaultInjector() as faults, pytest.raises(FaultArgumentError, match="no_such_pkg_q"):
+        faults.apply(plan)
+    assert os.fsync is before
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"faults": [{"kind": "explode"}]}, r"plan.faults\[0\].kind='explode': unknown fault kind"),
+        ({"faults": [{"kind": "fail", "target": "os.fsync"}]}, r"fail needs option 'exc'"),
+        (
+            {"faults": [{"kind": "read_only", "path": "/x", "nth": 2}]},
+            r"read_only has no option 'nth'",
+        ),
+        ({"faults": [{"kind": "io_error", "path": 5}]}, r"path=5: wrong type"),
+        ({"faults": [{"path": "/x"}]}, r"expected a table with a 'kind'"),
+        ({"faults": {}, "seed": 1}, r"unexpected \['seed'\]"),
+        (
+            {
+                "faults": [
+                    {
+                        "kind": "fail",
+                        "target": "os.fsync",
+                        "exc": {"type": "__import__('os').system", "args": []},
+                    }
+                ]
+            },
+            r"exc.type=\"__import__\('os'\).system\": not an allowed exception class",
+        ),
+        (
+            {
+                "faults": [
+                    {"kind": "fail", "target": "os.fsync", "exc": {"type": "os.system"}},
+                ]
+            },
+            r"not an allowed exception class",
+        ),
+        (
+            {"faults": [{"kind": "fail", "target": "os.fsync", "exc": {"type": "object"}}]},
+            r"not an allowed exception class",
+        ),
+    ],
+)
+def test_bad_plans_are_clear_errors(data: dict[str, object], message: str) -> None:
+    with pytest.raises(FaultArgumentError, match=message):
+        FaultPlan.from_dict(data)
+
+
+def test_bad_toml_is_a_clear_error() -> None:
+    with pytest.raises(FaultArgumentError, match=r"my.toml: not valid TOML"):
+        FaultPlan.from_toml("[[faults]\nkind=", source="my.toml")
+
+
+def test_exceptions_outside_the_allow_list_need_registering() -> None:
+    class BackendDown(RuntimeError):
+        pass
+
+    with pytest.raises(FaultArgumentError, match="register it with"):
+        FaultSpec("fail", {"target": "os.fsync", "exc": BackendDown("x")})
+    register_exception(BackendDown)
+    spec = FaultSpec("fail", {"target": "os.fsync", "exc": BackendDown("x")})
+    assert spec.to_dict()["exc"]["type"].endswith("BackendDown")
+    assert isinstance(spec.arguments()["exc"], BackendDown)
+    assert isinstance(
+        FaultSpec("fail", {"target": "os.fsync", "exc": sqlite3.OperationalError("x")}).arguments()[
+            "exc"
+        ],
+        sqlite3.OperationalError,
+    )
+
+
+def test_exception_arguments_must_be_plain_data() -> None:
+    with pytest.raises(FaultArgumentError, match="is not plain data"):
+        FaultSpec("fail", {"target": "os.fsync", "exc": ValueError(object())})
+
+
+_text = st.text(st.characters(codec="utf-8"), max_size=20)
+
+
+@given(
+    plan=fault_plans(
+        targets=["os.fsync", "tests.faults.helpers.ping"],
+        paths=["/tmp/a", 'C:\\odd "path"\n\t\x7f'],
+        db_paths=["/tmp/a.db"],
+        kinds=[
+            "fail",
+            "slow",
+            "io_error",
+            "slow_io",
+            "disk_full",
+            "read_only",
+            "sqlite",
+            "network",
+            "memory_pressure",
+        ],
+        max_faults=4,
+    ),
+    message=_text,
+)
+def test_any_generated_plan_round_trips(plan: FaultPlan, message: str) -> None:
+    extra = FaultSpec("fail", {"target": "os.fsync", "exc": OSError(errno.EIO, message)})
+    plan = FaultPlan((*plan.faults, extra))
+    assert FaultPlan.from_toml(plan.to_toml()) == plan
+    assert FaultPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert tomllib.loads(plan.to_toml()) == plan.to_dict()
