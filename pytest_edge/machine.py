@@ -101,13 +101,50 @@ class Machine(Protocol):
     def accelerator(self) -> Accelerator: ...
 
 
-class HostMachine:
+class InjectedPressure:
+    """Memory that fault injection declares taken by other programs; nothing is allocated.
+
+    A machine that inherits this subtracts `pressure_bytes` from the available memory it
+    reports, so code reading memory through `current_machine()` (or the psutil view built on
+    it) sees the pressure (``edge_faults.memory_pressure(mb)``, ``edge_device.add_pressure``).
+    """
+
+    def __init__(self) -> None:
+        self._pressure_lock = threading.Lock()
+        self._pressure = 0
+
+    @property
+    def pressure_bytes(self) -> int:
+        with self._pressure_lock:
+            return self._pressure
+
+    def add_pressure(self, nbytes: int) -> None:
+        """Pretend `nbytes` more are taken by other programs: available memory drops."""
+        if nbytes < 0:
+            raise ValueError(f"add_pressure: nbytes must be >= 0, got {nbytes}")
+        with self._pressure_lock:
+            self._pressure += nbytes
+
+    def remove_pressure(self, nbytes: int) -> None:
+        """Undo `add_pressure(nbytes)` (never below zero)."""
+        if nbytes < 0:
+            raise ValueError(f"remove_pressure: nbytes must be >= 0, got {nbytes}")
+        with self._pressure_lock:
+            self._pressure = max(0, self._pressure - nbytes)
+
+    def clear_pressure(self) -> None:
+        with self._pressure_lock:
+            self._pressure = 0
+
+
+class HostMachine(InjectedPressure):
     """Reads the real host. `root` lets tests point it at a fake ``/proc`` and ``/sys`` tree."""
 
     simulated = False
     profile = None
 
     def __init__(self, root: str | os.PathLike[str] = "/") -> None:
+        super().__init__()
         self._root = Path(root)
 
     @property
@@ -172,7 +209,9 @@ class HostMachine:
             total = min(total, limit)
             candidates.append((max(0, limit - usage), source))
         available, bounded_by = min(candidates)
-        available, bounded_by = memory_pressure.apply(available, bounded_by)
+        if self.pressure_bytes:
+            available = max(0, available - self.pressure_bytes)
+            bounded_by += " - injected pressure"
         return MemoryReading(
             total_bytes=total,
             available_bytes=min(available, total),
@@ -226,46 +265,6 @@ class HostMachine:
             return Accelerator("none", False, False, "no DRM card and no NVIDIA driver")
         return Accelerator("unknown", None, None, "no conclusive evidence")
 
-
-class MemoryPressure:
-    """Memory that fault injection declares taken, for machines without a pressure hook of
-    their own: `HostMachine.memory` subtracts it from ``available_bytes`` (a machine with
-    ``add_pressure``/``remove_pressure`` methods is given the pressure directly instead).
-
-    Used by ``edge_faults.memory_pressure(mb)``: the pressure is simulated (nothing is
-    allocated), so only code that reads memory through `current_machine()` (or a psutil view
-    built on it) sees it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[int, int] = {}
-        self._next = 0
-
-    def add(self, nbytes: int) -> int:
-        """Declare `nbytes` taken; returns a token for `remove`."""
-        with self._lock:
-            self._next += 1
-            self._held[self._next] = int(nbytes)
-            return self._next
-
-    def remove(self, token: int) -> None:
-        with self._lock:
-            self._held.pop(token, None)
-
-    def total_bytes(self) -> int:
-        with self._lock:
-            return sum(self._held.values())
-
-    def apply(self, available_bytes: int, bounded_by: str) -> tuple[int, str]:
-        """(available minus the pressure, never below 0; `bounded_by` noting the pressure)."""
-        pressure = self.total_bytes()
-        if not pressure:
-            return available_bytes, bounded_by
-        return max(0, available_bytes - pressure), f"{bounded_by} - injected pressure"
-
-
-memory_pressure = MemoryPressure()
 
 _lock = threading.Lock()
 _stack: list[Machine] = []

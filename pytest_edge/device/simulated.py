@@ -7,22 +7,19 @@ allocates, like on the device, while the device's total stays fixed.
 
 from __future__ import annotations
 
-import threading
-
 from pytest_edge.device import probe
-from pytest_edge.machine import MIB, Accelerator, MemoryReading
+from pytest_edge.machine import MIB, Accelerator, InjectedPressure, MemoryReading
 from pytest_edge.profiles.model import DeviceProfile
 
 
-class SimulatedMachine:
+class SimulatedMachine(InjectedPressure):
     """The simulated device; install it with `pytest_edge.use_machine` (the plugin does)."""
 
     simulated = True
 
     def __init__(self, profile: DeviceProfile, baseline_rss: int | None = None) -> None:
+        super().__init__()
         self._profile = profile
-        self._lock = threading.Lock()
-        self._pressure = 0
         self.baseline_rss = probe.rss_bytes() if baseline_rss is None else baseline_rss
 
     @property
@@ -33,27 +30,6 @@ class SimulatedMachine:
     def profile(self) -> DeviceProfile:
         return self._profile
 
-    # -- memory pressure hook (used by the memory fault family) --------------------------------
-
-    @property
-    def pressure_bytes(self) -> int:
-        with self._lock:
-            return self._pressure
-
-    def add_pressure(self, nbytes: int) -> None:
-        """Pretend `nbytes` more are taken by other programs: available memory drops."""
-        if nbytes < 0:
-            raise ValueError(f"add_pressure: nbytes must be >= 0, got {nbytes}")
-        with self._lock:
-            self._pressure += nbytes
-
-    def remove_pressure(self, nbytes: int) -> None:
-        """Undo `add_pressure(nbytes)` (never below zero)."""
-        if nbytes < 0:
-            raise ValueError(f"remove_pressure: nbytes must be >= 0, got {nbytes}")
-        with self._lock:
-            self._pressure = max(0, self._pressure - nbytes)
-
     def rebase(self) -> None:
         """Count growth from now on."""
         self.baseline_rss = probe.rss_bytes()
@@ -61,8 +37,7 @@ class SimulatedMachine:
     def reset(self) -> None:
         """A fresh start for the next test: growth counted from now, no injected pressure."""
         self.rebase()
-        with self._lock:
-            self._pressure = 0
+        self.clear_pressure()
 
     # -- Machine protocol ------------------------------------------------------------------------
 

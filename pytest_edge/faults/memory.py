@@ -6,12 +6,12 @@ import mmap
 from typing import Protocol, runtime_checkable
 
 from pytest_edge.faults.errors import FaultArgumentError
-from pytest_edge.machine import MIB, HostMachine, current_machine, memory_pressure
+from pytest_edge.machine import MIB, HostMachine, current_machine
 
 
 @runtime_checkable
 class PressureHook(Protocol):
-    """A machine that takes injected pressure itself (a simulated device does)."""
+    """A machine that takes injected pressure (`pytest_edge.machine.InjectedPressure`)."""
 
     def add_pressure(self, nbytes: int) -> None: ...
 
@@ -23,9 +23,8 @@ HOST_RESERVE_MB = 512
 
 
 class MemoryPressureFault:
-    """``hold=False``: subtract `mb` from the available memory the current `Machine` reports:
-    through its own ``add_pressure`` hook when it has one (a simulated device), else through
-    `pytest_edge.machine.memory_pressure`, which `HostMachine` subtracts. ``hold=True``:
+    """``hold=False``: the current `Machine` (the host, or a simulated device) reports `mb`
+    less available memory, through its ``add_pressure`` hook. ``hold=True``:
     allocate `mb` MB, touch every page so it is resident, and keep it until the fault ends."""
 
     def __init__(self, mb: float, hold: bool) -> None:
@@ -36,18 +35,19 @@ class MemoryPressureFault:
         self.mb = mb
         self.hold = hold
         self.nbytes = int(mb * MIB)
-        self._token: int | None = None
         self._machine: PressureHook | None = None
         self._buffer: bytearray | None = None
 
     def arm(self) -> None:
         if not self.hold:
             machine = current_machine()
-            if isinstance(machine, PressureHook):
-                machine.add_pressure(self.nbytes)
-                self._machine = machine
-            else:
-                self._token = memory_pressure.add(self.nbytes)
+            if not isinstance(machine, PressureHook):
+                raise FaultArgumentError(
+                    f"memory_pressure: the current machine {machine.name!r} takes no injected "
+                    "pressure (it has no add_pressure/remove_pressure); use hold=True"
+                )
+            machine.add_pressure(self.nbytes)
+            self._machine = machine
             return
         available = HostMachine().memory().available_bytes
         if self.nbytes > available - HOST_RESERVE_MB * MIB:
@@ -63,9 +63,6 @@ class MemoryPressureFault:
         self._buffer = buffer
 
     def disarm(self) -> None:
-        if self._token is not None:
-            memory_pressure.remove(self._token)
-            self._token = None
         if self._machine is not None:
             self._machine.remove_pressure(self.nbytes)
             self._machine = None

@@ -4,13 +4,14 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 
 from pytest_edge.faults import FaultArgumentError, FaultInjector
 from pytest_edge.faults.patching import active_sites
-from pytest_edge.machine import MIB, current_machine, memory_pressure
+from pytest_edge.machine import MIB, HostMachine, current_machine
 
 
 @pytest.fixture
@@ -124,14 +125,14 @@ def test_simulated_memory_pressure_lowers_available_memory() -> None:
     with FaultInjector() as faults:
         faults.memory_pressure(mb=4096)
         under = current_machine().memory()
-        assert memory_pressure.total_bytes() == 4096 * MIB
+        assert current_machine().pressure_bytes == 4096 * MIB  # type: ignore[attr-defined]
         assert "injected pressure" in under.bounded_by
         # Other processes move the real figure too: a wide margin around the 4 GB taken.
         if before.available_bytes > 5120 * MIB:
             assert 3072 * MIB < before.available_bytes - under.available_bytes < 5120 * MIB
         else:
             assert under.available_bytes < 1024 * MIB
-    assert memory_pressure.total_bytes() == 0
+    assert current_machine().pressure_bytes == 0  # type: ignore[attr-defined]
     assert "injected pressure" not in current_machine().memory().bounded_by
 
 
@@ -173,21 +174,41 @@ def test_memory_pressure_uses_the_machines_own_hook_when_it_has_one() -> None:
     with use_machine(device), FaultInjector() as faults:  # type: ignore[arg-type]
         faults.memory_pressure(mb=100)
         assert device.pressure == 100 * MIB
-        assert memory_pressure.total_bytes() == 0
+        assert current_machine() is device
     assert device.pressure == 0
 
 
-def test_memory_pressure_arithmetic() -> None:
-    from pytest_edge.machine import MemoryPressure
+def test_host_pressure_arithmetic(tmp_path: Path) -> None:
+    _write_meminfo(tmp_path, available_kb=1000 * 1024)
+    host = HostMachine(tmp_path)
+    host.add_pressure(300 * MIB)
+    host.add_pressure(200 * MIB)
+    reading = host.memory()
+    assert reading.available_bytes <= 500 * MIB
+    assert reading.bounded_by.endswith(" - injected pressure")
+    host.add_pressure(5000 * MIB)
+    assert host.memory().available_bytes == 0
+    host.remove_pressure(10**12)  # never below zero
+    assert host.pressure_bytes == 0
+    assert "injected pressure" not in host.memory().bounded_by
+    with pytest.raises(ValueError, match="nbytes must be >= 0"):
+        host.add_pressure(-1)
 
-    pressure = MemoryPressure()
-    assert pressure.apply(1000, "psutil") == (1000, "psutil")
-    token = pressure.add(300)
-    other = pressure.add(200)
-    assert pressure.apply(1000, "meminfo") == (500, "meminfo - injected pressure")
-    assert pressure.apply(100, "meminfo") == (0, "meminfo - injected pressure")
-    pressure.remove(token)
-    pressure.remove(token)  # twice is harmless
-    assert pressure.total_bytes() == 200
-    pressure.remove(other)
-    assert pressure.apply(1000, "psutil") == (1000, "psutil")
+
+def test_memory_pressure_needs_a_machine_that_takes_it() -> None:
+    from pytest_edge.machine import use_machine
+
+    class NoHook:
+        name = "bare"
+
+    with (
+        use_machine(NoHook()),  # type: ignore[arg-type]
+        FaultInjector() as faults,
+        pytest.raises(FaultArgumentError, match=r"'bare' takes no injected pressure"),
+    ):
+        faults.memory_pressure(mb=10)
+
+
+def _write_meminfo(root: Path, available_kb: int) -> None:
+    (root / "proc").mkdir()
+    (root / "proc" / "meminfo").write_text(f"MemAvailable: {available_kb} kB\n")
