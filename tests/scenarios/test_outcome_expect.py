@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pytest_edge.scenarios.outcome import (
     WorkloadResultError,
     coerce_result,
 )
+from pytest_edge.scenarios.record import COLUMNS, ScenarioRecord, rows
 from pytest_edge.scenarios.schema import Expectations, Throughput
 
 
@@ -119,3 +121,25 @@ def test_custom_check_verdicts(tmp_path: Path) -> None:
         "check m:bool returned bool; a check returns None when the outcome is fine, "
         "or a message (or raises AssertionError)"
     ]
+
+
+@given(
+    st.builds(
+        ScenarioRecord,
+        name=st.text(min_size=1, max_size=20),
+        path=st.text(max_size=20),
+        profile=st.sampled_from(["host", "raspberry-pi-4-4gb"]),
+        asked=st.none() | st.just("raspberry-pi"),
+        outcome=st.sampled_from(["passed", "failed", "skipped"]),
+        reasons=st.lists(st.text(max_size=30), max_size=3).map(tuple),
+        items=st.none() | st.integers(0, 10**6),
+        throughput=st.none() | st.floats(0, 1e6),
+        crash_cycles=st.none() | st.integers(1, 50),
+        lost_writes=st.none() | st.integers(0, 5),
+        fault_lines=st.lists(st.text(max_size=30), max_size=3).map(tuple),
+    )
+)
+def test_records_survive_the_trip_through_user_properties(record: ScenarioRecord) -> None:
+    # Under xdist a record travels as JSON from the worker to the controller.
+    assert ScenarioRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+    assert len(rows([record])[0]) == len(COLUMNS)
