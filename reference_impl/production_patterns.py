@@ -684,10 +684,11 @@ class StatePersistenceManager:
         meta_line, sep, payload = rest.partition(b"\n")
         if not sep:
             raise ValueError("truncated before the payload")
-        try:
-            expected_crc = int(crc_text, 16)
-        except ValueError:
-            raise ValueError("damaged checksum field") from None
+        # Exactly the form written (8 lowercase hex digits): int(..., 16) alone would also take
+        # "D080CBAB" or "d0_80cbab", so a flipped case bit in the field would go unnoticed.
+        if len(crc_text) != 8 or crc_text.strip(b"0123456789abcdef"):
+            raise ValueError("damaged checksum field")
+        expected_crc = int(crc_text, 16)
         actual = zlib.crc32(payload, zlib.crc32(meta_line + b"\n"))
         if actual != expected_crc:
             raise ValueError(

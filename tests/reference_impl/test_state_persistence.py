@@ -94,6 +94,21 @@ def test_any_bit_flip_is_detected(data: st.DataObject) -> None:
             StatePersistenceManager(path).load_state()
 
 
+@pytest.mark.parametrize("damage", [bytes.upper, lambda crc: crc[:2] + b"_" + crc[3:]])
+def test_a_checksum_field_not_as_written_is_damage(
+    tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
+    # Found by hypothesis (test_any_bit_flip_is_detected): bit 5 of a hex letter turns "d" into
+    # "D", and int(..., 16) read both alike, so that flipped bit went undetected.
+    path = tmp_path / "state.json"
+    _saved(tmp_path, {"k": "ba"})
+    head, _, rest = path.read_bytes().partition(b" crc32=")
+    crc, newline, tail = rest.partition(b"\n")
+    path.write_bytes(head + b" crc32=" + damage(crc) + newline + tail)
+    with pytest.raises(StateCorruptedError, match="damaged checksum field"):
+        StatePersistenceManager(path).load_state()
+
+
 def test_damaged_newest_falls_back_to_the_previous_generation_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
