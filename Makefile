@@ -35,10 +35,8 @@ demo: install
 demo-modules: install
 	@for module in memory_management production_patterns context_optimization \
 	               concurrency_management database_optimization; do \
-	    if [ -f reference_impl/$$module.py ]; then \
-	        echo "=== reference_impl/$$module.py"; \
-	        $(BIN)/python reference_impl/$$module.py || exit 1; \
-	    fi; \
+	    echo "=== reference_impl/$$module.py"; \
+	    $(BIN)/python reference_impl/$$module.py || exit 1; \
 	done
 
 bench: install

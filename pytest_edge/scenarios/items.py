@@ -97,6 +97,22 @@ class ScenarioItem(pytest.Item):
     def _record(self, record: ScenarioRecord) -> None:
         self.user_properties.append((PROPERTY, record.to_dict()))
 
+    def _record_failure(self, reason: str) -> None:
+        """Record a run that ended before any outcome, so the report still lists it."""
+        sc = self.scenario
+        self._record(
+            ScenarioRecord(
+                name=sc.name,
+                path=str(sc.path),
+                profile=self.device.name,
+                asked=self.device.asked,
+                description=sc.description,
+                outcome="failed",
+                reasons=(reason,),
+                budget_mb=self.device.budget_mb,
+            )
+        )
+
     def runtest(self) -> None:
         sc = self.scenario
         with tempfile.TemporaryDirectory(prefix="pytest-edge-scenario-") as workdir:
@@ -106,35 +122,11 @@ class ScenarioItem(pytest.Item):
             try:
                 outcome = runner.run()
             except DoesNotFitError as exc:
-                reasons = [str(exc)]
-                self._record(
-                    ScenarioRecord(
-                        name=sc.name,
-                        path=str(sc.path),
-                        profile=self.device.name,
-                        asked=self.device.asked,
-                        description=sc.description,
-                        outcome="failed",
-                        reasons=tuple(reasons),
-                        budget_mb=self.device.budget_mb,
-                    )
-                )
-                raise ScenarioFailed(sc.name, self.device.name, reasons) from None
+                self._record_failure(str(exc))
+                raise ScenarioFailed(sc.name, self.device.name, [str(exc)]) from None
             except BaseException as exc:
-                self._record(
-                    ScenarioRecord(
-                        name=sc.name,
-                        path=str(sc.path),
-                        profile=self.device.name,
-                        asked=self.device.asked,
-                        description=sc.description,
-                        outcome="failed",
-                        reasons=(
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                        ),
-                        budget_mb=self.device.budget_mb,
-                    )
-                )
+                first_line = str(exc).splitlines()[0] if str(exc) else ""
+                self._record_failure(f"{type(exc).__name__}: {first_line}")
                 raise
         hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
         if hooks is not None and outcome.peak_memory_mb is not None:
