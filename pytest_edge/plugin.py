@@ -636,13 +636,20 @@ class _BenchPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.worker:
             return
+        bench = self.session
+        if bench.throughputs or bench.comparison or bench.messages:
+            self._benchmark_summary(terminalreporter)
+        if self.report_path is not None:
+            terminalreporter.line(f"edge: report written to {self.report_path}")
+        if self.step_summary is not None:
+            terminalreporter.line(f"edge: Markdown report appended to {self.step_summary}")
+
+    def _benchmark_summary(self, terminalreporter: Any) -> None:
         from pytest_edge.bench.report import comparison_summary, comparison_table, throughput_blocks
         from pytest_edge.report.model import Table
         from pytest_edge.report.text import render_table
 
         bench = self.session
-        if not (bench.throughputs or bench.comparison or bench.messages or self.report_path):
-            return
         terminalreporter.section("edge benchmarks")
         for message in bench.messages:
             terminalreporter.line(f"edge: {message}", yellow=True)
@@ -664,10 +671,6 @@ class _BenchPlugin:
                     f"{bench.threshold:.0%} (--edge-fail-on-regression): exit status 1",
                     red=True,
                 )
-        if self.report_path is not None:
-            terminalreporter.line(f"edge: report written to {self.report_path}")
-        if self.step_summary is not None:
-            terminalreporter.line(f"edge: Markdown report appended to {self.step_summary}")
 
 
 @pytest.fixture

@@ -326,3 +326,14 @@ def test_device_section_names_the_simulated_profiles_and_their_sources(
     assert "http" in profile_table["rows"][0][4]  # the profile's public sources
     throughput = sections["benchmarks"]["data"]["throughput"][0]
     assert throughput["profile"] == "raspberry-pi-4-4gb"
+
+
+def test_report_without_benchmarks_has_no_empty_benchmark_section(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest("-p", "no:xdist", "--edge-report=report.md")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["edge: report written to report.md"])
+    result.stdout.no_fnmatch_line("*edge benchmarks*")
+    assert (pytester.path / "report.md").is_file()
