@@ -468,14 +468,15 @@ def _add_bench_options(group: pytest.OptionGroup) -> None:
         default=None,
         metavar="THRESHOLD",
         help="exit with status 1 when a benchmark is significantly slower by more than "
-        "THRESHOLD ('10%' or '0.10'); implies --edge-compare=latest when that is not given.",
+        "THRESHOLD ('10%%' or '0.10'); implies --edge-compare=latest when that is not given.",
     )
     group.addoption(
         "--edge-threshold",
         type=_threshold_arg,
         default=None,
         metavar="THRESHOLD",
-        help="change below which a benchmark is 'same' in reports ('10%' or '0.10', default 10%).",
+        help="change below which a benchmark is 'same' in reports "
+        "('10%%' or '0.10', default 10%%).",
     )
     group.addoption(
         "--edge-history-runs",
