@@ -4,52 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-WORKLOADS = """
-def fetch(n):
-    return n
-
-
-def calls(state_dir, n=20):
-    for i in range(n):
-        fetch(i)
-    return {"items": n, "unit": "calls"}
-
-
-def hog(state_dir, mb=600):
-    block = bytearray(mb * 1024 * 1024)
-    block[::4096] = b"x" * len(range(0, len(block), 4096))
-    return {"items": 1, "unit": "blocks"}
-"""
-
-
-def _scenario(name: str, workload: str, extra: str = "", head: str = "") -> str:
-    return f"""
-[scenario]
-name = "{name}"
-description = "test scenario"
-workload = "wl:{workload}"
-timeout = 60
-{head}
-{extra}
-"""
-
-
-@pytest.fixture
-def wl(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(wl=WORKLOADS)
-    pytester.syspathinsert()
-    return pytester
+from tests.scenarios.support import scenario_toml
 
 
 def test_the_file_profile_is_used_and_named_concretely(wl: pytest.Pytester) -> None:
-    wl.makefile(".toml", pi=_scenario("pi", "calls", head='profile = "raspberry-pi"'))
+    wl.makefile(".toml", pi=scenario_toml("pi", "calls", head='profile = "raspberry-pi"'))
     result = wl.runpytest("pi.toml")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["pi*raspberry-pi-4-4gb*passed*/ 4020*calls/s*calls/s*"])
 
 
 def test_edge_profile_option_runs_each_device(wl: pytest.Pytester) -> None:
-    wl.makefile(".toml", both=_scenario("both", "calls", head='profile = "raspberry-pi"'))
+    wl.makefile(".toml", both=scenario_toml("both", "calls", head='profile = "raspberry-pi"'))
     result = wl.runpytest("both.toml", "--edge-profile=rpi5,pi-zero-2w", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
@@ -61,7 +27,7 @@ def test_edge_profile_option_runs_each_device(wl: pytest.Pytester) -> None:
 
 
 def test_unknown_profile_in_the_file_names_file_and_key(wl: pytest.Pytester) -> None:
-    wl.makefile(".toml", odd=_scenario("odd", "calls", head='profile = "raspberry-pie"'))
+    wl.makefile(".toml", odd=scenario_toml("odd", "calls", head='profile = "raspberry-pie"'))
     result = wl.runpytest("odd.toml")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*odd.toml: [[]scenario[]] profile: *raspberry-pie*"])
@@ -70,7 +36,7 @@ def test_unknown_profile_in_the_file_names_file_and_key(wl: pytest.Pytester) -> 
 def test_a_workload_past_the_device_budget_fails_saying_it_does_not_fit(
     wl: pytest.Pytester,
 ) -> None:
-    wl.makefile(".toml", hog=_scenario("hog", "hog", head='profile = "pi-zero-2w"'))
+    wl.makefile(".toml", hog=scenario_toml("hog", "hog", head='profile = "pi-zero-2w"'))
     result = wl.runpytest("hog.toml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
