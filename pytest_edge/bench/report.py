@@ -223,15 +223,18 @@ def _group_charts(results: Sequence[BenchmarkComparison]) -> list[Block]:
                 points = [*r.history]
                 if r.current_median is not None:
                     points.append(("current", r.current_median))
-                hscale, hunit = time_unit(min(v for _, v in points))
-                charts.append(
-                    LineChart(
-                        f"{r.fullname}: median over the saved runs",
-                        hunit,
-                        tuple((label, v / hscale) for label, v in points),
-                    )
-                )
+                charts.append(_median_history_chart(r.fullname, points))
     return charts
+
+
+def _median_history_chart(name: str, points: Sequence[tuple[str, float]]) -> LineChart:
+    """A benchmark's median per saved run (and the current one), in a readable time unit."""
+    scale, unit = time_unit(min(v for _, v in points))
+    return LineChart(
+        f"{name}: median over the saved runs",
+        unit,
+        tuple((label, v / scale) for label, v in points),
+    )
 
 
 def history_charts(runs: Sequence[BenchmarkRun], current: BenchmarkRun) -> list[Block]:
@@ -246,14 +249,7 @@ def history_charts(runs: Sequence[BenchmarkRun], current: BenchmarkRun) -> list[
         if len(points) < 2:
             continue
         points.append(("current", result.median))
-        scale, unit = time_unit(min(v for _, v in points))
-        charts.append(
-            LineChart(
-                f"{name}: median over the saved runs",
-                unit,
-                tuple((label, v / scale) for label, v in points),
-            )
-        )
+        charts.append(_median_history_chart(name, points))
     return charts
 
 
