@@ -40,6 +40,7 @@ demo-modules: install
 	done
 
 bench: install
+	$(BIN)/pytest -p no:xdist tests/bench -m timing --run-slow
 	$(BIN)/pytest -p no:xdist tests/benchmarks --run-slow --benchmark-autosave \
 	    --edge-compare=history --edge-report=.benchmarks/edge-report.html
 

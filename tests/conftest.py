@@ -30,12 +30,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow (make bench runs them)")
+    run_slow = config.getoption("--run-slow")
+    in_xdist_worker = hasattr(config, "workerinput")
+    skip_slow = pytest.mark.skip(reason="slow: run with --run-slow (make bench runs them)")
+    skip_timing = pytest.mark.skip(
+        reason="timing: measures real slowdowns and needs the CPU to itself; "
+        "run without xdist (make bench does)"
+    )
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+        elif "timing" in item.keywords and in_xdist_worker:
+            item.add_marker(skip_timing)
 
 
 @pytest.fixture

@@ -103,6 +103,7 @@ def test_failed_pytest_run_exits_2_and_leaves_no_worktree(
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_ab_flags_a_revision_twice_as_slow(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -157,6 +157,7 @@ def test_a_regression_fails_the_session(pytester: pytest.Pytester) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_a_real_30_percent_slowdown_is_a_regression_with_the_defaults(
     pytester: pytest.Pytester,
 ) -> None:
