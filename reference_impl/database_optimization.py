@@ -616,6 +616,29 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _check_row_shape(
+    operation: str, total: int, index: int, row: object, allowed: set[str], required: str
+) -> None:
+    """A row must be a mapping with only the `allowed` fields; the error names the row."""
+    if not isinstance(row, Mapping):
+        raise _row_error(
+            operation,
+            total,
+            index,
+            None,
+            f"expected a mapping with {required}, got {type(row).__name__}",
+        )
+    extra = row.keys() - allowed
+    if extra:
+        raise _row_error(
+            operation,
+            total,
+            index,
+            sorted(extra)[0],
+            f"unknown field; allowed: {', '.join(sorted(allowed))}",
+        )
+
+
 def _row_error(
     operation: str, batch_size: int, index: int, field: str | None, problem: str
 ) -> InvalidRowError:
@@ -746,23 +769,7 @@ class EdgeDatabaseOptimizer:
         rows: list[tuple[Any, ...]] = []
         allowed = {"title", "content", "type", "metadata"}
         for index, doc in enumerate(docs):
-            if not isinstance(doc, Mapping):
-                raise _row_error(
-                    operation,
-                    len(docs),
-                    index,
-                    None,
-                    f"expected a mapping with 'title' and 'content', got {type(doc).__name__}",
-                )
-            extra = doc.keys() - allowed
-            if extra:
-                raise _row_error(
-                    operation,
-                    len(docs),
-                    index,
-                    sorted(extra)[0],
-                    f"unknown field; allowed: {', '.join(sorted(allowed))}",
-                )
+            _check_row_shape(operation, len(docs), index, doc, allowed, "'title' and 'content'")
             title = doc.get("title")
             content = doc.get("content")
             doc_type = doc.get("type", "text")
@@ -806,23 +813,7 @@ class EdgeDatabaseOptimizer:
         dims: dict[int, int] = {}  # dimension -> first row index having it
         allowed = {"vector_id", "vector_data", "vector", "metadata"}
         for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                raise _row_error(
-                    operation,
-                    len(items),
-                    index,
-                    None,
-                    f"expected a mapping with 'vector_id', got {type(item).__name__}",
-                )
-            extra = item.keys() - allowed
-            if extra:
-                raise _row_error(
-                    operation,
-                    len(items),
-                    index,
-                    sorted(extra)[0],
-                    f"unknown field; allowed: {', '.join(sorted(allowed))}",
-                )
+            _check_row_shape(operation, len(items), index, item, allowed, "'vector_id'")
             vector_id = item.get("vector_id")
             if not isinstance(vector_id, str) or not vector_id:
                 raise _row_error(
