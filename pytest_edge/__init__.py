@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         SimulatedMachine,
     )
     from pytest_edge.durable import DELETED, ack, crashpoint, intent
+    from pytest_edge.errors import EdgeError, EdgeInputError, EdgeWarning
     from pytest_edge.faults import (
         ArmedFault,
         FaultArgumentError,
@@ -64,6 +65,9 @@ _EXPORTS: dict[str, str] = {
     "FaultSpec": "pytest_edge.faults",
     "register_exception": "pytest_edge.faults",
     "DELETED": "pytest_edge.durable",
+    "EdgeError": "pytest_edge.errors",
+    "EdgeInputError": "pytest_edge.errors",
+    "EdgeWarning": "pytest_edge.errors",
     "ack": "pytest_edge.durable",
     "intent": "pytest_edge.durable",
     "crashpoint": "pytest_edge.durable",
@@ -108,6 +112,9 @@ __all__ = [
     "DeviceView",
     "EdgeBenchmark",
     "EdgeDevice",
+    "EdgeError",
+    "EdgeInputError",
+    "EdgeWarning",
     "FaultArgumentError",
     "FaultEvent",
     "FaultInjector",

@@ -27,13 +27,14 @@ from pytest_edge.bench.compare import (
 )
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, BenchmarkRun, load_run
 from pytest_edge.bench.stats import paired_log_ratio
+from pytest_edge.errors import EdgeError
 
 # Fewer pairs than a rank test has samples, so a looser p; the threshold still applies.
 AB_ALPHA = 0.01
 AB_RUNS = 5
 
 
-class ABError(RuntimeError):
+class ABError(EdgeError, RuntimeError):
     """git or a pytest run failed; the message says which and shows the output's tail."""
 
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.errors import EdgeInputError
+
 EDGE_KEY = "edge"  # key of pytest-edge's block inside a benchmark's extra_info
 DEFAULT_STORAGE = ".benchmarks"
 _SAVED_RUN = re.compile(r"^(\d{4})_.*\.json$")
 
 
-class BadBenchmarkInput(ValueError):
+class BadBenchmarkInput(EdgeInputError):
     """A file or value that is not usable benchmark data; the message says which and why."""
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.errors import EdgeError
+
 TOOL = "valgrind --tool=callgrind"
 _CHILD = """
 import importlib, json, sys
@@ -37,7 +39,7 @@ for _ in range(int(sys.argv[3])):
 """
 
 
-class InstructionCountError(RuntimeError):
+class InstructionCountError(EdgeError, RuntimeError):
     """valgrind is missing or the counted program failed; the message says which."""
 
 

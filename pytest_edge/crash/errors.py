@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pytest_edge.errors import EdgeError, EdgeWarning
 
-class CrashHarnessError(AssertionError):
+
+class CrashHarnessError(EdgeError, AssertionError):
     """The harness could not run a cycle as asked (timeout, kill point never reached, ...)."""
 
 
@@ -23,5 +25,5 @@ class LostWritesError(CrashHarnessError):
     """Recovery lost or changed acknowledged writes; the message is the full failure report."""
 
 
-class CrashHarnessWarning(UserWarning):
+class CrashHarnessWarning(EdgeWarning):
     """Something the harness cannot model, e.g. a file changed by C code outside the trace."""

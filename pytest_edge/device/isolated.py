@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_edge.device import probe
+from pytest_edge.errors import EdgeError
 from pytest_edge.machine import MIB, use_machine
 from pytest_edge.profiles.model import DeviceProfile
 
@@ -41,11 +42,11 @@ _M_ARENA_MAX = -8  # glibc mallopt parameter number
 _DUTY_PERIOD_S = 0.05
 
 
-class IsolationError(RuntimeError):
+class IsolationError(EdgeError, RuntimeError):
     """The isolated call could not be set up or its result could not be sent back."""
 
 
-class RemoteError(RuntimeError):
+class RemoteError(EdgeError, RuntimeError):
     """`fn` raised an exception that cannot be pickled; this carries its type and traceback."""
 
     def __init__(self, type_name: str, message: str, child_traceback: str) -> None:
@@ -57,7 +58,7 @@ class RemoteError(RuntimeError):
         )
 
 
-class IsolatedChildDied(RuntimeError):
+class IsolatedChildDied(EdgeError, RuntimeError):
     """The child ended without reporting: killed by a signal or exited early."""
 
     def __init__(self, how: str, limits: str) -> None:

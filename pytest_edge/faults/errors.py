@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pytest_edge.errors import EdgeInputError
 
-class FaultArgumentError(ValueError):
+
+class FaultArgumentError(EdgeInputError):
     """A fault was armed (or a plan loaded) with an argument that is not allowed.
 
     The message names the argument, the bad value and what is allowed.

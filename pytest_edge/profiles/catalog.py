@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.errors import EdgeError, EdgeInputError
 from pytest_edge.profiles.model import DeviceProfile, StorageSpec
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
@@ -30,11 +31,11 @@ _STORAGE_KEYS = frozenset(("kind", "seq_write_mbps", "fsync_latency_ms"))
 _TOP_LEVEL = frozenset(("profiles", "speed_reference", "alias_reasons"))
 
 
-class ProfileError(ValueError):
+class ProfileError(EdgeInputError):
     """A profile file or a profile entry is not valid."""
 
 
-class UnknownProfileError(LookupError):
+class UnknownProfileError(EdgeError, LookupError):
     """No profile or alias has this name; `suggestions` holds the nearest names."""
 
     def __init__(self, name: str, suggestions: list[str], known: list[str]) -> None:

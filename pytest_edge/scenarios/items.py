@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
+from pytest_edge.errors import EdgeError
 from pytest_edge.scenarios.expect import check_expectations
 from pytest_edge.scenarios.record import PROPERTY, ScenarioRecord
 from pytest_edge.scenarios.runner import Device, DoesNotFitError, Isolate, ScenarioRunner
 from pytest_edge.scenarios.schema import Scenario, ScenarioError, load_scenario
 
 
-class ScenarioFailed(Exception):
+class ScenarioFailed(EdgeError):
     """The scenario ran but broke expectations (or did not fit); one reason per line."""
 
     def __init__(self, name: str, device: str, reasons: list[str]) -> None:

@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_edge.errors import EdgeError
 
-class WorkloadResultError(TypeError):
+
+class WorkloadResultError(EdgeError, TypeError):
     """A workload returned something that is not a result; the message names the workload."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_edge.errors import EdgeError
 from pytest_edge.profiles.model import DeviceProfile
 from pytest_edge.scenarios import child
 from pytest_edge.scenarios.outcome import CrashSummary, ScenarioOutcome, WorkloadResult
@@ -59,7 +60,7 @@ class ChildRun:
     notes: tuple[str, ...] = ()
 
 
-class DoesNotFitError(RuntimeError):
+class DoesNotFitError(EdgeError, RuntimeError):
     """The workload ran out of the device's memory budget (MemoryError under the limit)."""
 
 

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.errors import EdgeInputError
+
 CRASH_MODES = ("kill", "power-loss")
 DEFAULT_TIMEOUT_S = 120.0
 
 
-class ScenarioError(ValueError):
+class ScenarioError(EdgeInputError):
     """A scenario file that cannot be used; the message names the file and the key."""
 
 
