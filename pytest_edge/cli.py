@@ -39,12 +39,9 @@ def _tristate(value: bool | None) -> str:
 
 
 def _threshold_arg(text: str) -> float:
-    from pytest_edge.bench.compare import parse_threshold
+    from pytest_edge.bench.compare import threshold_type
 
-    try:
-        return parse_threshold(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return threshold_type(text)
 
 
 def _fail(command: str, message: str) -> int:

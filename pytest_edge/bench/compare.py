@@ -7,6 +7,7 @@ them it falls back to non-overlapping 95% intervals of the medians, and the resu
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,14 @@ def parse_threshold(text: str | float) -> float:
     if not math.isfinite(value) or not 0.0 < value < 10.0:
         raise ValueError(f"threshold {text!r} must be above 0 and below 1000%: {THRESHOLD_HELP}")
     return value
+
+
+def threshold_type(text: str) -> float:
+    """`parse_threshold` as an argparse ``type=``: the CLI's and the plugin's threshold options."""
+    try:
+        return parse_threshold(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class Verdict(StrEnum):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pytest_edge.device.isolated import IsolationLimits, run_isolated
-from pytest_edge.device.session import host_cpus
+from pytest_edge.device.session import isolation_limits
 from pytest_edge.machine import MIB, Machine, current_machine
 from pytest_edge.profiles.model import DeviceProfile
 
@@ -50,13 +51,9 @@ class EdgeDevice:
         return self.profile.usable_memory_mb
 
     def limits(self) -> IsolationLimits:
-        cpus = host_cpus()
-        return IsolationLimits(
-            memory_budget_bytes=self.memory_budget_mb * MIB,
-            cpus=cpus[: min(self.profile.cpu_cores, len(cpus))],
-            duty_cycle=self.duty_cycle,
-            profile=self.profile if self.simulated else None,
-        )
+        """The device's limits; on the host, without installing a simulated view."""
+        limits = isolation_limits(self.profile, self.duty_cycle)
+        return limits if self.simulated else replace(limits, profile=None)
 
     def run_isolated(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in a child held to the device's memory and cores.

@@ -1,23 +1,30 @@
 """One run's simulated devices: which profiles, what the host can enforce, peak-memory records.
 
-Plain Python (no pytest): the plugin feeds it and prints what it says.
+`EdgeRun` is plain Python: the device plugin feeds it and prints what it says. It is the run's
+shared device state: other capabilities read it with `edge_run(config)`, never through the
+device plugin. Cheap to import: psutil, the catalog and the isolation code load on first use.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import psutil
+import pytest
 
-from pytest_edge.device.isolated import memory_rlimit_name
-from pytest_edge.machine import MIB, HostMachine
-from pytest_edge.profiles.catalog import ProfileCatalog
+from pytest_edge.device.units import MIB
 from pytest_edge.profiles.model import DeviceProfile
+
+if TYPE_CHECKING:
+    from pytest_edge.device.isolated import IsolationLimits
+    from pytest_edge.profiles.catalog import ProfileCatalog
 
 
 def host_profile() -> DeviceProfile:
     """This machine as a profile: what `edge_device.profile` is without ``--edge-profile``."""
+    from pytest_edge.machine import HostMachine
+
     host = HostMachine()
     reading = host.memory()
     return DeviceProfile(
@@ -31,7 +38,31 @@ def host_profile() -> DeviceProfile:
 def host_cpus() -> tuple[int, ...]:
     if hasattr(os, "sched_getaffinity"):
         return tuple(sorted(os.sched_getaffinity(0)))
+    import psutil
+
     return tuple(range(psutil.cpu_count() or 1))
+
+
+def isolation_limits(profile: DeviceProfile | None, duty_cycle: float | None) -> IsolationLimits:
+    """What an isolated child on `profile` is held to: its usable memory, at most its cores
+    (of those this process may use), the duty cycle; no limits for the host (None)."""
+    from pytest_edge.device.isolated import IsolationLimits
+
+    if profile is None:
+        return IsolationLimits(memory_budget_bytes=None, cpus=None)
+    cpus = host_cpus()
+    return IsolationLimits(
+        memory_budget_bytes=profile.usable_memory_mb * MIB,
+        cpus=cpus[: min(profile.cpu_cores, len(cpus))],
+        duty_cycle=duty_cycle,
+        profile=profile,
+    )
+
+
+def _rlimit_name() -> str | None:
+    from pytest_edge.device.isolated import memory_rlimit_name
+
+    return memory_rlimit_name()
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,8 @@ class EdgeRun:
     def catalog(self) -> ProfileCatalog:
         """Loaded on first use, so a run without profiles does not parse any TOML."""
         if self._catalog is None:
+            from pytest_edge.profiles.catalog import ProfileCatalog
+
             self._catalog = ProfileCatalog.load(self.profile_files)
         return self._catalog
 
@@ -74,7 +107,7 @@ class EdgeRun:
         for asked, profile in zip(self.requested, self.profiles, strict=True):
             arrow = asked if asked == profile.name else f"{asked} -> {profile.name}"
             level = "view; memory enforced in isolated tests"
-            if memory_rlimit_name() is None:
+            if _rlimit_name() is None:
                 level = "view only: no rlimit on this platform"
             duty = self.duty_cycle(profile)
             if duty is not None:
@@ -95,7 +128,7 @@ class EdgeRun:
                     f"{cpus}: isolated tests run on {cpus} (the view still reports "
                     f"{profile.cpu_cores})"
                 )
-        if self.profiles and memory_rlimit_name() is None:
+        if self.profiles and _rlimit_name() is None:
             notes.append(
                 "no memory rlimit on this platform: isolated tests are not held to "
                 "the device's memory (peak memory is still measured)"
@@ -150,3 +183,36 @@ def choose_profile_setting(
     if ini:
         return ini, "ini edge_profile"
     return None, ""
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """A test's peak memory growth, how it was measured, and whether in an isolated child."""
+
+    mb: float
+    method: str
+    isolated: bool
+
+
+def budget_failure(
+    peak: PeakMemory, budget_mb: float | None, profile: DeviceProfile | None
+) -> str | None:
+    """Why a test with this peak breaks its ``edge_memory_budget``, or None when it does not."""
+    if budget_mb is None or peak.mb <= budget_mb:
+        return None
+    device = f", device {profile.name}" if profile is not None else ""
+    return (
+        f"edge_memory_budget: peak memory growth {peak.mb:.1f} MB exceeds the budget "
+        f"of {budget_mb:g} MB (measured: {peak.method}{device})"
+    )
+
+
+EDGE_RUN_KEY = pytest.StashKey[EdgeRun]()
+
+
+def edge_run(config: pytest.Config) -> EdgeRun:
+    """The run's devices (set up by the device plugin; an empty run when it is not loaded)."""
+    run = config.stash.get(EDGE_RUN_KEY, None)
+    if run is None:
+        run = config.stash[EDGE_RUN_KEY] = EdgeRun(requested=[], profiles=[])
+    return run

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pytest_edge.device.isolated import IsolationLimits, run_isolated
-from pytest_edge.device.session import EdgeRun, host_cpus
-from pytest_edge.machine import MIB
+from pytest_edge.device.isolated import run_isolated
+from pytest_edge.device.session import EdgeRun, isolation_limits
 from pytest_edge.scenarios.record import ScenarioRecord
 from pytest_edge.scenarios.runner import ChildRun, Device
 from pytest_edge.scenarios.schema import Scenario, ScenarioError
@@ -63,22 +62,9 @@ def devices_of_records(records: Sequence[ScenarioRecord], run: EdgeRun) -> list[
     return devices
 
 
-def limits_for(device: Device) -> IsolationLimits:
-    profile = device.profile
-    if profile is None:
-        return IsolationLimits(memory_budget_bytes=None, cpus=None)
-    cpus = host_cpus()
-    return IsolationLimits(
-        memory_budget_bytes=profile.usable_memory_mb * MIB,
-        cpus=cpus[: min(profile.cpu_cores, len(cpus))],
-        duty_cycle=device.duty_cycle,
-        profile=profile,
-    )
-
-
 def isolate_on_device(
     fn: Callable[..., Any], kwargs: dict[str, Any], device: Device, timeout: float
 ) -> ChildRun:
     """`fn(**kwargs)` in a child held to `device`; its value, peak growth and notes."""
-    outcome = run_isolated(fn, (), kwargs, limits_for(device), timeout)
+    outcome = run_isolated(fn, (), kwargs, isolation_limits(device.profile, device.duty_cycle), timeout)
     return ChildRun(outcome.value, outcome.peak_growth_bytes, tuple(outcome.notes))

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_edge.errors import EdgeError
+from pytest_edge.seed import run_seed
 from pytest_edge.scenarios.expect import check_expectations
 from pytest_edge.scenarios.record import PROPERTY, ScenarioRecord
 from pytest_edge.scenarios.runner import Device, DoesNotFitError, Isolate, ScenarioRunner
@@ -38,18 +39,18 @@ class ScenarioFile(pytest.File):
         except ScenarioError as exc:
             yield InvalidScenarioItem.from_parent(self, name=self.path.stem, error=exc)
             return
-        hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
         try:
-            devices: list[Device] = hooks.devices_for(scenario) if hooks else [Device("host")]
+            devices = self.config.hook.pytest_edge_scenario_devices(
+                config=self.config, scenario=scenario
+            )
         except ScenarioError as exc:
             yield InvalidScenarioItem.from_parent(self, name=self.path.stem, error=exc)
             return
+        if not devices:  # no device capability loaded (-p no:pytest_edge.device.plugin)
+            devices = [Device("host")]
         for device in devices:
             name = scenario.name if len(devices) == 1 else f"{scenario.name}[{device.name}]"
             yield ScenarioItem.from_parent(self, name=name, scenario=scenario, device=device)
-
-
-PLUGIN_NAME = "edge-scenarios"
 
 
 class InvalidScenarioItem(pytest.Item):
@@ -82,18 +83,12 @@ class ScenarioItem(pytest.Item):
         self.add_marker(pytest.mark.edge_scenario)
 
     def _isolate(self) -> Isolate:
-        hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
-        if hooks is None:
+        isolate: Isolate | None = self.config.hook.pytest_edge_scenario_isolate(config=self.config)
+        if isolate is None:  # the device capability is not loaded
             from pytest_edge.scenarios.devices import isolate_on_device
 
             return isolate_on_device
-        isolate: Isolate = hooks.isolate
         return isolate
-
-    def _seed(self) -> int:
-        from pytest_edge.plugin import SEED_KEY
-
-        return self.config.stash[SEED_KEY]
 
     def _record(self, record: ScenarioRecord) -> None:
         self.user_properties.append((PROPERTY, record.to_dict()))
@@ -118,7 +113,7 @@ class ScenarioItem(pytest.Item):
         sc = self.scenario
         with tempfile.TemporaryDirectory(prefix="pytest-edge-scenario-") as workdir:
             runner = ScenarioRunner(
-                sc, self.device, seed=self._seed(), workdir=Path(workdir), isolate=self._isolate()
+                sc, self.device, seed=run_seed(self.config), workdir=Path(workdir), isolate=self._isolate()
             )
             try:
                 outcome = runner.run()
@@ -129,9 +124,11 @@ class ScenarioItem(pytest.Item):
                 first_line = str(exc).splitlines()[0] if str(exc) else ""
                 self._record_failure(f"{type(exc).__name__}: {first_line}")
                 raise
-        hooks = self.config.pluginmanager.get_plugin(PLUGIN_NAME)
-        if hooks is not None and outcome.peak_memory_mb is not None:
-            hooks.note_peak(self, self.device.profile, outcome.peak_memory_mb)
+        if outcome.peak_memory_mb is not None:
+            # The devices summary lists the workload child's peak, not the pytest process's.
+            self.config.hook.pytest_edge_peak_memory(
+                item=self, profile=self.device.profile, peak_mb=outcome.peak_memory_mb
+            )
         reasons = check_expectations(sc.expect, outcome)
         self._record(
             ScenarioRecord.from_outcome(

@@ -252,13 +252,10 @@ def test_under_xdist_says_benchmarks_ran_untimed_without_a_warning_error(
 def test_another_feature_adds_its_section_to_the_same_report(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
-        from pytest_edge.plugin import edge_report
         from pytest_edge.report import Paragraph, Section
 
-        def pytest_configure(config):
-            edge_report(config).add_provider(
-                lambda: Section("scenarios", "Scenarios", (Paragraph("3 scenarios"),), order=30)
-            )
+        def pytest_edge_report_sections(config):
+            return [Section("scenarios", "Scenarios", (Paragraph("3 scenarios"),), order=30)]
         """
     )
     bench(pytester)

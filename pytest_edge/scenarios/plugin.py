@@ -1,0 +1,89 @@
+"""Scenarios wired to pytest: TOML scenario files collected as items, their summary and verdict.
+
+The items (`pytest_edge.scenarios.items`) ask for their devices and the isolation through
+pytest-edge's hooks (answered by the device capability) and read the seed from
+`pytest_edge.seed`; the report section goes through ``pytest_edge_report_sections``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_edge.device.session import edge_run
+from pytest_edge.settings import MarkerSpec, Setting, register_markers
+
+if TYPE_CHECKING:
+    from pytest_edge.report.model import Section
+    from pytest_edge.scenarios.record import ScenarioRecord
+
+SETTINGS: tuple[Setting, ...] = ()
+MARKERS: tuple[MarkerSpec, ...] = (
+    MarkerSpec("edge_scenario", "", "an item collected from a scenario TOML file (pytest-edge)"),
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register_markers(config, MARKERS)
+    config.pluginmanager.register(ScenarioPlugin(config), "edge-scenarios")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix != ".toml":
+        return None
+    from pytest_edge.scenarios.items import ScenarioFile
+    from pytest_edge.scenarios.schema import is_scenario_file
+
+    if not is_scenario_file(file_path):
+        return None
+    file: pytest.Collector = ScenarioFile.from_parent(parent, path=file_path)
+    return file
+
+
+class ScenarioPlugin:
+    """The run's scenario records (from every worker): the summary table, verdict and section."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: list[ScenarioRecord] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or not report.user_properties:
+            return
+        from pytest_edge.scenarios.items import iter_records
+
+        self.records.extend(iter_records([report]))
+
+    def pytest_edge_report_sections(self) -> list[Section]:
+        if not self.records:
+            return []
+        from pytest_edge.scenarios.devices import devices_of_records
+        from pytest_edge.scenarios.report import scenarios_section
+
+        run = edge_run(self.config)
+        return [scenarios_section(self.records, devices_of_records(self.records, run))]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.records:
+            return
+        from pytest_edge.scenarios.record import COLUMNS, ESTIMATE_NOTE, render_rows, rows, verdict
+
+        terminalreporter.section("edge scenarios")
+        for line in render_rows(COLUMNS, rows(self.records)):
+            terminalreporter.line(line)
+        if any(r.projected_throughput is not None for r in self.records):
+            terminalreporter.line(f"estimate: {ESTIMATE_NOTE}")
+        for record in self.records:
+            for reason in record.reasons:
+                terminalreporter.line(
+                    f"{record.name} on {record.profile}: {reason.splitlines()[0]}", red=True
+                )
+        line = verdict(self.records)
+        terminalreporter.line(
+            f"edge scenarios verdict: {line}",
+            bold=True,
+            red=line.startswith("FAIL"),
+            green=line.startswith("PASS"),
+        )
