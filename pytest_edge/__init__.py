@@ -6,8 +6,9 @@ the light helpers without pulling in pytest.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_edge._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pytest_edge.bench.corpus import Corpus, make_corpus
@@ -142,16 +143,4 @@ __all__ = [
     "use_machine",
 ]
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_edge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

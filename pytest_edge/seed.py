@@ -60,9 +60,7 @@ def run_seed(config: pytest.Config) -> int:
     return seed
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("--edge-seed", SEED_HELP, metavar="N", parse=parse_seed),
-)
+SETTINGS: tuple[Setting, ...] = (Setting("--edge-seed", SEED_HELP, metavar="N", parse=parse_seed),)
 MARKERS: tuple[MarkerSpec, ...] = ()
 
 

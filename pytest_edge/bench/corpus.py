@@ -15,9 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from faker import Faker
+from pytest_edge.errors import EdgeError
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 Kind = Literal["documents", "conversations", "agent_states"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -135,6 +138,25 @@ _MAKERS: dict[str, Callable[[Faker, int], dict[str, Any]]] = {
 }
 
 
+class CorpusExtraMissingError(EdgeError, ImportError):
+    """faker, which generates corpora, is an optional extra and is not installed."""
+
+
+CORPUS_EXTRA_HINT = "pip install 'pytest-edge[corpus]'"
+
+
+def _faker(locale: str) -> Faker:
+    """A faker for `locale`; faker is imported here, only when a corpus is made."""
+    try:
+        from faker import Faker
+    except ImportError as error:
+        raise CorpusExtraMissingError(
+            f"corpus generation (make_corpus, the edge_corpus fixture) needs faker, an "
+            f"optional extra of pytest-edge: {CORPUS_EXTRA_HINT} ({error})"
+        ) from None
+    return Faker(locale)
+
+
 def make_corpus(
     kind: str,
     *,
@@ -155,7 +177,7 @@ def make_corpus(
         raise ValueError(f"corpus {kind!r}: count must be a whole number >= 0, got {count!r}")
     if mb is not None and not (isinstance(mb, int | float) and 0 < mb <= 4096):
         raise ValueError(f"corpus {kind!r}: mb must be above 0 and at most 4096, got {mb!r}")
-    fake = Faker(locale)
+    fake = _faker(locale)
     fake.seed_instance(seed)
     items: list[dict[str, Any]] = []
     if count is not None:

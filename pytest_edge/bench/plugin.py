@@ -264,7 +264,9 @@ def edge_benchmark(benchmark: Any, pytestconfig: pytest.Config) -> EdgeBenchmark
     from pytest_edge.bench.throughput import EdgeBenchmark
 
     session = pytestconfig.stash[BENCH_KEY].session()
-    return EdgeBenchmark(benchmark, session.add_throughput, edge_run(pytestconfig).host_speed_factor)
+    return EdgeBenchmark(
+        benchmark, session.add_throughput, edge_run(pytestconfig).host_speed_factor
+    )
 
 
 @pytest.fixture(scope="session")

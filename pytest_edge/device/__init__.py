@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from pytest_edge.device.fixture import EdgeDevice
-from pytest_edge.device.isolated import (
-    IsolatedChildDied,
-    IsolationError,
-    IsolationLimits,
-    RemoteError,
-    run_isolated,
-)
-from pytest_edge.device.simulated import SimulatedMachine
-from pytest_edge.device.view import DeviceView
+from typing import TYPE_CHECKING
+
+from pytest_edge._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pytest_edge.device.fixture import (
+        EdgeDevice,
+    )
+    from pytest_edge.device.isolated import (
+        IsolatedChildDied,
+        IsolationError,
+        IsolationLimits,
+        RemoteError,
+        run_isolated,
+    )
+    from pytest_edge.device.simulated import (
+        SimulatedMachine,
+    )
+    from pytest_edge.device.view import (
+        DeviceView,
+    )
 
 __all__ = [
     "DeviceView",
@@ -23,3 +34,16 @@ __all__ = [
     "SimulatedMachine",
     "run_isolated",
 ]
+
+# public name -> module that defines it; imported on first use (see pytest_edge._lazy)
+_EXPORTS: dict[str, str] = {
+    "DeviceView": "pytest_edge.device.view",
+    "EdgeDevice": "pytest_edge.device.fixture",
+    "IsolatedChildDied": "pytest_edge.device.isolated",
+    "IsolationError": "pytest_edge.device.isolated",
+    "IsolationLimits": "pytest_edge.device.isolated",
+    "RemoteError": "pytest_edge.device.isolated",
+    "SimulatedMachine": "pytest_edge.device.simulated",
+    "run_isolated": "pytest_edge.device.isolated",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

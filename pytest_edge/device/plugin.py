@@ -131,8 +131,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def build_edge_run(config: pytest.Config) -> EdgeRun:
     """The run's devices from the options; a bad profile name or file is a usage error."""
-    from pytest_edge.profiles.catalog import ProfileError, UnknownProfileError
-
     setting, where = choose_profile_setting(
         config.getoption(PROFILE.dest),
         os.environ.get("PYTEST_EDGE_PROFILE"),
@@ -149,6 +147,8 @@ def build_edge_run(config: pytest.Config) -> EdgeRun:
     )
     if not names and not files:
         return run  # nothing asked for: the catalog is loaded only if a marker needs it
+    from pytest_edge.profiles.catalog import ProfileError, UnknownProfileError
+
     try:
         catalog = run.catalog  # loads and checks the profile files
         run.profiles = [catalog.resolve(name) for name in names]
@@ -160,7 +160,10 @@ def build_edge_run(config: pytest.Config) -> EdgeRun:
 
 
 def _read_marks(run: EdgeRun, node: Any) -> edge_markers.EdgeMarks:
-    return edge_markers.read_marks(node.iter_markers(), node.nodeid, run.catalog.resolve)
+    # The catalog is loaded (TOML parsed) only when a marker names a profile.
+    return edge_markers.read_marks(
+        node.iter_markers(), node.nodeid, lambda name: run.catalog.resolve(name)
+    )
 
 
 def _keep_peak(item: pytest.Item, peak: PeakMemory) -> None:
@@ -196,11 +199,9 @@ class DevicePlugin:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "edge_device" not in metafunc.fixturenames:
             return
-        from pytest_edge.profiles.catalog import UnknownProfileError
-
         try:
             pinned = _read_marks(self.run, metafunc.definition).profiles
-        except (ValueError, UnknownProfileError):
+        except (ValueError, LookupError):
             return  # reported as a usage error in pytest_collection_modifyitems
         profiles = self.run.profiles if pinned is None else list(pinned)
         if profiles:
@@ -212,12 +213,10 @@ class DevicePlugin:
             )
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        from pytest_edge.profiles.catalog import UnknownProfileError
-
         for item in items:
             try:
                 self.marks(item)
-            except (ValueError, UnknownProfileError) as exc:
+            except (ValueError, LookupError) as exc:  # UnknownProfileError is a LookupError
                 raise pytest.UsageError(f"{exc}") from exc
 
     def _item_profile(

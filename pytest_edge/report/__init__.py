@@ -6,17 +6,26 @@ picks the renderer from the file's extension.
 
 from __future__ import annotations
 
-from pytest_edge.report.model import (
-    Block,
-    BoxSeries,
-    DistributionChart,
-    EdgeReport,
-    LineChart,
-    Paragraph,
-    Section,
-    Table,
-)
-from pytest_edge.report.write import FORMATS, render, write_report
+from typing import TYPE_CHECKING
+
+from pytest_edge._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pytest_edge.report.model import (
+        Block,
+        BoxSeries,
+        DistributionChart,
+        EdgeReport,
+        LineChart,
+        Paragraph,
+        Section,
+        Table,
+    )
+    from pytest_edge.report.write import (
+        FORMATS,
+        render,
+        write_report,
+    )
 
 __all__ = [
     "FORMATS",
@@ -31,3 +40,19 @@ __all__ = [
     "render",
     "write_report",
 ]
+
+# public name -> module that defines it; imported on first use (see pytest_edge._lazy)
+_EXPORTS: dict[str, str] = {
+    "Block": "pytest_edge.report.model",
+    "BoxSeries": "pytest_edge.report.model",
+    "DistributionChart": "pytest_edge.report.model",
+    "EdgeReport": "pytest_edge.report.model",
+    "FORMATS": "pytest_edge.report.write",
+    "LineChart": "pytest_edge.report.model",
+    "Paragraph": "pytest_edge.report.model",
+    "Section": "pytest_edge.report.model",
+    "Table": "pytest_edge.report.model",
+    "render": "pytest_edge.report.write",
+    "write_report": "pytest_edge.report.write",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

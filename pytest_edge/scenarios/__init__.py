@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from pytest_edge.scenarios.outcome import ScenarioOutcome, WorkloadResult, WorkloadResultError
-from pytest_edge.scenarios.schema import (
-    CrashSpec,
-    Expectations,
-    Scenario,
-    ScenarioError,
-    Throughput,
-    is_scenario_file,
-    load_scenario,
-)
+from typing import TYPE_CHECKING
+
+from pytest_edge._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pytest_edge.scenarios.outcome import (
+        ScenarioOutcome,
+        WorkloadResult,
+        WorkloadResultError,
+    )
+    from pytest_edge.scenarios.schema import (
+        CrashSpec,
+        Expectations,
+        Scenario,
+        ScenarioError,
+        Throughput,
+        is_scenario_file,
+        load_scenario,
+    )
 
 __all__ = [
     "CrashSpec",
@@ -25,3 +34,18 @@ __all__ = [
     "is_scenario_file",
     "load_scenario",
 ]
+
+# public name -> module that defines it; imported on first use (see pytest_edge._lazy)
+_EXPORTS: dict[str, str] = {
+    "CrashSpec": "pytest_edge.scenarios.schema",
+    "Expectations": "pytest_edge.scenarios.schema",
+    "Scenario": "pytest_edge.scenarios.schema",
+    "ScenarioError": "pytest_edge.scenarios.schema",
+    "ScenarioOutcome": "pytest_edge.scenarios.outcome",
+    "Throughput": "pytest_edge.scenarios.schema",
+    "WorkloadResult": "pytest_edge.scenarios.outcome",
+    "WorkloadResultError": "pytest_edge.scenarios.outcome",
+    "is_scenario_file": "pytest_edge.scenarios.schema",
+    "load_scenario": "pytest_edge.scenarios.schema",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

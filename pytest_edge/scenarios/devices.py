@@ -66,5 +66,7 @@ def isolate_on_device(
     fn: Callable[..., Any], kwargs: dict[str, Any], device: Device, timeout: float
 ) -> ChildRun:
     """`fn(**kwargs)` in a child held to `device`; its value, peak growth and notes."""
-    outcome = run_isolated(fn, (), kwargs, isolation_limits(device.profile, device.duty_cycle), timeout)
+    outcome = run_isolated(
+        fn, (), kwargs, isolation_limits(device.profile, device.duty_cycle), timeout
+    )
     return ChildRun(outcome.value, outcome.peak_growth_bytes, tuple(outcome.notes))

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from pytest_edge.errors import EdgeError
-from pytest_edge.seed import run_seed
 from pytest_edge.scenarios.expect import check_expectations
 from pytest_edge.scenarios.record import PROPERTY, ScenarioRecord
 from pytest_edge.scenarios.runner import Device, DoesNotFitError, Isolate, ScenarioRunner
 from pytest_edge.scenarios.schema import Scenario, ScenarioError, load_scenario
+from pytest_edge.seed import run_seed
 
 
 class ScenarioFailed(EdgeError):
@@ -113,7 +113,11 @@ class ScenarioItem(pytest.Item):
         sc = self.scenario
         with tempfile.TemporaryDirectory(prefix="pytest-edge-scenario-") as workdir:
             runner = ScenarioRunner(
-                sc, self.device, seed=run_seed(self.config), workdir=Path(workdir), isolate=self._isolate()
+                sc,
+                self.device,
+                seed=run_seed(self.config),
+                workdir=Path(workdir),
+                isolate=self._isolate(),
             )
             try:
                 outcome = runner.run()
