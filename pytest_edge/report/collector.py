@@ -1,8 +1,9 @@
 """Collects the sections of one run's edge report, from any feature.
 
 A feature adds a finished `Section` with `add`, or registers a provider (called once, when
-the report is built at the end of the session) with `add_provider`. The plugin keeps one
-collector per run in ``config.stash[pytest_edge.plugin.REPORT_KEY]``.
+the report is built) with `add_provider`. Under pytest, the report plugin fills one at the end
+of the session with the sections every capability returns from the
+``pytest_edge_report_sections`` hook.
 """
 
 from __future__ import annotations
