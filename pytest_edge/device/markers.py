@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_edge.device.units import parse_size_mb
-from pytest_edge.profiles.model import DeviceProfile
+
+if TYPE_CHECKING:
+    from pytest_edge.profiles.model import DeviceProfile
 
 
 def marker_profiles(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> list[str]:

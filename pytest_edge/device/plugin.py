@@ -30,19 +30,19 @@ from pytest_edge.device.session import (
     split_names,
 )
 from pytest_edge.device.units import MIB
-from pytest_edge.profiles.model import DeviceProfile
 from pytest_edge.settings import MarkerSpec, Setting, add_settings, register_markers
 
 if TYPE_CHECKING:
     from pytest_edge.device.fixture import EdgeDevice
     from pytest_edge.device.simulated import SimulatedMachine
     from pytest_edge.device.view import DeviceView
+    from pytest_edge.profiles.model import DeviceProfile
     from pytest_edge.report.model import Section
     from pytest_edge.scenarios.runner import Device, Isolate
     from pytest_edge.scenarios.schema import Scenario
 
 DEVICES_KEY = pytest.StashKey["DevicePlugin"]()
-_ITEM_PROFILE = pytest.StashKey[DeviceProfile | None]()
+_ITEM_PROFILE = pytest.StashKey["DeviceProfile | None"]()
 _ITEM_STACK = pytest.StashKey[ExitStack]()
 _ITEM_PEAK = pytest.StashKey[PeakMemory]()
 _ITEM_MARKS = pytest.StashKey[edge_markers.EdgeMarks]()

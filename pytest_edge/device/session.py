@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_edge.device.units import MIB
-from pytest_edge.profiles.model import DeviceProfile
 
 if TYPE_CHECKING:
     from pytest_edge.device.isolated import IsolationLimits
     from pytest_edge.profiles.catalog import ProfileCatalog
+    from pytest_edge.profiles.model import DeviceProfile
 
 
 def host_profile() -> DeviceProfile:
     """This machine as a profile: what `edge_device.profile` is without ``--edge-profile``."""
     from pytest_edge.machine import HostMachine
+    from pytest_edge.profiles.model import DeviceProfile
 
     host = HostMachine()
     reading = host.memory()
