@@ -41,7 +41,7 @@ from pytest_edge.crash.fsmodel import (
     iter_states,
 )
 from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
-from pytest_edge.crash.server import ChildExit, TemplateServer
+from pytest_edge.crash.template import ChildExit, TemplateServer
 
 MODES = ("kill", "power-loss")
 KILL_FORMS = (

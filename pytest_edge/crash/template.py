@@ -1,4 +1,8 @@
-"""Parent side of the template process: start it, ask it to fork children, wait, kill."""
+"""The test process's handle on the template process: start it, have it fork children, kill.
+
+The template process itself runs `pytest_edge.crash.template_main`; each child it forks runs
+`pytest_edge.crash._child`.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any
 
 from pytest_edge.crash.errors import CrashHarnessError, CrashHarnessWarning
 
-_BOOT = "import sys; from pytest_edge.crash._server import main; main(sys.argv[1:])"
+_BOOT = "import sys; from pytest_edge.crash.template_main import main; main(sys.argv[1:])"
 
 
 @dataclass(frozen=True)
