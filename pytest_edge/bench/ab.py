@@ -184,7 +184,7 @@ def location(result: BenchmarkResult, statistic: str) -> float:
             return result.q1  # closest summary statistic without raw samples
         ordered = sorted(result.samples)
         return ordered[int(0.1 * (len(ordered) - 1))]
-    raise ValueError(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
+    raise BadBenchmarkInput(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
 
 
 def compare_pairs(

@@ -34,19 +34,21 @@ THRESHOLD_HELP = "a relative change: '10%' or '0.10' (default 10%)"
 
 
 def parse_threshold(text: str | float) -> float:
-    """``'10%'`` or ``'0.10'`` -> 0.10; anything else is a `ValueError` saying what is allowed."""
+    """``'10%'`` or ``'0.10'`` -> 0.10; anything else is a `BadBenchmarkInput` saying why."""
     raw = str(text).strip()
     try:
         value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise ValueError(f"threshold {text!r} is not {THRESHOLD_HELP}") from None
+        raise BadBenchmarkInput(f"threshold {text!r} is not {THRESHOLD_HELP}") from None
     if not raw.endswith("%") and value >= 1.0:
         # "10" could mean 10% or 1000%: a bare number must be a fraction.
-        raise ValueError(
+        raise BadBenchmarkInput(
             f"threshold {text!r} is ambiguous: write {raw}% or {value / 100:g} ({THRESHOLD_HELP})"
         )
     if not math.isfinite(value) or not 0.0 < value < 10.0:
-        raise ValueError(f"threshold {text!r} must be above 0 and below 1000%: {THRESHOLD_HELP}")
+        raise BadBenchmarkInput(
+            f"threshold {text!r} must be above 0 and below 1000%: {THRESHOLD_HELP}"
+        )
     return value
 
 

@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_edge.bench.compare import BenchmarkComparison, Comparison, Verdict
+from pytest_edge.bench.compare import BenchmarkComparison, Comparison
 from pytest_edge.bench.data import BenchmarkRun
 from pytest_edge.bench.throughput import ESTIMATE_NOTE, ThroughputResult
 from pytest_edge.report.model import (
@@ -338,10 +338,3 @@ def benchmark_section(
         "messages": list(messages),
     }
     return Section("benchmarks", "Benchmarks", tuple(blocks), status, order=20, data=data)
-
-
-def verdict_counts(comparison: Comparison) -> dict[Verdict, int]:
-    counts: dict[Verdict, int] = {}
-    for r in comparison.results:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    return counts

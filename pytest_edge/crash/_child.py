@@ -393,6 +393,7 @@ class Tracer:
             if buffering == 0:
                 if binary:
                     return raw
+                # The built-in open's own error, word for word: this stands in for open().
                 raise ValueError("can't have unbuffered text I/O")
             if "+" in mode:
                 result = io.BufferedRandom(raw, buffering)
@@ -460,9 +461,6 @@ class _TracedFileIO(io.FileIO):
         result = super().truncate(size)
         self._tracer.record({"t": "trunc", "ino": os.fstat(fd).st_ino, "size": result})
         return result
-
-    def flush(self) -> None:
-        super().flush()
 
     def close(self) -> None:
         if not self.closed:

@@ -42,6 +42,7 @@ from pytest_edge.crash.fsmodel import (
 )
 from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
 from pytest_edge.crash.template import ChildExit, TemplateServer
+from pytest_edge.errors import EdgeInputError
 
 MODES = ("kill", "power-loss")
 KILL_FORMS = (
@@ -82,7 +83,7 @@ class KillSpec:
     @classmethod
     def parse(cls, spec: str) -> KillSpec:
         if not isinstance(spec, str):
-            raise ValueError(f"kill={spec!r}: expected a string, one of {KILL_FORMS}")
+            raise EdgeInputError(f"kill={spec!r}: expected a string, one of {KILL_FORMS}")
         if spec == "random":
             return cls("random")
         head, _, rest = spec.partition(":")
@@ -92,22 +93,22 @@ class KillSpec:
             except ValueError:
                 seconds = -1.0
             if not 0 < seconds < float("inf"):
-                raise ValueError(
+                raise EdgeInputError(
                     f"kill={spec!r}: SECONDS in 'random-time:SECONDS' must be a number > 0"
                 )
             return cls("time", seconds=seconds)
         if head in ("acks", "events"):
             if not rest.isdigit() or int(rest) < 1:
-                raise ValueError(f"kill={spec!r}: N in '{head}:N' must be an integer >= 1")
+                raise EdgeInputError(f"kill={spec!r}: N in '{head}:N' must be an integer >= 1")
             return cls(head, int(rest))
         if head == "crashpoint" and rest:
             name, sep, nth = rest.rpartition(":")
             if sep and nth.isdigit() and name:
                 if int(nth) < 1:
-                    raise ValueError(f"kill={spec!r}: N in 'crashpoint:NAME:N' must be >= 1")
+                    raise EdgeInputError(f"kill={spec!r}: N in 'crashpoint:NAME:N' must be >= 1")
                 return cls("crashpoint", int(nth), name)
             return cls("crashpoint", 1, rest)
-        raise ValueError(f"kill={spec!r} is not a kill point; use {KILL_FORMS}")
+        raise EdgeInputError(f"kill={spec!r} is not a kill point; use {KILL_FORMS}")
 
     def plan(self, rng: random.Random, random_events: int) -> dict[str, Any]:
         """The child's kill plan for one cycle (random points are drawn from *rng*)."""
@@ -136,19 +137,21 @@ def target_name(obj: Target, what: str) -> str:
     if isinstance(obj, str):
         head, sep, tail = obj.partition(":")
         if not (sep and head and tail):
-            raise ValueError(f"{what}={obj!r}: expected 'module:function'")
+            raise EdgeInputError(f"{what}={obj!r}: expected 'module:function'")
         return obj
     module: str | None = getattr(obj, "__module__", None)
     qualname: str | None = getattr(obj, "__qualname__", None)
     if not callable(obj) or not module or not qualname or "<" in qualname:
-        raise ValueError(
+        raise EdgeInputError(
             f"{what}={obj!r}: must be a module-level function or a 'module:function' string, "
             "so the child process can import it (lambdas and nested functions cannot be used)"
         )
     if module == "__main__":
         main_file = getattr(sys.modules["__main__"], "__file__", None)
         if not main_file:
-            raise ValueError(f"{what}={obj!r}: defined in an interactive __main__; use a module")
+            raise EdgeInputError(
+                f"{what}={obj!r}: defined in an interactive __main__; use a module"
+            )
         module = os.path.abspath(main_file)
     return f"{module}:{qualname}"
 
@@ -289,13 +292,13 @@ class CrashSession:
         server: TemplateServer | None = None,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode={mode!r}: use 'kill' or 'power-loss'")
+            raise EdgeInputError(f"mode={mode!r}: use 'kill' or 'power-loss'")
         if not (isinstance(timeout, int | float) and timeout > 0):
-            raise ValueError(f"timeout={timeout!r}: seconds per cycle, a number > 0")
+            raise EdgeInputError(f"timeout={timeout!r}: seconds per cycle, a number > 0")
         if not (isinstance(max_states, int) and max_states >= 1):
-            raise ValueError(f"max_states={max_states!r}: an integer >= 1")
+            raise EdgeInputError(f"max_states={max_states!r}: an integer >= 1")
         if not (isinstance(random_events, int) and random_events >= 1):
-            raise ValueError(f"random_events={random_events!r}: an integer >= 1")
+            raise EdgeInputError(f"random_events={random_events!r}: an integer >= 1")
         self.mode = mode
         self.seed = seed
         self.check = check
@@ -597,7 +600,7 @@ class CrashHarness:
     def _seed(self, seed: int | None) -> int:
         if seed is not None:
             if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-                raise ValueError(f"seed={seed!r}: a non-negative integer")
+                raise EdgeInputError(f"seed={seed!r}: a non-negative integer")
             return seed
         return self.seed if self.seed is not None else secrets.randbelow(2**32)
 
@@ -651,7 +654,7 @@ class CrashHarness:
     ) -> CrashReport:
         """Run *cycles* crash cycles and return the report (call ``assert_ok()`` on it)."""
         if not (isinstance(cycles, int) and cycles >= 1):
-            raise ValueError(f"cycles={cycles!r}: an integer >= 1")
+            raise EdgeInputError(f"cycles={cycles!r}: an integer >= 1")
         spec = KillSpec.parse(kill)
         with self.session(
             workload,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edge.crash.errors import CrashHarnessError, CrashHarnessWarning
+from pytest_edge.errors import EdgeInputError
 
 _BOOT = "import sys; from pytest_edge.crash.template_main import main; main(sys.argv[1:])"
 
@@ -79,7 +80,7 @@ class TemplateServer:
         if reply is None or "error" in reply:
             self.close()
             detail = "no answer" if reply is None else reply["error"]
-            raise ValueError(
+            raise EdgeInputError(
                 f"crash harness: cannot load {targets}: {detail}\n{self.log_tail()}"
                 + ("" if reply is None else reply.get("tb", ""))
             )

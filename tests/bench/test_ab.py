@@ -125,7 +125,7 @@ def test_run_statistics_and_their_errors() -> None:
     assert location(sample, "p10") == 2.0
     assert location(sample, "min") == 1.0
     assert location(result("t::a", None, 1e-3), "p10") == pytest.approx(0.98e-3)
-    with pytest.raises(ValueError, match="statistic 'mean' is not one of median, p10, min"):
+    with pytest.raises(BadBenchmarkInput, match="statistic 'mean' is not one of median, p10, min"):
         location(sample, "mean")
 
 

@@ -54,7 +54,7 @@ def test_threshold_accepts_percent_or_fraction(text: str, value: float) -> None:
 
 @pytest.mark.parametrize("bad", ["ten", "10x", "", "%", "0", "-5%", "nan", "2000%"])
 def test_threshold_rejects_anything_else(bad: str) -> None:
-    with pytest.raises(ValueError, match=r"threshold .* (is not|must be)"):
+    with pytest.raises(BadBenchmarkInput, match=r"threshold .* (is not|must be)"):
         parse_threshold(bad)
 
 

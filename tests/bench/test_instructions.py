@@ -14,6 +14,7 @@ from pytest_edge.bench.instructions import (
     target_of,
 )
 from pytest_edge.cli import main
+from pytest_edge.errors import EdgeInputError
 
 WORK = """
 def work(n):
@@ -34,7 +35,7 @@ def test_only_importable_functions_and_json_arguments() -> None:
     def local() -> None:
         pass
 
-    with pytest.raises(ValueError, match="importable module-level function"):
+    with pytest.raises(EdgeInputError, match="importable module-level function"):
         target_of(local)
     assert target_of(shutil.which) == "shutil:which"
     if instructions.valgrind():
