@@ -22,6 +22,7 @@ from pytest_edge.bench.stats import (
     hodges_lehmann_ratio,
     mann_whitney_u,
 )
+from pytest_edge.report.model import BoxSeries
 
 DEFAULT_THRESHOLD = 0.10
 # Strict, as asv does: on thousands of benchmarks a looser p would flag noise every day.
@@ -61,17 +62,8 @@ class Verdict(StrEnum):
     MISSING = "missing"
 
 
-@dataclass(frozen=True)
-class Distribution:
-    """Five-number summary of one side's times (seconds), for tables and charts."""
-
-    label: str
-    minimum: float
-    q1: float
-    median: float
-    q3: float
-    maximum: float
-    n: int
+class Distribution(BoxSeries):
+    """Five-number summary of one side's times in seconds (a chart's box, before scaling)."""
 
     @classmethod
     def of(cls, label: str, result: BenchmarkResult) -> Distribution:
@@ -172,7 +164,8 @@ def machine_warning(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> 
     )
 
 
-def _verdict(change: float, significant: bool, threshold: float) -> Verdict:
+def verdict_of(change: float, significant: bool, threshold: float) -> Verdict:
+    """The verdict on a time ratio *change* (above 1: slower) beyond the *threshold* band."""
     if change > 1.0 + threshold:
         return Verdict.SLOWER if significant else Verdict.NOISY
     if change < 1.0 / (1.0 + threshold):
@@ -185,7 +178,8 @@ def _notch(result: BenchmarkResult) -> tuple[float, float]:
     return max(result.median - half, result.median * 1e-9), result.median + half
 
 
-def _extra(result: BenchmarkResult) -> tuple[str | None, float | None]:
+def unit_and_items(result: BenchmarkResult) -> tuple[str | None, float | None]:
+    """The unit and items per call that `edge_benchmark.throughput` declared, if it did."""
     unit = result.edge.get("unit")
     items = result.edge.get("items")
     return (
@@ -201,13 +195,13 @@ def compare_results(
     alpha: float = DEFAULT_ALPHA,
 ) -> BenchmarkComparison:
     """Verdict on one benchmark present in both runs."""
-    unit, items = _extra(current)
+    unit, items = unit_and_items(current)
     distributions = (Distribution.of("baseline", baseline), Distribution.of("current", current))
     if baseline.samples and current.samples:
         rank = mann_whitney_u(baseline.samples, current.samples)
         ratio = hodges_lehmann_ratio(baseline.samples, current.samples)
         detect = detectable_change_independent(baseline.samples, current.samples, alpha)
-        verdict = _verdict(ratio.ratio, rank.p_value < alpha, threshold)
+        verdict = verdict_of(ratio.ratio, rank.p_value < alpha, threshold)
         method = f"Mann-Whitney U ({rank.method}), p < {alpha:g}"
         return BenchmarkComparison(
             current.fullname,
@@ -234,7 +228,7 @@ def compare_results(
     return BenchmarkComparison(
         current.fullname,
         current.group,
-        _verdict(change, separated, threshold),
+        verdict_of(change, separated, threshold),
         baseline.median,
         current.median,
         ratio,
@@ -249,7 +243,7 @@ def compare_results(
 
 
 def _unpaired(fullname: str, result: BenchmarkResult, verdict: Verdict) -> BenchmarkComparison:
-    unit, items = _extra(result)
+    unit, items = unit_and_items(result)
     side = "current" if verdict is Verdict.NEW else "baseline"
     return BenchmarkComparison(
         fullname,
@@ -324,7 +318,7 @@ def compare_history_result(
     earlier run by more than the threshold: a change inside the run-to-run band (widened by
     the threshold) is "same (noisy)", never a regression.
     """
-    unit, items = _extra(current)
+    unit, items = unit_and_items(current)
     medians = [r.median for _, r in history]
     center = median(medians)
     band_low, band_high = min(medians), max(medians)
@@ -381,12 +375,6 @@ def compare_history_result(
     )
 
 
-def _label(run: BenchmarkRun, index: int) -> str:
-    commit = run.commit_info.get("id")
-    short = commit[:8] if isinstance(commit, str) else None
-    return short or (run.datetime or f"run {index + 1}")[:19]
-
-
 def compare_history(
     history: Sequence[BenchmarkRun],
     current: BenchmarkRun,
@@ -396,7 +384,7 @@ def compare_history(
     """Compare a run against the spread of earlier runs (oldest first)."""
     if not history:
         raise BadBenchmarkInput("history: no saved runs to compare against")
-    labelled = [(_label(run, i), run.by_name()) for i, run in enumerate(history)]
+    labelled = [(run.label(i), run.by_name()) for i, run in enumerate(history)]
     known = {name for _, results in labelled for name in results}
     results: list[BenchmarkComparison] = []
     for name, result in current.by_name().items():

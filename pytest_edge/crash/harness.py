@@ -377,26 +377,29 @@ class CrashSession:
             "trace": self.mode == "power-loss",
         }
         pid = self._server.spawn("workload", args)
-        if plan["kind"] == "time":
-            delay = float(plan["delay"])
-            status = self._server.wait(pid, min(delay, self.timeout))
-            if status is None and delay < self.timeout:
+        delay = float(plan["delay"]) if plan["kind"] == "time" else None
+        if delay is not None and delay < self.timeout:
+            status = self._server.wait(pid, delay)
+            if status is None:
                 self._server.kill(pid)
                 return f"random-time: killed after {delay:.4f} s"
         else:
-            status = self._server.wait(pid, self.timeout)
+            status = self._wait(
+                pid,
+                n,
+                f"the workload ran for {self.timeout:g} s without reaching kill point "
+                f"{str(spec)!r}; it was killed. Use a kill point the workload reaches, or a "
+                "larger timeout=",
+            )
+        return "workload returned" if status.exit_code == 0 else status.describe()
+
+    def _wait(self, pid: int, n: int, overdue: str) -> ChildExit:
+        """The child's exit; past the timeout it is killed: `CrashTimeoutError` says *overdue*."""
+        status = self._server.wait(pid, self.timeout)
         if status is None:
             self._server.kill(pid)
-            raise CrashTimeoutError(
-                f"cycle {n} (seed {self.seed}): the workload ran for {self.timeout:g} s without "
-                f"reaching kill point {str(spec)!r}; it was killed. Use a kill point the workload "
-                "reaches, or a larger timeout="
-            )
-        return self._describe_exit(status)
-
-    @staticmethod
-    def _describe_exit(status: ChildExit) -> str:
-        return "workload returned" if status.exit_code == 0 else status.describe()
+            raise CrashTimeoutError(f"cycle {n} (seed {self.seed}): {overdue}")
+        return status
 
     def _raise_for_workload(
         self, n: int, spec: KillSpec, records: Sequence[Mapping[str, Any]], ended: str
@@ -423,13 +426,11 @@ class CrashSession:
     def _recover(self, n: int, dirs: Sequence[Path]) -> list[dict[str, Any]]:
         out = self._workdir / f"recovered-{n}.jsonl"
         pid = self._server.spawn("recover", {"dirs": [str(d) for d in dirs], "out": str(out)})
-        status = self._server.wait(pid, self.timeout)
-        if status is None:
-            self._server.kill(pid)
-            raise CrashTimeoutError(
-                f"cycle {n} (seed {self.seed}): recover did not finish within {self.timeout:g} s "
-                f"({len(dirs)} state(s) to check)"
-            )
+        status = self._wait(
+            pid,
+            n,
+            f"recover did not finish within {self.timeout:g} s ({len(dirs)} state(s) to check)",
+        )
         results = _read_records(out)
         out.unlink(missing_ok=True)
         if status.exit_code != 0 or len(results) != len(dirs):

@@ -54,6 +54,18 @@ class BoxSeries:
     maximum: float
     n: int
 
+    def scaled(self, scale: float, label: str | None = None) -> BoxSeries:
+        """The same summary in another unit (every value divided by ``scale``), relabelled."""
+        return BoxSeries(
+            self.label if label is None else label,
+            self.minimum / scale,
+            self.q1 / scale,
+            self.median / scale,
+            self.q3 / scale,
+            self.maximum / scale,
+            self.n,
+        )
+
 
 @dataclass(frozen=True)
 class DistributionChart:
