@@ -229,6 +229,12 @@ def _crash(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _add_output_options(command: argparse.ArgumentParser) -> None:
+    """--format and --output of a command that writes a report (see `_output_format`)."""
+    command.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
+    command.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-edge", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -246,8 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("files", nargs="+", metavar="FILE", help="BASELINE CURRENT, or CURRENT")
     compare.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
-    compare.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
-    compare.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    _add_output_options(compare)
     compare.add_argument("--history", default=None, metavar="DIR", help="saved runs (.benchmarks)")
     compare.add_argument(
         "--runs", type=int, default=5, metavar="N", help="history runs to use (default 5)"
@@ -277,8 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         "processes only adds time, so it is the least disturbed; p10, median)",
     )
     ab.add_argument("--keep", default=None, metavar="DIR", help="keep each run's JSON here")
-    ab.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
-    ab.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    _add_output_options(ab)
     ab.set_defaults(pytest_args=[])
     ab.set_defaults(run=_ab)
 

@@ -13,7 +13,6 @@ from pytest_edge.bench.instructions import (
     count_instructions,
     target_of,
 )
-from pytest_edge.cli import main
 from pytest_edge.errors import EdgeInputError
 
 WORK = """
@@ -41,11 +40,6 @@ def test_only_importable_functions_and_json_arguments() -> None:
     if instructions.valgrind():
         with pytest.raises(ValueError, match="JSON-able arguments"):
             count_instructions("json:dumps", [object()])
-
-
-def test_cli_rejects_a_target_without_colon(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["instructions", "json.dumps"]) == 2
-    assert "'json.dumps' is not MODULE:FUNCTION" in capsys.readouterr().err
 
 
 @pytest.mark.slow
