@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from pytest_edge import durable
 from pytest_edge.crash.errors import (
@@ -266,6 +266,21 @@ def format_record(index: int, record: Mapping[str, Any]) -> str:
 def _default_workroot() -> str | None:
     shm = "/dev/shm"  # noqa: S108 - tmpfs for crash states; mkdtemp makes a private dir
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+class CrashOptions(TypedDict, total=False):
+    """How cycles run and are checked, as `CrashHarness.run` and `.session` pass them on."""
+
+    #: ``"kill"`` (SIGKILL; the OS keeps what was written) or ``"power-loss"`` (it may not)
+    mode: str
+    #: accepts a recovered value that differs from the acknowledged one
+    check: ValueCheck | None
+    #: seconds a child may run per cycle
+    timeout: float
+    #: power loss: crash states checked per cycle at most
+    max_states: int
+    #: ``kill="random"``: the kill lands before one of the first N events
+    random_events: int
 
 
 class CrashSession:
@@ -613,11 +628,7 @@ class CrashHarness:
         *,
         state_dir: Path | str,
         seed: int | None = None,
-        mode: str = "kill",
-        check: ValueCheck | None = None,
-        timeout: float = 30.0,
-        max_states: int = 64,
-        random_events: int = 200,
+        **options: Unpack[CrashOptions],
     ) -> Iterator[CrashSession]:
         """A session to drive cycle by cycle (used by the hypothesis state machine)."""
         session = CrashSession(
@@ -625,12 +636,8 @@ class CrashHarness:
             recover,
             state_dir=state_dir,
             seed=self._seed(seed),
-            mode=mode,
-            check=check,
-            timeout=timeout,
-            max_states=max_states,
-            random_events=random_events,
             workroot=self.workroot,
+            **options,
         )
         try:
             yield session
@@ -645,29 +652,19 @@ class CrashHarness:
         state_dir: Path | str,
         cycles: int = 50,
         seed: int | None = None,
-        mode: str = "kill",
         kill: str = "random",
-        check: ValueCheck | None = None,
-        timeout: float = 30.0,
-        max_states: int = 64,
-        random_events: int = 200,
         stop_on_failure: bool = True,
+        **options: Unpack[CrashOptions],
     ) -> CrashReport:
-        """Run *cycles* crash cycles and return the report (call ``assert_ok()`` on it)."""
+        """Run *cycles* crash cycles and return the report (call ``assert_ok()`` on it).
+
+        *options* (`CrashOptions`: mode, check, timeout, max_states, random_events) go to
+        the `CrashSession`, which holds their defaults.
+        """
         if not (isinstance(cycles, int) and cycles >= 1):
             raise EdgeInputError(f"cycles={cycles!r}: an integer >= 1")
         spec = KillSpec.parse(kill)
-        with self.session(
-            workload,
-            recover,
-            state_dir=state_dir,
-            seed=seed,
-            mode=mode,
-            check=check,
-            timeout=timeout,
-            max_states=max_states,
-            random_events=random_events,
-        ) as session:
+        with self.session(workload, recover, state_dir=state_dir, seed=seed, **options) as session:
             for _ in range(cycles):
                 failure = session.cycle(spec)
                 if failure is not None and stop_on_failure:
