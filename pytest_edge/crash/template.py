@@ -32,10 +32,6 @@ class ChildExit:
     exit_code: int | None
     signal: int | None
 
-    @property
-    def killed(self) -> bool:
-        return self.signal is not None
-
     def describe(self) -> str:
         if self.signal is not None:
             return f"killed by {signal.Signals(self.signal).name}"
