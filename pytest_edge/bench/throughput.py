@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from pytest_edge.bench.data import EDGE_KEY
-from pytest_edge.device.speed import device_speed_factor
+from pytest_edge.device.speed import PROJECTION, device_speed_factor
 from pytest_edge.errors import EdgeInputError
 from pytest_edge.machine import current_machine
 
@@ -35,12 +35,7 @@ MEMORY_METHOD = (
     "tracemalloc peak of one extra untimed call (Python heap incl. numpy buffers; "
     "memory allocated inside C libraries such as SQLite is not counted)"
 )
-ESTIMATE_NOTE = (
-    "estimate, not a measurement: host median throughput x the profile's cpu_speed_factor / "
-    "the host's speed factor (--edge-host-speed-factor; 1.0, i.e. as fast as the catalog's "
-    "reference CPU, when not given). CPU-bound scaling only: storage and memory bandwidth "
-    "are not modelled"
-)
+ESTIMATE_NOTE = PROJECTION.removeprefix("an ")  # reads "device throughput is an estimate..."
 
 
 class BenchmarkFixture(Protocol):

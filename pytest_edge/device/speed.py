@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pytest_edge.profiles.model import DeviceProfile
 
+#: How a projected device figure is made, for every report that shows one.
+PROJECTION = (
+    "an estimate, not a measurement: the throughput measured on this host x the device's "
+    "cpu_speed_factor (single-core speed relative to the catalog's reference CPU) / the "
+    "host's speed factor (--edge-host-speed-factor; 1.0, as fast as the reference CPU, when "
+    "not given). CPU-bound scaling only: storage and memory bandwidth are not modelled"
+)
+
 
 def device_speed_factor(
     profile: DeviceProfile | None, host_speed_factor: float | None = None

@@ -11,16 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pytest_edge.device.speed import PROJECTION
 from pytest_edge.report.model import Table
 from pytest_edge.report.text import render_table
 from pytest_edge.scenarios.outcome import ScenarioOutcome
 
 PROPERTY = "edge_scenario"
-ESTIMATE_NOTE = (
-    "Projected device throughput is an estimate, not a measurement: the throughput measured "
-    "on this host times the device's cpu_speed_factor (single-core speed relative to the "
-    "catalog's reference CPU), divided by --edge-host-speed-factor when given."
-)
+ESTIMATE_NOTE = f"Projected device throughput is {PROJECTION}."
 MAX_FAULT_LINES = 5
 
 
