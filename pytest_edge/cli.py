@@ -86,7 +86,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _output_format(args: argparse.Namespace) -> str:
-    """--format, else the one --output's extension names, else text; a ValueError if none."""
+    """--format, else the format --output's extension names, else text (ValueError: none)."""
     from pytest_edge.report.write import format_for_path
 
     fmt: str = args.format or (format_for_path(args.output) if args.output else "text")

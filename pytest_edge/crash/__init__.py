@@ -10,13 +10,20 @@ from pytest_edge.crash.errors import (
     LostWritesError,
     WorkloadError,
 )
-from pytest_edge.crash.harness import CrashHarness, CrashSession, KillSpec, ValueCheck
+from pytest_edge.crash.harness import (
+    CrashHarness,
+    CrashOptions,
+    CrashSession,
+    KillSpec,
+    ValueCheck,
+)
 from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
 
 __all__ = [
     "CrashHarness",
     "CrashHarnessError",
     "CrashHarnessWarning",
+    "CrashOptions",
     "CrashReport",
     "CrashSession",
     "CrashTimeoutError",
