@@ -8,13 +8,15 @@
   copy.
 
 A page asks for them with a placeholder comment on a line of its own:
-``<!-- generated: configuration -->``, ``<!-- generated: cli -->`` or
+``<!-- generated: configuration -->``, ``<!-- generated: options CAPABILITY -->`` (the options
+table of one capability, e.g. ``device``), ``<!-- generated: cli -->`` or
 ``<!-- include: PATH -->`` (PATH relative to the directory of ``mkdocs.yml``).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import importlib
 import inspect
 import os
@@ -24,7 +26,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-_PLACEHOLDER = re.compile(r"^<!--\s*(?P<verb>generated|include):\s*(?P<what>\S+)\s*-->$", re.M)
+_PLACEHOLDER = re.compile(
+    r"^<!--\s*(?P<verb>generated|include):\s*(?P<what>\S+)(?:\s+(?P<arg>\S+))?\s*-->$", re.M
+)
 
 
 class GenerationError(Exception):
@@ -37,40 +41,24 @@ class GenerationError(Exception):
 def render_reference(modules: Iterable[str]) -> str:
     """Markdown tables of the options, ini keys, environment variables, markers and fixtures
     that the named modules declare (``SETTINGS``, ``MARKERS``, ``@pytest.fixture`` functions)."""
-    rooms = [(name, _import(name)) for name in modules]
-    if not rooms:
-        raise GenerationError("no capability modules given: nothing to document")
-    settings = [(name, s) for name, module in rooms for s in _declared(module, name, "SETTINGS")]
-    markers = [(name, m) for name, module in rooms for m in _declared(module, name, "MARKERS")]
-    parts = ["## Options", ""]
-    parts += _table(
-        ("option", "ini key", "environment", "default", "help"),
-        [
-            (
-                _code(_flag(s)),
-                _code(s.ini),
-                _code(s.env),
-                _default(s),
-                s.full_help,
-            )
-            for _, s in settings
-        ],
-    )
-    ini = [s for _, s in settings if s.ini]
+    rooms = _rooms_of(modules)
+    settings = [s for name, module in rooms for s in _declared(module, name, "SETTINGS")]
+    markers = [m for name, module in rooms for m in _declared(module, name, "MARKERS")]
+    parts = ["## Options", "", *_options_table(settings)]
     parts += ["", "## Ini keys", ""]
     parts += _table(
         ("ini key", "type", "same as", "help"),
-        [(_code(s.ini), s.ini_type, _code(s.flag), s.help) for s in ini],
+        [(_code(s.ini), s.ini_type, _code(s.flag), s.help) for s in settings if s.ini],
     )
-    env = [s for _, s in settings if s.env]
     parts += ["", "## Environment variables", ""]
     parts += _table(
-        ("variable", "same as", "help"), [(_code(s.env), _code(s.flag), s.help) for s in env]
+        ("variable", "same as", "help"),
+        [(_code(s.env), _code(s.flag), s.help) for s in settings if s.env],
     )
     parts += ["", "## Markers", ""]
     parts += _table(
         ("marker", "help"),
-        [(_code(f"@pytest.mark.{m.name}{m.signature}"), m.help) for _, m in markers],
+        [(_code(f"@pytest.mark.{m.name}{m.signature}"), m.help) for m in markers],
     )
     parts += ["", "## Fixtures", ""]
     parts += _table(
@@ -82,6 +70,38 @@ def render_reference(modules: Iterable[str]) -> str:
         ],
     )
     return "\n".join(parts) + "\n"
+
+
+def render_options(modules: Iterable[str]) -> str:
+    """The options table alone, for a capability's own page."""
+    rooms = _rooms_of(modules)
+    settings = [s for name, module in rooms for s in _declared(module, name, "SETTINGS")]
+    return "\n".join(_options_table(settings)) + "\n"
+
+
+def select_rooms(rooms: Iterable[str], capability: str) -> list[str]:
+    """The modules of `rooms` in a capability's package (``device``: ``pytest_edge.device.*``)."""
+    rooms = list(rooms)
+    chosen = [room for room in rooms if capability in room.split(".")[1:-1]]
+    if not chosen:
+        raise GenerationError(
+            f"no capability module for {capability!r} among {', '.join(rooms) or 'none'}"
+        )
+    return chosen
+
+
+def _rooms_of(modules: Iterable[str]) -> list[tuple[str, ModuleType]]:
+    rooms = [(name, _import(name)) for name in modules]
+    if not rooms:
+        raise GenerationError("no capability modules given: nothing to document")
+    return rooms
+
+
+def _options_table(settings: list[Any]) -> list[str]:
+    return _table(
+        ("option", "ini key", "environment", "default", "help"),
+        [(_code(_flag(s)), _code(s.ini), _code(s.env), _default(s), s.full_help) for s in settings],
+    )
 
 
 def _import(name: str) -> ModuleType:
@@ -144,7 +164,11 @@ def _default(setting: Any) -> str:
 
 
 def _code(text: str | None) -> str:
-    return f"`{text}`" if text else ""
+    if not text:
+        return ""
+    if "|" in text:  # a table cell ends at "|", and a code span would show a backslash escape
+        return "<code>" + html.escape(text).replace("|", "&#124;") + "</code>"
+    return f"`{text}`"
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -197,11 +221,15 @@ def expand(markdown: str, root: Path) -> str:
             return (root / what).read_text(encoding="utf-8")
         if what == "configuration":
             return render_reference(_rooms())
+        if what == "options" and match["arg"]:
+            return render_options(select_rooms(_rooms(), match["arg"]))
         if what == "cli":
             from pytest_edge.cli import build_parser
 
             return render_cli(build_parser())
-        raise GenerationError(f"unknown generated page {what!r}; known: configuration, cli")
+        raise GenerationError(
+            f"unknown generated page {what!r}; known: configuration, options CAPABILITY, cli"
+        )
 
     return _PLACEHOLDER.sub(replace, markdown)
 
