@@ -31,6 +31,9 @@ def test_example_runs(
     example: Example, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write_files(pytester, example)
+    # Under `make test` this runs in an xdist worker: pytest-benchmark reads this variable and
+    # would take the inner run for an xdist worker too (benchmarks untimed, a warning).
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     if example.kind == "pytest":
         name = "scenario_example.toml" if example.language == "toml" else "test_example.py"
         (pytester.path / name).write_text(example.source, encoding="utf-8")
