@@ -124,7 +124,8 @@ def _declared(module: ModuleType, name: str, attribute: str) -> tuple[Any, ...]:
 
 
 def _fixtures(module: ModuleType) -> Iterator[tuple[str, str]]:
-    """(name, first docstring line) of the fixtures a module defines, in source order."""
+    """(name, first docstring paragraph) of the public fixtures a module defines, in source
+    order."""
     found = []
     for attribute, value in vars(module).items():
         marker = getattr(value, "_fixture_function_marker", None) or getattr(
@@ -133,10 +134,12 @@ def _fixtures(module: ModuleType) -> Iterator[tuple[str, str]]:
         if marker is None:
             continue
         name = getattr(marker, "name", None) or attribute
+        if name.startswith("_"):  # pytest's convention for a fixture that is not public
+            continue
         unwrap = getattr(value, "_get_wrapped_function", None)
         function = value if unwrap is None else unwrap()
         doc = inspect.getdoc(function) or inspect.getdoc(value) or ""
-        found.append((_line(function), name, doc.strip().split("\n")[0]))
+        found.append((_line(function), name, " ".join(doc.split("\n\n")[0].split())))
     for _, name, summary in sorted(found):
         yield name, summary
 

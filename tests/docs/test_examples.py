@@ -10,10 +10,16 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy  # noqa: F401 - see below
 import pytest
 
 from pytest_edge import FaultPlan, load_profile
 from tests.docs.examples import ROOT, Example, find_examples, pages
+
+# numpy is imported here, in the outer process, on purpose: pytester's in-process runs drop the
+# modules an inner run imported, and numpy refuses to load its C core a second time in a process
+# ("cannot load module more than once per process"), so a later example would fail if an
+# earlier one had imported numpy first (pytest-edge imports it only when a capability needs it).
 
 EXAMPLES = list(find_examples(pages()))
 RUN = [example for example in EXAMPLES if example.kind not in ("file", "shell")]

@@ -47,8 +47,16 @@ def edge_thing():
 
 @pytest.fixture(name="edge_other")
 def _other_fixture():
-    """Another thing."""
+    """Another thing, said
+    over two lines.
+
+    Not this paragraph."""
     return 2
+
+
+@pytest.fixture(autouse=True)
+def _edge_internal():
+    """Not public: not listed."""
 
 
 def not_a_fixture():
@@ -99,12 +107,12 @@ def test_ini_keys_environment_variables_and_markers(rooms: tuple[str, str]) -> N
     ]
 
 
-def test_fixtures_by_their_pytest_name_with_the_first_docstring_line(
+def test_public_fixtures_by_their_pytest_name_with_the_first_docstring_paragraph(
     rooms: tuple[str, str],
 ) -> None:
     assert _section(render_reference(rooms), "Fixtures") == [
         "| `edge_thing` | The thing of this test. | `fake_room_a` |",
-        "| `edge_other` | Another thing. | `fake_room_a` |",
+        "| `edge_other` | Another thing, said over two lines. | `fake_room_a` |",
     ]
 
 
