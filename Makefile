@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-modules test lint bench clean
+.PHONY: install demo demo-modules test lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The docs site, built strictly (a broken link or a failing generated page fails), into a
+# temporary directory removed afterwards; `$(BIN)/mkdocs serve` previews it.
+docs: install
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+	    $(BIN)/mkdocs build --strict --quiet --site-dir "$$site" && echo "docs: mkdocs build --strict ok"
+
+test: lint docs
 	$(BIN)/pytest -n 2
 
 # The main job: the shipped resilience scenarios on a simulated Raspberry Pi, with a report.
@@ -31,12 +37,13 @@ demo: install
 	$(BIN)/pytest -p no:cacheprovider scenarios/ $(DEMO_ARGS)
 	@echo "edge report: $(CURDIR)/edge-report.html"
 
-# The reference modules' own demos (each prints the chapter notebook's figures).
+# The reference modules' own demos (each prints the chapter notebook's figures). reference_impl is
+# not installed (the package is pytest_edge only): run from the repository root with -m.
 demo-modules: install
 	@for module in memory_management production_patterns context_optimization \
 	               concurrency_management database_optimization; do \
 	    echo "=== reference_impl/$$module.py"; \
-	    $(BIN)/python reference_impl/$$module.py || exit 1; \
+	    $(BIN)/python -m reference_impl.$$module || exit 1; \
 	done
 
 bench: install
@@ -45,4 +52,4 @@ bench: install
 	    --edge-compare=history --edge-report=.benchmarks/edge-report.html
 
 clean:
-	rm -rf $(VENV) edge-report.html .pytest_cache .mypy_cache .ruff_cache .benchmarks build *.egg-info
+	rm -rf $(VENV) edge-report.html .pytest_cache .mypy_cache .ruff_cache .benchmarks build site *.egg-info

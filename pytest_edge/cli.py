@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pytest_edge.machine import MIB, current_machine
+from pytest_edge.errors import EdgeInputError
+from pytest_edge.machine import current_machine
 from pytest_edge.seed import parse_seed
+
+if TYPE_CHECKING:
+    from pytest_edge.bench.compare import Comparison
 
 THRESHOLD_HELP = "regression threshold: '10%%' or '0.10' (default 10%%)"
 
@@ -22,8 +26,8 @@ def _machine(args: argparse.Namespace) -> int:
     freqs = machine.cpu_max_freq_mhz()
     print(f"machine:   {machine.name}{' (simulated)' if machine.simulated else ''}")
     print(
-        f"memory:    {memory.total_bytes / MIB:.0f} MB total, "
-        f"{memory.available_bytes / MIB:.0f} MB available (bounded by {memory.bounded_by})"
+        f"memory:    {memory.total_mb:.0f} MB total, "
+        f"{memory.available_mb:.0f} MB available (bounded by {memory.bounded_by})"
     )
     print(f"cpus:      {machine.cpu_count()} logical, {len(machine.usable_cpus())} usable")
     if freqs:
@@ -54,9 +58,6 @@ def _compare(args: argparse.Namespace) -> int:
 
     from pytest_edge.bench.compare import compare_history, compare_runs
     from pytest_edge.bench.data import BadBenchmarkInput, history_files, load_history, load_run
-    from pytest_edge.bench.report import benchmark_section
-    from pytest_edge.report.model import EdgeReport
-    from pytest_edge.report.write import append_step_summary, format_for_path, render
 
     files: list[str] = args.files
     expected = 1 if args.history else 2
@@ -66,7 +67,7 @@ def _compare(args: argparse.Namespace) -> int:
     if args.runs < 1:
         return _fail("compare", f"--runs={args.runs}: must be 1 or more")
     try:
-        fmt = args.format or (format_for_path(args.output) if args.output else "text")
+        fmt = _output_format(args)
         current = load_run(files[-1])
         if args.history:
             current_path = Path(files[-1]).resolve()
@@ -76,31 +77,28 @@ def _compare(args: argparse.Namespace) -> int:
             comparison = compare_history(load_history(paths, args.runs), current, args.threshold)
         else:
             comparison = compare_runs(load_run(files[0]), current, args.threshold)
-    except (BadBenchmarkInput, ValueError) as error:
+    except ValueError as error:  # BadBenchmarkInput, or an --output extension of no format
         return _fail("compare", str(error))
-    report = EdgeReport("pytest-edge compare").with_section(benchmark_section((), comparison))
-    text = render(report, fmt)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"pytest-edge compare: wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    append_step_summary(report)
-    return comparison.exit_code
+    return _emit("compare", comparison, args, fmt)
 
 
-def _emit(report_title: str, comparison: Any, args: argparse.Namespace, command: str) -> int:
+def _output_format(args: argparse.Namespace) -> str:
+    """--format, else the format --output's extension names, else text (ValueError: none)."""
+    from pytest_edge.report.write import format_for_path
+
+    fmt: str = args.format or (format_for_path(args.output) if args.output else "text")
+    return fmt
+
+
+def _emit(command: str, comparison: Comparison, args: argparse.Namespace, fmt: str) -> int:
+    """Write the comparison's report to --output or stdout (and the CI step summary)."""
     from pathlib import Path
 
     from pytest_edge.bench.report import benchmark_section
     from pytest_edge.report.model import EdgeReport
-    from pytest_edge.report.write import append_step_summary, format_for_path, render
+    from pytest_edge.report.write import append_step_summary, render
 
-    try:
-        fmt = args.format or (format_for_path(args.output) if args.output else "text")
-    except ValueError as error:
-        return _fail(command, str(error))
-    report = EdgeReport(report_title).with_section(benchmark_section((), comparison))
+    report = EdgeReport(f"pytest-edge {command}").with_section(benchmark_section((), comparison))
     text = render(report, fmt)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -108,8 +106,7 @@ def _emit(report_title: str, comparison: Any, args: argparse.Namespace, command:
     else:
         sys.stdout.write(text)
     append_step_summary(report)
-    code: int = comparison.exit_code
-    return code
+    return comparison.exit_code
 
 
 def _ab(args: argparse.Namespace) -> int:
@@ -117,13 +114,11 @@ def _ab(args: argparse.Namespace) -> int:
 
     from pytest_edge.bench.ab import ABError, run_ab
     from pytest_edge.bench.data import BadBenchmarkInput
-    from pytest_edge.report.write import format_for_path
 
-    if args.output and not args.format:
-        try:
-            format_for_path(args.output)
-        except ValueError as error:
-            return _fail("ab", str(error))
+    try:
+        fmt = _output_format(args)  # before the runs, which take minutes
+    except ValueError as error:
+        return _fail("ab", str(error))
     if not 0 < args.alpha < 1:
         return _fail("ab", f"--alpha={args.alpha}: must be between 0 and 1")
     try:
@@ -141,7 +136,7 @@ def _ab(args: argparse.Namespace) -> int:
         )
     except (BadBenchmarkInput, ABError) as error:
         return _fail("ab", str(error))
-    return _emit("pytest-edge ab", comparison, args, "ab")
+    return _emit("ab", comparison, args, fmt)
 
 
 def _instructions(args: argparse.Namespace) -> int:
@@ -154,12 +149,15 @@ def _instructions(args: argparse.Namespace) -> int:
         return _fail("instructions", f"{args.target!r} is not MODULE:FUNCTION")
     try:
         values = json.loads(args.args)
-        if not isinstance(values, list):
-            raise ValueError("--args must be a JSON list")
+    except ValueError as error:
+        return _fail("instructions", f"--args={args.args!r} is not JSON: {error}")
+    if not isinstance(values, list):
+        return _fail("instructions", f"--args={args.args!r} must be a JSON list")
+    try:
         count = count_instructions(
             args.target, values, calls=args.calls, extra_path=[str(Path.cwd())]
         )
-    except (ValueError, InstructionCountError) as error:
+    except (EdgeInputError, InstructionCountError) as error:
         return _fail("instructions", str(error))
     print(f"{count.target}: {count.per_call:,.0f} instructions per call ({count.tool})")
     return 0
@@ -167,31 +165,29 @@ def _instructions(args: argparse.Namespace) -> int:
 
 def _profiles(args: argparse.Namespace) -> int:
     from pytest_edge.profiles.catalog import ProfileCatalog, ProfileError
+    from pytest_edge.report.model import Table
+    from pytest_edge.report.text import render_table
 
     try:
         catalog = ProfileCatalog.load(args.file or ())
     except ProfileError as exc:
         print(f"pytest-edge profiles: {exc}", file=sys.stderr)
         return 2
-    rows = [("name", "memory", "reserved", "cores", "speed", "uma", "gpu", "aliases")]
-    for p in catalog.profiles():
-        rows.append(
-            (
-                p.name,
-                f"{p.memory_mb} MB",
-                f"{p.os_reserved_mb} MB",
-                str(p.cpu_cores),
-                "-" if p.cpu_speed_factor is None else f"{p.cpu_speed_factor:g}",
-                _tristate(p.uma),
-                p.gpu or "-",
-                ", ".join(p.aliases) or "-",
-            )
+    rows = tuple(
+        (
+            p.name,
+            f"{p.memory_mb} MB",
+            f"{p.os_reserved_mb} MB",
+            str(p.cpu_cores),
+            "-" if p.cpu_speed_factor is None else f"{p.cpu_speed_factor:g}",
+            _tristate(p.uma),
+            p.gpu or "-",
+            ", ".join(p.aliases) or "-",
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        for p in catalog.profiles()
+    )
+    columns = ("name", "memory", "reserved", "cores", "speed", "uma", "gpu", "aliases")
+    print("\n".join(render_table(Table(columns, rows))))
     aliases = catalog.aliases()
     for alias, reason in sorted(catalog.alias_reasons.items()):
         if alias in aliases:
@@ -223,11 +219,17 @@ def _crash(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             max_states=args.max_states,
         )
-    except (ValueError, CrashHarnessError) as error:
+    except (EdgeInputError, CrashHarnessError) as error:
         print(f"pytest-edge crash: error: {error}", file=sys.stderr)
         return 2
     print(report)
     return 0 if report.ok else 1
+
+
+def _add_output_options(command: argparse.ArgumentParser) -> None:
+    """--format and --output of a command that writes a report (see `_output_format`)."""
+    command.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
+    command.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,8 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("files", nargs="+", metavar="FILE", help="BASELINE CURRENT, or CURRENT")
     compare.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
-    compare.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
-    compare.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    _add_output_options(compare)
     compare.add_argument("--history", default=None, metavar="DIR", help="saved runs (.benchmarks)")
     compare.add_argument(
         "--runs", type=int, default=5, metavar="N", help="history runs to use (default 5)"
@@ -278,8 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         "processes only adds time, so it is the least disturbed; p10, median)",
     )
     ab.add_argument("--keep", default=None, metavar="DIR", help="keep each run's JSON here")
-    ab.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
-    ab.add_argument("--output", default=None, metavar="PATH", help="write here, not stdout")
+    _add_output_options(ab)
     ab.set_defaults(pytest_args=[])
     ab.set_defaults(run=_ab)
 

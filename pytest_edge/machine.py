@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import psutil
 
+from pytest_edge.errors import EdgeInputError
+
 if TYPE_CHECKING:
     from pytest_edge.profiles.model import DeviceProfile
 
@@ -121,14 +123,14 @@ class InjectedPressure:
     def add_pressure(self, nbytes: int) -> None:
         """Pretend `nbytes` more are taken by other programs: available memory drops."""
         if nbytes < 0:
-            raise ValueError(f"add_pressure: nbytes must be >= 0, got {nbytes}")
+            raise EdgeInputError(f"add_pressure: nbytes must be >= 0, got {nbytes}")
         with self._pressure_lock:
             self._pressure += nbytes
 
     def remove_pressure(self, nbytes: int) -> None:
         """Undo `add_pressure(nbytes)` (never below zero)."""
         if nbytes < 0:
-            raise ValueError(f"remove_pressure: nbytes must be >= 0, got {nbytes}")
+            raise EdgeInputError(f"remove_pressure: nbytes must be >= 0, got {nbytes}")
         with self._pressure_lock:
             self._pressure = max(0, self._pressure - nbytes)
 

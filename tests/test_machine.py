@@ -115,15 +115,6 @@ def test_lazy_public_api() -> None:
         _ = pytest_edge.no_such_name  # type: ignore[attr-defined]
 
 
-def test_cli_machine(capsys: pytest.CaptureFixture[str]) -> None:
-    from pytest_edge.cli import main
-
-    assert main(["machine"]) == 0
-    out = capsys.readouterr().out
-    assert "memory:" in out
-    assert "cpus:" in out
-
-
 def test_all_matches_lazy_exports() -> None:
     import pytest_edge
 

@@ -23,7 +23,8 @@ from pytest_edge.bench.compare import (
     BenchmarkComparison,
     Comparison,
     Distribution,
-    Verdict,
+    unit_and_items,
+    verdict_of,
 )
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, BenchmarkRun, load_run
 from pytest_edge.bench.stats import paired_log_ratio
@@ -184,7 +185,7 @@ def location(result: BenchmarkResult, statistic: str) -> float:
             return result.q1  # closest summary statistic without raw samples
         ordered = sorted(result.samples)
         return ordered[int(0.1 * (len(ordered) - 1))]
-    raise ValueError(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
+    raise BadBenchmarkInput(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
 
 
 def compare_pairs(
@@ -211,20 +212,12 @@ def compare_pairs(
         a_values = [location(r, statistic) for r in a_results]
         b_values = [location(r, statistic) for r in b_results]
         test = paired_log_ratio(a_values, b_values, alpha)
-        change, significant = test.ratio.ratio, test.p_value < alpha
-        if change > 1 + threshold:
-            verdict = Verdict.SLOWER if significant else Verdict.NOISY
-        elif change < 1 / (1 + threshold):
-            verdict = Verdict.FASTER if significant else Verdict.NOISY
-        else:
-            verdict = Verdict.SAME
-        edge = b_results[0].edge
-        unit, items = edge.get("unit"), edge.get("items")
+        unit, items = unit_and_items(b_results[0])
         results.append(
             BenchmarkComparison(
                 name,
                 b_results[0].group,
-                verdict,
+                verdict_of(test.ratio.ratio, test.p_value < alpha, threshold),
                 _median(a_values),
                 _median(b_values),
                 test.ratio,
@@ -235,8 +228,8 @@ def compare_pairs(
                 note=f"per-pair B/A ratios of the run {statistic}s: "
                 + ", ".join(f"{vb / va:.3f}" for va, vb in zip(a_values, b_values, strict=True)),
                 distributions=(_pooled(f"A {a.ref}", a_results), _pooled(f"B {b.ref}", b_results)),
-                unit=unit if isinstance(unit, str) else None,
-                items=float(items) if isinstance(items, int | float) else None,
+                unit=unit,
+                items=items,
             )
         )
     return Comparison(

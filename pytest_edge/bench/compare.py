@@ -23,6 +23,7 @@ from pytest_edge.bench.stats import (
     hodges_lehmann_ratio,
     mann_whitney_u,
 )
+from pytest_edge.report.model import BoxSeries
 
 DEFAULT_THRESHOLD = 0.10
 # Strict, as asv does: on thousands of benchmarks a looser p would flag noise every day.
@@ -35,19 +36,21 @@ THRESHOLD_HELP = "a relative change: '10%' or '0.10' (default 10%)"
 
 
 def parse_threshold(text: str | float) -> float:
-    """``'10%'`` or ``'0.10'`` -> 0.10; anything else is a `ValueError` saying what is allowed."""
+    """``'10%'`` or ``'0.10'`` -> 0.10; anything else is a `BadBenchmarkInput` saying why."""
     raw = str(text).strip()
     try:
         value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise ValueError(f"threshold {text!r} is not {THRESHOLD_HELP}") from None
+        raise BadBenchmarkInput(f"threshold {text!r} is not {THRESHOLD_HELP}") from None
     if not raw.endswith("%") and value >= 1.0:
         # "10" could mean 10% or 1000%: a bare number must be a fraction.
-        raise ValueError(
+        raise BadBenchmarkInput(
             f"threshold {text!r} is ambiguous: write {raw}% or {value / 100:g} ({THRESHOLD_HELP})"
         )
     if not math.isfinite(value) or not 0.0 < value < 10.0:
-        raise ValueError(f"threshold {text!r} must be above 0 and below 1000%: {THRESHOLD_HELP}")
+        raise BadBenchmarkInput(
+            f"threshold {text!r} must be above 0 and below 1000%: {THRESHOLD_HELP}"
+        )
     return value
 
 
@@ -68,17 +71,8 @@ class Verdict(StrEnum):
     MISSING = "missing"
 
 
-@dataclass(frozen=True)
-class Distribution:
-    """Five-number summary of one side's times (seconds), for tables and charts."""
-
-    label: str
-    minimum: float
-    q1: float
-    median: float
-    q3: float
-    maximum: float
-    n: int
+class Distribution(BoxSeries):
+    """Five-number summary of one side's times in seconds (a chart's box, before scaling)."""
 
     @classmethod
     def of(cls, label: str, result: BenchmarkResult) -> Distribution:
@@ -179,7 +173,8 @@ def machine_warning(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> 
     )
 
 
-def _verdict(change: float, significant: bool, threshold: float) -> Verdict:
+def verdict_of(change: float, significant: bool, threshold: float) -> Verdict:
+    """The verdict on a time ratio *change* (above 1: slower) beyond the *threshold* band."""
     if change > 1.0 + threshold:
         return Verdict.SLOWER if significant else Verdict.NOISY
     if change < 1.0 / (1.0 + threshold):
@@ -192,7 +187,8 @@ def _notch(result: BenchmarkResult) -> tuple[float, float]:
     return max(result.median - half, result.median * 1e-9), result.median + half
 
 
-def _extra(result: BenchmarkResult) -> tuple[str | None, float | None]:
+def unit_and_items(result: BenchmarkResult) -> tuple[str | None, float | None]:
+    """The unit and items per call that `edge_benchmark.throughput` declared, if it did."""
     unit = result.edge.get("unit")
     items = result.edge.get("items")
     return (
@@ -208,13 +204,13 @@ def compare_results(
     alpha: float = DEFAULT_ALPHA,
 ) -> BenchmarkComparison:
     """Verdict on one benchmark present in both runs."""
-    unit, items = _extra(current)
+    unit, items = unit_and_items(current)
     distributions = (Distribution.of("baseline", baseline), Distribution.of("current", current))
     if baseline.samples and current.samples:
         rank = mann_whitney_u(baseline.samples, current.samples)
         ratio = hodges_lehmann_ratio(baseline.samples, current.samples)
         detect = detectable_change_independent(baseline.samples, current.samples, alpha)
-        verdict = _verdict(ratio.ratio, rank.p_value < alpha, threshold)
+        verdict = verdict_of(ratio.ratio, rank.p_value < alpha, threshold)
         method = f"Mann-Whitney U ({rank.method}), p < {alpha:g}"
         return BenchmarkComparison(
             current.fullname,
@@ -241,7 +237,7 @@ def compare_results(
     return BenchmarkComparison(
         current.fullname,
         current.group,
-        _verdict(change, separated, threshold),
+        verdict_of(change, separated, threshold),
         baseline.median,
         current.median,
         ratio,
@@ -256,7 +252,7 @@ def compare_results(
 
 
 def _unpaired(fullname: str, result: BenchmarkResult, verdict: Verdict) -> BenchmarkComparison:
-    unit, items = _extra(result)
+    unit, items = unit_and_items(result)
     side = "current" if verdict is Verdict.NEW else "baseline"
     return BenchmarkComparison(
         fullname,
@@ -331,7 +327,7 @@ def compare_history_result(
     earlier run by more than the threshold: a change inside the run-to-run band (widened by
     the threshold) is "same (noisy)", never a regression.
     """
-    unit, items = _extra(current)
+    unit, items = unit_and_items(current)
     medians = [r.median for _, r in history]
     center = median(medians)
     band_low, band_high = min(medians), max(medians)
@@ -388,12 +384,6 @@ def compare_history_result(
     )
 
 
-def _label(run: BenchmarkRun, index: int) -> str:
-    commit = run.commit_info.get("id")
-    short = commit[:8] if isinstance(commit, str) else None
-    return short or (run.datetime or f"run {index + 1}")[:19]
-
-
 def compare_history(
     history: Sequence[BenchmarkRun],
     current: BenchmarkRun,
@@ -403,7 +393,7 @@ def compare_history(
     """Compare a run against the spread of earlier runs (oldest first)."""
     if not history:
         raise BadBenchmarkInput("history: no saved runs to compare against")
-    labelled = [(_label(run, i), run.by_name()) for i, run in enumerate(history)]
+    labelled = [(run.label(i), run.by_name()) for i, run in enumerate(history)]
     known = {name for _, results in labelled for name in results}
     results: list[BenchmarkComparison] = []
     for name, result in current.by_name().items():

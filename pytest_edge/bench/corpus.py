@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pytest_edge.errors import EdgeError
+from pytest_edge.errors import EdgeError, EdgeInputError
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -168,15 +168,15 @@ def make_corpus(
     """Generate ``count`` items, or items until their JSON reaches ``mb`` MiB (give one)."""
     maker = _MAKERS.get(kind)
     if maker is None:
-        raise ValueError(f"corpus kind {kind!r} is not one of {', '.join(KINDS)}")
+        raise EdgeInputError(f"corpus kind {kind!r} is not one of {', '.join(KINDS)}")
     if (count is None) == (mb is None):
-        raise ValueError(
+        raise EdgeInputError(
             f"corpus {kind!r}: give exactly one of count= or mb= (got {count=}, {mb=})"
         )
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
-        raise ValueError(f"corpus {kind!r}: count must be a whole number >= 0, got {count!r}")
+        raise EdgeInputError(f"corpus {kind!r}: count must be a whole number >= 0, got {count!r}")
     if mb is not None and not (isinstance(mb, int | float) and 0 < mb <= 4096):
-        raise ValueError(f"corpus {kind!r}: mb must be above 0 and at most 4096, got {mb!r}")
+        raise EdgeInputError(f"corpus {kind!r}: mb must be above 0 and at most 4096, got {mb!r}")
     fake = _faker(locale)
     fake.seed_instance(seed)
     items: list[dict[str, Any]] = []

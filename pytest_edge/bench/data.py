@@ -66,6 +66,13 @@ class BenchmarkRun:
     def by_name(self) -> dict[str, BenchmarkResult]:
         return {result.fullname: result for result in self.results}
 
+    def label(self, index: int) -> str:
+        """A short name in a history: the commit, else the date, else ``run N`` (1-based)."""
+        commit = self.commit_info.get("id")
+        if isinstance(commit, str) and commit:
+            return commit[:8]
+        return (self.datetime or f"run {index + 1}")[:19]
+
 
 def _number(stats: Mapping[str, Any], key: str, where: str) -> float:
     value = stats.get(key)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_edge.errors import EdgeError
+from pytest_edge.errors import EdgeError, EdgeInputError
 
 TOOL = "valgrind --tool=callgrind"
 _CHILD = """
@@ -56,11 +56,11 @@ def valgrind() -> str | None:
 
 
 def target_of(function: Callable[..., Any]) -> str:
-    """``module:qualname`` of an importable function; a `ValueError` for anything else."""
+    """``module:qualname`` of an importable function; an `EdgeInputError` for anything else."""
     module = getattr(function, "__module__", None)
     qualname = getattr(function, "__qualname__", "")
     if not module or module == "__main__" or "<" in qualname:
-        raise ValueError(
+        raise EdgeInputError(
             f"instruction counts need an importable module-level function, not {function!r}"
         )
     return f"{module}:{qualname}"
@@ -106,11 +106,11 @@ def count_instructions(
     if tool is None:
         raise InstructionCountError("valgrind is not installed: no instruction counts here")
     if calls < 1:
-        raise ValueError(f"calls={calls}: must be 1 or more")
+        raise EdgeInputError(f"calls={calls}: must be 1 or more")
     try:
         args_json = json.dumps(list(args))
     except TypeError as error:
-        raise ValueError(f"instruction counts need JSON-able arguments ({error})") from None
+        raise EdgeInputError(f"instruction counts need JSON-able arguments ({error})") from None
     env = dict(os.environ, PYTHONHASHSEED="0")
     path = [*extra_path, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
     if path:

@@ -27,12 +27,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_edge.bench.compare import BenchmarkComparison, Comparison, Verdict
+from pytest_edge.bench.compare import BenchmarkComparison, Comparison
 from pytest_edge.bench.data import BenchmarkRun
 from pytest_edge.bench.throughput import ESTIMATE_NOTE, ThroughputResult
 from pytest_edge.report.model import (
     Block,
-    BoxSeries,
     DistributionChart,
     LineChart,
     Paragraph,
@@ -205,15 +204,7 @@ def _group_charts(results: Sequence[BenchmarkComparison]) -> list[Block]:
         medians = [d.median for r in members for d in r.distributions]
         scale, unit = time_unit(min(medians))
         series = tuple(
-            BoxSeries(
-                f"{r.fullname.rsplit('::', 1)[-1]}: {d.label}",
-                d.minimum / scale,
-                d.q1 / scale,
-                d.median / scale,
-                d.q3 / scale,
-                d.maximum / scale,
-                d.n,
-            )
+            d.scaled(scale, f"{r.fullname.rsplit('::', 1)[-1]}: {d.label}")
             for r in members
             for d in r.distributions
         )
@@ -242,7 +233,7 @@ def history_charts(runs: Sequence[BenchmarkRun], current: BenchmarkRun) -> list[
     charts: list[Block] = []
     for name, result in current.by_name().items():
         points = [
-            (_run_label(run, i), run.by_name()[name].median)
+            (run.label(i), run.by_name()[name].median)
             for i, run in enumerate(runs)
             if name in run.by_name()
         ]
@@ -251,13 +242,6 @@ def history_charts(runs: Sequence[BenchmarkRun], current: BenchmarkRun) -> list[
         points.append(("current", result.median))
         charts.append(_median_history_chart(name, points))
     return charts
-
-
-def _run_label(run: BenchmarkRun, index: int) -> str:
-    commit = run.commit_info.get("id")
-    if isinstance(commit, str):
-        return commit[:8]
-    return (run.datetime or f"run {index + 1}")[:19]
 
 
 def comparison_blocks(comparison: Comparison) -> list[Block]:
@@ -338,10 +322,3 @@ def benchmark_section(
         "messages": list(messages),
     }
     return Section("benchmarks", "Benchmarks", tuple(blocks), status, order=20, data=data)
-
-
-def verdict_counts(comparison: Comparison) -> dict[Verdict, int]:
-    counts: dict[Verdict, int] = {}
-    for r in comparison.results:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    return counts

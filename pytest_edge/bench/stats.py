@@ -19,6 +19,8 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
+from pytest_edge.bench.data import BadBenchmarkInput
+
 FloatArray = npt.NDArray[np.float64]
 
 _NORMAL = NormalDist()
@@ -57,9 +59,11 @@ def as_array(values: Sequence[float] | FloatArray, what: str) -> FloatArray:
     """Validate positive, finite samples and return them as a float array."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 or array.size == 0:
-        raise ValueError(f"{what}: expected a non-empty list of times, got {array.size} values")
+        raise BadBenchmarkInput(
+            f"{what}: expected a non-empty list of times, got {array.size} values"
+        )
     if not np.all(np.isfinite(array)) or np.any(array <= 0):
-        raise ValueError(f"{what}: times must be positive finite numbers")
+        raise BadBenchmarkInput(f"{what}: times must be positive finite numbers")
     return array
 
 
@@ -265,10 +269,10 @@ def paired_log_ratio(
     xa = as_array(a, "A run medians")
     xb = as_array(b, "B run medians")
     if xa.size != xb.size:
-        raise ValueError(f"A/B: {xa.size} runs of A but {xb.size} of B; pairs must match")
+        raise BadBenchmarkInput(f"A/B: {xa.size} runs of A but {xb.size} of B; pairs must match")
     n = int(xa.size)
     if n < 2:
-        raise ValueError("A/B: at least 2 pairs of runs are needed for a paired test")
+        raise BadBenchmarkInput("A/B: at least 2 pairs of runs are needed for a paired test")
     logs = np.log(xb) - np.log(xa)
     mean = float(np.mean(logs))
     sd = float(np.std(logs, ddof=1))

@@ -12,13 +12,15 @@ import math
 import sys
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import median
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from pytest_edge.bench.data import EDGE_KEY
+from pytest_edge.device.speed import PROJECTION, device_speed_factor
+from pytest_edge.errors import EdgeInputError
 from pytest_edge.machine import current_machine
 
 T = TypeVar("T")
@@ -33,12 +35,7 @@ MEMORY_METHOD = (
     "tracemalloc peak of one extra untimed call (Python heap incl. numpy buffers; "
     "memory allocated inside C libraries such as SQLite is not counted)"
 )
-ESTIMATE_NOTE = (
-    "estimate, not a measurement: host median throughput x the profile's cpu_speed_factor / "
-    "the host's speed factor (--edge-host-speed-factor; 1.0, i.e. as fast as the catalog's "
-    "reference CPU, when not given). CPU-bound scaling only: storage and memory bandwidth "
-    "are not modelled"
-)
+ESTIMATE_NOTE = PROJECTION.removeprefix("an ")  # reads "device throughput is an estimate..."
 
 
 class BenchmarkFixture(Protocol):
@@ -123,12 +120,12 @@ def _validate(items: object, unit: object) -> tuple[float, str]:
         or not math.isfinite(items)
         or items <= 0
     ):
-        raise ValueError(
+        raise EdgeInputError(
             f"edge_benchmark.throughput(items={items!r}): items must be a positive number "
             "(how many docs/tokens/requests one call processes)"
         )
     if not isinstance(unit, str) or not unit.strip():
-        raise ValueError(
+        raise EdgeInputError(
             f"edge_benchmark.throughput(unit={unit!r}): unit must be a non-empty name "
             "such as 'docs' or 'tokens'"
         )
@@ -181,21 +178,19 @@ class EdgeBenchmark:
             "unit": unit,
             "profile": profile.name if profile else None,
         }
+        untimed = ThroughputResult(
+            self.benchmark.fullname,
+            self.benchmark.group,
+            count,
+            unit,
+            timed=False,
+            profile=info["profile"],
+        )
         stats = getattr(self.benchmark, "stats", None)
         data = list(stats.stats.data) if self.benchmark.enabled and stats is not None else []
         if not data:
             info["timed"] = False
-            self.benchmark.extra_info[EDGE_KEY] = info
-            self._emit(
-                ThroughputResult(
-                    self.benchmark.fullname,
-                    self.benchmark.group,
-                    count,
-                    unit,
-                    timed=False,
-                    profile=info["profile"],
-                )
-            )
+            self._record(info, untimed)
             return result
         med = float(median(data))
         _, peak = peak_memory_of(function, *args, **kwargs)
@@ -210,9 +205,9 @@ class EdgeBenchmark:
         )
         per_call = self._instructions(function, args, kwargs, info) if instructions else None
         device_rate = None
-        if profile is not None and profile.cpu_speed_factor:
-            host_factor = self.host_speed_factor or 1.0
-            device_rate = count / med * profile.cpu_speed_factor / host_factor
+        speed = device_speed_factor(profile, self.host_speed_factor)
+        if profile is not None and speed is not None:
+            device_rate = count / med * speed
             info["device_estimate"] = {
                 "profile": profile.name,
                 "throughput_per_s": device_rate,
@@ -220,22 +215,16 @@ class EdgeBenchmark:
                 "host_speed_factor": self.host_speed_factor,
                 "label": ESTIMATE_NOTE,
             }
-        self.benchmark.extra_info[EDGE_KEY] = info
-        self._emit(
-            ThroughputResult(
-                self.benchmark.fullname,
-                self.benchmark.group,
-                count,
-                unit,
-                timed=True,
-                median_seconds=med,
-                rounds=len(data),
-                peak_memory_bytes=peak,
-                profile=info["profile"],
-                device_items_per_second=device_rate,
-                instructions_per_call=per_call,
-            )
+        timed = replace(
+            untimed,
+            timed=True,
+            median_seconds=med,
+            rounds=len(data),
+            peak_memory_bytes=peak,
+            device_items_per_second=device_rate,
+            instructions_per_call=per_call,
         )
+        self._record(info, timed)
         return result
 
     def _instructions(
@@ -252,7 +241,7 @@ class EdgeBenchmark:
         )
 
         if kwargs:
-            raise ValueError("instructions=True needs positional, JSON-able arguments only")
+            raise EdgeInputError("instructions=True needs positional, JSON-able arguments only")
         try:
             count = count_instructions(
                 target_of(function), args, extra_path=[p for p in sys.path if p]
@@ -264,6 +253,8 @@ class EdgeBenchmark:
         info["instructions_tool"] = count.tool
         return count.per_call
 
-    def _emit(self, result: ThroughputResult) -> None:
+    def _record(self, info: dict[str, Any], result: ThroughputResult) -> None:
+        """Keep pytest-edge's block in pytest-benchmark's extra_info; hand the result on."""
+        self.benchmark.extra_info[EDGE_KEY] = info
         if self._sink is not None:
             self._sink(result)

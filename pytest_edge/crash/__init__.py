@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     )
     from pytest_edge.crash.harness import (
         CrashHarness,
+        CrashOptions,
         CrashSession,
         KillSpec,
         ValueCheck,
@@ -32,6 +33,7 @@ __all__ = [
     "CrashHarness",
     "CrashHarnessError",
     "CrashHarnessWarning",
+    "CrashOptions",
     "CrashReport",
     "CrashSession",
     "CrashTimeoutError",
@@ -48,6 +50,7 @@ __all__ = [
 # public name -> module that defines it; imported on first use (see pytest_edge._lazy)
 _EXPORTS: dict[str, str] = {
     "CrashHarness": "pytest_edge.crash.harness",
+    "CrashOptions": "pytest_edge.crash.harness",
     "CrashHarnessError": "pytest_edge.crash.errors",
     "CrashHarnessWarning": "pytest_edge.crash.errors",
     "CrashReport": "pytest_edge.crash.report",

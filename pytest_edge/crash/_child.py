@@ -332,21 +332,25 @@ class Tracer:
             if rel is not None:
                 tracer.record({"t": "mkdir", "path": rel})
 
-        os.open = os_open
-        os.close = os_close
-        os.write = os_write
-        os.pwrite = os_pwrite
-        os.ftruncate = os_ftruncate
-        os.truncate = os_truncate
-        os.fsync = sync(_os_fsync, "fsync")  # type: ignore[assignment]
-        os.fdatasync = sync(_os_fdatasync, "fdatasync")  # type: ignore[assignment]
-        os.rename = move(_os_rename, "rename")
-        os.replace = move(_os_replace, "replace")
-        os.unlink = remove(_os_unlink, "unlink")
-        os.remove = remove(_os_remove, "unlink")
-        os.rmdir = remove(_os_rmdir, "rmdir")
-        os.mkdir = os_mkdir
-        os.link = os_link
+        patched: dict[str, Callable[..., Any]] = {
+            "open": os_open,
+            "close": os_close,
+            "write": os_write,
+            "pwrite": os_pwrite,
+            "ftruncate": os_ftruncate,
+            "truncate": os_truncate,
+            "fsync": sync(_os_fsync, "fsync"),
+            "fdatasync": sync(_os_fdatasync, "fdatasync"),
+            "rename": move(_os_rename, "rename"),
+            "replace": move(_os_replace, "replace"),
+            "unlink": remove(_os_unlink, "unlink"),
+            "remove": remove(_os_remove, "unlink"),
+            "rmdir": remove(_os_rmdir, "rmdir"),
+            "mkdir": os_mkdir,
+            "link": os_link,
+        }
+        for name, function in patched.items():
+            setattr(os, name, function)
         builtins.open = self.open
         io.open = self.open
         # copyfile's sendfile fast path writes in C, outside the trace.
@@ -393,6 +397,7 @@ class Tracer:
             if buffering == 0:
                 if binary:
                     return raw
+                # The built-in open's own error, word for word: this stands in for open().
                 raise ValueError("can't have unbuffered text I/O")
             if "+" in mode:
                 result = io.BufferedRandom(raw, buffering)
@@ -460,9 +465,6 @@ class _TracedFileIO(io.FileIO):
         result = super().truncate(size)
         self._tracer.record({"t": "trunc", "ino": os.fstat(fd).st_ino, "size": result})
         return result
-
-    def flush(self) -> None:
-        super().flush()
 
     def close(self) -> None:
         if not self.closed:

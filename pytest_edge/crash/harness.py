@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from pytest_edge import durable
 from pytest_edge.crash.errors import (
@@ -41,7 +41,8 @@ from pytest_edge.crash.fsmodel import (
     iter_states,
 )
 from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
-from pytest_edge.crash.server import ChildExit, TemplateServer
+from pytest_edge.crash.template import ChildExit, TemplateServer
+from pytest_edge.errors import EdgeInputError
 
 MODES = ("kill", "power-loss")
 KILL_FORMS = (
@@ -82,7 +83,7 @@ class KillSpec:
     @classmethod
     def parse(cls, spec: str) -> KillSpec:
         if not isinstance(spec, str):
-            raise ValueError(f"kill={spec!r}: expected a string, one of {KILL_FORMS}")
+            raise EdgeInputError(f"kill={spec!r}: expected a string, one of {KILL_FORMS}")
         if spec == "random":
             return cls("random")
         head, _, rest = spec.partition(":")
@@ -92,22 +93,22 @@ class KillSpec:
             except ValueError:
                 seconds = -1.0
             if not 0 < seconds < float("inf"):
-                raise ValueError(
+                raise EdgeInputError(
                     f"kill={spec!r}: SECONDS in 'random-time:SECONDS' must be a number > 0"
                 )
             return cls("time", seconds=seconds)
         if head in ("acks", "events"):
             if not rest.isdigit() or int(rest) < 1:
-                raise ValueError(f"kill={spec!r}: N in '{head}:N' must be an integer >= 1")
+                raise EdgeInputError(f"kill={spec!r}: N in '{head}:N' must be an integer >= 1")
             return cls(head, int(rest))
         if head == "crashpoint" and rest:
             name, sep, nth = rest.rpartition(":")
             if sep and nth.isdigit() and name:
                 if int(nth) < 1:
-                    raise ValueError(f"kill={spec!r}: N in 'crashpoint:NAME:N' must be >= 1")
+                    raise EdgeInputError(f"kill={spec!r}: N in 'crashpoint:NAME:N' must be >= 1")
                 return cls("crashpoint", int(nth), name)
             return cls("crashpoint", 1, rest)
-        raise ValueError(f"kill={spec!r} is not a kill point; use {KILL_FORMS}")
+        raise EdgeInputError(f"kill={spec!r} is not a kill point; use {KILL_FORMS}")
 
     def plan(self, rng: random.Random, random_events: int) -> dict[str, Any]:
         """The child's kill plan for one cycle (random points are drawn from *rng*)."""
@@ -136,19 +137,21 @@ def target_name(obj: Target, what: str) -> str:
     if isinstance(obj, str):
         head, sep, tail = obj.partition(":")
         if not (sep and head and tail):
-            raise ValueError(f"{what}={obj!r}: expected 'module:function'")
+            raise EdgeInputError(f"{what}={obj!r}: expected 'module:function'")
         return obj
     module: str | None = getattr(obj, "__module__", None)
     qualname: str | None = getattr(obj, "__qualname__", None)
     if not callable(obj) or not module or not qualname or "<" in qualname:
-        raise ValueError(
+        raise EdgeInputError(
             f"{what}={obj!r}: must be a module-level function or a 'module:function' string, "
             "so the child process can import it (lambdas and nested functions cannot be used)"
         )
     if module == "__main__":
         main_file = getattr(sys.modules["__main__"], "__file__", None)
         if not main_file:
-            raise ValueError(f"{what}={obj!r}: defined in an interactive __main__; use a module")
+            raise EdgeInputError(
+                f"{what}={obj!r}: defined in an interactive __main__; use a module"
+            )
         module = os.path.abspath(main_file)
     return f"{module}:{qualname}"
 
@@ -265,6 +268,21 @@ def _default_workroot() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
+class CrashOptions(TypedDict, total=False):
+    """How cycles run and are checked, as `CrashHarness.run` and `.session` pass them on."""
+
+    #: ``"kill"`` (SIGKILL; the OS keeps what was written) or ``"power-loss"`` (it may not)
+    mode: str
+    #: accepts a recovered value that differs from the acknowledged one
+    check: ValueCheck | None
+    #: seconds a child may run per cycle
+    timeout: float
+    #: power loss: crash states checked per cycle at most
+    max_states: int
+    #: ``kill="random"``: the kill lands before one of the first N events
+    random_events: int
+
+
 class CrashSession:
     """One workload/recover pair on one state directory; run cycles one by one.
 
@@ -289,13 +307,13 @@ class CrashSession:
         server: TemplateServer | None = None,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode={mode!r}: use 'kill' or 'power-loss'")
+            raise EdgeInputError(f"mode={mode!r}: use 'kill' or 'power-loss'")
         if not (isinstance(timeout, int | float) and timeout > 0):
-            raise ValueError(f"timeout={timeout!r}: seconds per cycle, a number > 0")
+            raise EdgeInputError(f"timeout={timeout!r}: seconds per cycle, a number > 0")
         if not (isinstance(max_states, int) and max_states >= 1):
-            raise ValueError(f"max_states={max_states!r}: an integer >= 1")
+            raise EdgeInputError(f"max_states={max_states!r}: an integer >= 1")
         if not (isinstance(random_events, int) and random_events >= 1):
-            raise ValueError(f"random_events={random_events!r}: an integer >= 1")
+            raise EdgeInputError(f"random_events={random_events!r}: an integer >= 1")
         self.mode = mode
         self.seed = seed
         self.check = check
@@ -374,26 +392,29 @@ class CrashSession:
             "trace": self.mode == "power-loss",
         }
         pid = self._server.spawn("workload", args)
-        if plan["kind"] == "time":
-            delay = float(plan["delay"])
-            status = self._server.wait(pid, min(delay, self.timeout))
-            if status is None and delay < self.timeout:
+        delay = float(plan["delay"]) if plan["kind"] == "time" else None
+        if delay is not None and delay < self.timeout:
+            status = self._server.wait(pid, delay)
+            if status is None:
                 self._server.kill(pid)
                 return f"random-time: killed after {delay:.4f} s"
         else:
-            status = self._server.wait(pid, self.timeout)
+            status = self._wait(
+                pid,
+                n,
+                f"the workload ran for {self.timeout:g} s without reaching kill point "
+                f"{str(spec)!r}; it was killed. Use a kill point the workload reaches, or a "
+                "larger timeout=",
+            )
+        return "workload returned" if status.exit_code == 0 else status.describe()
+
+    def _wait(self, pid: int, n: int, overdue: str) -> ChildExit:
+        """The child's exit; past the timeout it is killed: `CrashTimeoutError` says *overdue*."""
+        status = self._server.wait(pid, self.timeout)
         if status is None:
             self._server.kill(pid)
-            raise CrashTimeoutError(
-                f"cycle {n} (seed {self.seed}): the workload ran for {self.timeout:g} s without "
-                f"reaching kill point {str(spec)!r}; it was killed. Use a kill point the workload "
-                "reaches, or a larger timeout="
-            )
-        return self._describe_exit(status)
-
-    @staticmethod
-    def _describe_exit(status: ChildExit) -> str:
-        return "workload returned" if status.exit_code == 0 else status.describe()
+            raise CrashTimeoutError(f"cycle {n} (seed {self.seed}): {overdue}")
+        return status
 
     def _raise_for_workload(
         self, n: int, spec: KillSpec, records: Sequence[Mapping[str, Any]], ended: str
@@ -420,13 +441,11 @@ class CrashSession:
     def _recover(self, n: int, dirs: Sequence[Path]) -> list[dict[str, Any]]:
         out = self._workdir / f"recovered-{n}.jsonl"
         pid = self._server.spawn("recover", {"dirs": [str(d) for d in dirs], "out": str(out)})
-        status = self._server.wait(pid, self.timeout)
-        if status is None:
-            self._server.kill(pid)
-            raise CrashTimeoutError(
-                f"cycle {n} (seed {self.seed}): recover did not finish within {self.timeout:g} s "
-                f"({len(dirs)} state(s) to check)"
-            )
+        status = self._wait(
+            pid,
+            n,
+            f"recover did not finish within {self.timeout:g} s ({len(dirs)} state(s) to check)",
+        )
         results = _read_records(out)
         out.unlink(missing_ok=True)
         if status.exit_code != 0 or len(results) != len(dirs):
@@ -597,7 +616,7 @@ class CrashHarness:
     def _seed(self, seed: int | None) -> int:
         if seed is not None:
             if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-                raise ValueError(f"seed={seed!r}: a non-negative integer")
+                raise EdgeInputError(f"seed={seed!r}: a non-negative integer")
             return seed
         return self.seed if self.seed is not None else secrets.randbelow(2**32)
 
@@ -609,11 +628,7 @@ class CrashHarness:
         *,
         state_dir: Path | str,
         seed: int | None = None,
-        mode: str = "kill",
-        check: ValueCheck | None = None,
-        timeout: float = 30.0,
-        max_states: int = 64,
-        random_events: int = 200,
+        **options: Unpack[CrashOptions],
     ) -> Iterator[CrashSession]:
         """A session to drive cycle by cycle (used by the hypothesis state machine)."""
         session = CrashSession(
@@ -621,12 +636,8 @@ class CrashHarness:
             recover,
             state_dir=state_dir,
             seed=self._seed(seed),
-            mode=mode,
-            check=check,
-            timeout=timeout,
-            max_states=max_states,
-            random_events=random_events,
             workroot=self.workroot,
+            **options,
         )
         try:
             yield session
@@ -641,29 +652,19 @@ class CrashHarness:
         state_dir: Path | str,
         cycles: int = 50,
         seed: int | None = None,
-        mode: str = "kill",
         kill: str = "random",
-        check: ValueCheck | None = None,
-        timeout: float = 30.0,
-        max_states: int = 64,
-        random_events: int = 200,
         stop_on_failure: bool = True,
+        **options: Unpack[CrashOptions],
     ) -> CrashReport:
-        """Run *cycles* crash cycles and return the report (call ``assert_ok()`` on it)."""
+        """Run *cycles* crash cycles and return the report (call ``assert_ok()`` on it).
+
+        *options* (`CrashOptions`: mode, check, timeout, max_states, random_events) go to
+        the `CrashSession`, which holds their defaults.
+        """
         if not (isinstance(cycles, int) and cycles >= 1):
-            raise ValueError(f"cycles={cycles!r}: an integer >= 1")
+            raise EdgeInputError(f"cycles={cycles!r}: an integer >= 1")
         spec = KillSpec.parse(kill)
-        with self.session(
-            workload,
-            recover,
-            state_dir=state_dir,
-            seed=seed,
-            mode=mode,
-            check=check,
-            timeout=timeout,
-            max_states=max_states,
-            random_events=random_events,
-        ) as session:
+        with self.session(workload, recover, state_dir=state_dir, seed=seed, **options) as session:
             for _ in range(cycles):
                 failure = session.cycle(spec)
                 if failure is not None and stop_on_failure:

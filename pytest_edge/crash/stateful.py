@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from pytest_edge.crash.harness import CrashSession, Target, target_name
-from pytest_edge.crash.server import TemplateServer
+from pytest_edge.crash.template import TemplateServer
 
 # One template process per (workload, recover) for all examples of a run: hypothesis runs
 # many short examples while shrinking, and starting an interpreter for each would dominate.

@@ -122,9 +122,6 @@ class DeviceView:
     def installed(self) -> bool:
         return bool(self._saved)
 
-    def patched_names(self) -> list[str]:
-        return [f"{module.__name__}.{name}" for module, name, _ in self._patches]
-
     def install(self) -> None:
         if self._saved:
             raise RuntimeError("DeviceView.install: already installed")
@@ -133,7 +130,7 @@ class DeviceView:
             setattr(module, name, replacement)
 
     def uninstall(self) -> None:
-        """Put every original back, in reverse order; `not_restored()` checks identity."""
+        """Put every original back (the very object saved), in reverse order."""
         while self._saved:
             module, name, original = self._saved.pop()
             setattr(module, name, original)

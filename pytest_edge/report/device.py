@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_edge.machine import MIB, Machine
+from pytest_edge.machine import Machine
 from pytest_edge.report.model import Block, Paragraph, Section, Table
 
 if TYPE_CHECKING:
@@ -38,8 +38,7 @@ def device_section(machine: Machine, run: EdgeRun | None = None) -> Section:
         ("machine", machine.name + (" (simulated)" if machine.simulated else " (real host)")),
         (
             "memory",
-            f"{memory.total_bytes / MIB:.0f} MB total, "
-            f"{memory.available_bytes / MIB:.0f} MB available",
+            f"{memory.total_mb:.0f} MB total, {memory.available_mb:.0f} MB available",
         ),
         ("cpus", f"{machine.cpu_count()} logical, {len(machine.usable_cpus())} usable"),
     ]

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pytest_edge.errors import EdgeInputError
+
 Status = Literal["info", "ok", "warning", "failed"]
 ParagraphKind = Literal["text", "note", "warning", "estimate"]
 
@@ -34,7 +36,7 @@ class Table:
     def __post_init__(self) -> None:
         for row in self.rows:
             if len(row) != len(self.columns):
-                raise ValueError(
+                raise EdgeInputError(
                     f"table {self.caption or self.columns!r}: a row has {len(row)} cells, "
                     f"the header {len(self.columns)}"
                 )
@@ -51,6 +53,18 @@ class BoxSeries:
     q3: float
     maximum: float
     n: int
+
+    def scaled(self, scale: float, label: str | None = None) -> BoxSeries:
+        """The same summary in another unit (every value divided by ``scale``), relabelled."""
+        return BoxSeries(
+            self.label if label is None else label,
+            self.minimum / scale,
+            self.q1 / scale,
+            self.median / scale,
+            self.q3 / scale,
+            self.maximum / scale,
+            self.n,
+        )
 
 
 @dataclass(frozen=True)

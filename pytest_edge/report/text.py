@@ -8,6 +8,11 @@ _PREFIX = {"text": "", "note": "note: ", "warning": "WARNING: ", "estimate": "es
 
 
 def render_table(table: Table) -> list[str]:
+    """The table as aligned plain-text lines: caption (if any), header, rule, rows.
+
+    The one plain-text table of pytest-edge: the terminal summary, ``pytest-edge profiles``
+    and the text report all print through it.
+    """
     widths = [len(c) for c in table.columns]
     for row in table.rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]

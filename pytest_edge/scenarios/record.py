@@ -11,14 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pytest_edge.device.speed import PROJECTION
+from pytest_edge.report.model import Table
+from pytest_edge.report.text import render_table
 from pytest_edge.scenarios.outcome import ScenarioOutcome
 
 PROPERTY = "edge_scenario"
-ESTIMATE_NOTE = (
-    "Projected device throughput is an estimate, not a measurement: the throughput measured "
-    "on this host times the device's cpu_speed_factor (single-core speed relative to the "
-    "catalog's reference CPU), divided by --edge-host-speed-factor when given."
-)
+ESTIMATE_NOTE = f"Projected device throughput is {PROJECTION}."
 MAX_FAULT_LINES = 5
 
 
@@ -155,11 +154,4 @@ def verdict(records: Sequence[ScenarioRecord]) -> str:
 
 def render_rows(columns: Sequence[str], table: Sequence[Sequence[str]]) -> list[str]:
     """The table as aligned plain-text lines (header, rule, rows) for the terminal."""
-    widths = [len(c) for c in columns]
-    for row in table:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    return [line(columns), line(["-" * w for w in widths]), *(line(r) for r in table)]
+    return render_table(Table(tuple(columns), tuple(tuple(row) for row in table)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_edge.device.speed import device_speed_factor
 from pytest_edge.errors import EdgeError
 from pytest_edge.profiles.model import DeviceProfile
 from pytest_edge.scenarios import child
@@ -46,9 +47,7 @@ class Device:
     @property
     def speed_factor(self) -> float | None:
         """Device speed relative to this host (device factor / host factor); an estimate."""
-        if self.profile is None or self.profile.cpu_speed_factor is None:
-            return None
-        return self.profile.cpu_speed_factor / (self.host_speed_factor or 1.0)
+        return device_speed_factor(self.profile, self.host_speed_factor)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,47 +10,13 @@ import pytest
 from pytest_edge.bench.ab import Revision, compare_pairs, location, run_ab
 from pytest_edge.bench.compare import Verdict
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkRun
-from pytest_edge.cli import main
-from tests.bench.test_compare import result
-
-WORK = """
-def work(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
-"""
-BENCH = """
-from work import work
-
-def test_work(edge_benchmark):
-    edge_benchmark.throughput(work, {loops}, items=1, unit="calls")
-"""
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
+from tests.bench.ab_repo import git, make_repo
+from tests.bench.samples import result
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repository whose revision B does the same work twice over."""
-    root = tmp_path / "repo"
-    (root / "tests").mkdir(parents=True)
-    git(root, "init", "-q")
-    git(root, "config", "user.email", "ab@example.invalid")
-    git(root, "config", "user.name", "ab")
-    (root / "work.py").write_text(WORK)
-    (root / "tests" / "test_work.py").write_text(BENCH.format(loops=20000))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "A")
-    git(root, "tag", "A")
-    (root / "tests" / "test_work.py").write_text(BENCH.format(loops=40000))
-    git(root, "commit", "-qam", "B")
-    git(root, "tag", "B")
-    return root
+    return make_repo(tmp_path)
 
 
 def runs_of(medians: list[float]) -> list[BenchmarkRun]:
@@ -93,29 +58,16 @@ def test_bad_revision_and_too_few_runs(repo: Path, capsys: pytest.CaptureFixture
         run_ab(repo, "A", "B", [], runs=1)
 
 
-def test_failed_pytest_run_exits_2_and_leaves_no_worktree(
-    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(repo)
-    assert main(["ab", "A", "B", "--runs", "2", "--", "-k", "no_such_test"]) == 2
-    assert "pytest exited with 5" in capsys.readouterr().err
-    assert len(git(repo, "worktree", "list").splitlines()) == 1
-
-
 @pytest.mark.slow
 @pytest.mark.timing
-def test_ab_flags_a_revision_twice_as_slow(
-    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ab_flags_a_revision_twice_as_slow(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # 5 pairs: with 3 the t test has 2 degrees of freedom, and one run slowed as a whole
     # (seen here: 2.7 ms against 1.6-1.8 ms, even in CPU time) hides even a 2x change.
-    monkeypatch.chdir(repo)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     args = ["--benchmark-timer=time.process_time", "--benchmark-max-time=0.1"]
-    code = main(["ab", "A", "B", "--runs", "5", "--format", "json", "--", *args])
-    out = capsys.readouterr().out
-    assert '"verdict": "slower"' in out
-    assert code == 1
+    comparison = run_ab(repo, "A", "B", args, runs=5)
+    assert [r.verdict for r in comparison.results] == [Verdict.SLOWER]
+    assert comparison.exit_code == 1
     assert len(git(repo, "worktree", "list").splitlines()) == 1
 
 
@@ -125,7 +77,7 @@ def test_run_statistics_and_their_errors() -> None:
     assert location(sample, "p10") == 2.0
     assert location(sample, "min") == 1.0
     assert location(result("t::a", None, 1e-3), "p10") == pytest.approx(0.98e-3)
-    with pytest.raises(ValueError, match="statistic 'mean' is not one of median, p10, min"):
+    with pytest.raises(BadBenchmarkInput, match="statistic 'mean' is not one of median, p10, min"):
         location(sample, "mean")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,35 +13,8 @@ from pytest_edge.bench.compare import (
     machine_warning,
     parse_threshold,
 )
-from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, BenchmarkRun
-
-
-def result(name: str, samples: np.ndarray | None, median: float = 1e-3) -> BenchmarkResult:
-    if samples is None:
-        return BenchmarkResult(
-            name, name, None, median, median * 0.98, median * 1.02, median * 0.9, median * 1.2, 100
-        )
-    q1, med, q3 = np.percentile(samples, [25, 50, 75])
-    return BenchmarkResult(
-        name,
-        name,
-        "g",
-        float(med),
-        float(q1),
-        float(q3),
-        float(samples.min()),
-        float(samples.max()),
-        samples.size,
-        tuple(float(v) for v in samples),
-    )
-
-
-def noisy(seed: int, factor: float = 1.0, n: int = 40, sigma: float = 0.05) -> np.ndarray:
-    return np.random.default_rng(seed).lognormal(np.log(1e-3), sigma, n) * factor
-
-
-def run(*results: BenchmarkResult, machine: dict[str, str] | None = None) -> BenchmarkRun:
-    return BenchmarkRun("run.json", results, machine or {})
+from pytest_edge.bench.data import BadBenchmarkInput
+from tests.bench.samples import history_of, noisy, result, run
 
 
 @pytest.mark.parametrize(
@@ -54,7 +26,7 @@ def test_threshold_accepts_percent_or_fraction(text: str, value: float) -> None:
 
 @pytest.mark.parametrize("bad", ["ten", "10x", "", "%", "0", "-5%", "nan", "2000%"])
 def test_threshold_rejects_anything_else(bad: str) -> None:
-    with pytest.raises(ValueError, match=r"threshold .* (is not|must be)"):
+    with pytest.raises(BadBenchmarkInput, match=r"threshold .* (is not|must be)"):
         parse_threshold(bad)
 
 
@@ -160,10 +132,6 @@ def test_different_machines_are_warned_about() -> None:
         run(result("b", noisy(2)), machine={"node": "laptop"}),
     )
     assert any("different machines" in w for w in comparison.warnings)
-
-
-def history_of(*factors: float) -> list[BenchmarkRun]:
-    return [run(result("b", noisy(100 + i, f))) for i, f in enumerate(factors)]
 
 
 def test_history_change_inside_the_band_is_noisy_never_a_regression() -> None:

@@ -11,6 +11,7 @@ import pytest
 from faker import VERSION as FAKER_VERSION
 
 from pytest_edge.bench.corpus import MIB, CorpusFactory, make_corpus
+from pytest_edge.errors import EdgeInputError
 
 # Computed once with faker 40.x. The same seed must give these on every machine; a new
 # faker major version may change its word lists, and then this test says so.
@@ -71,7 +72,7 @@ def test_sized_by_megabytes(kind: str) -> None:
     ],
 )
 def test_bad_requests_say_what_is_allowed(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(EdgeInputError, match=message):
         make_corpus(**kwargs)  # type: ignore[arg-type]
 
 

@@ -13,7 +13,7 @@ from pytest_edge.bench.instructions import (
     count_instructions,
     target_of,
 )
-from pytest_edge.cli import main
+from pytest_edge.errors import EdgeInputError
 
 WORK = """
 def work(n):
@@ -34,17 +34,12 @@ def test_only_importable_functions_and_json_arguments() -> None:
     def local() -> None:
         pass
 
-    with pytest.raises(ValueError, match="importable module-level function"):
+    with pytest.raises(EdgeInputError, match="importable module-level function"):
         target_of(local)
     assert target_of(shutil.which) == "shutil:which"
     if instructions.valgrind():
         with pytest.raises(ValueError, match="JSON-able arguments"):
             count_instructions("json:dumps", [object()])
-
-
-def test_cli_rejects_a_target_without_colon(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["instructions", "json.dumps"]) == 2
-    assert "'json.dumps' is not MODULE:FUNCTION" in capsys.readouterr().err
 
 
 @pytest.mark.slow

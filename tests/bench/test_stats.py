@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pytest_edge.bench.compare import DEFAULT_ALPHA
+from pytest_edge.bench.data import BadBenchmarkInput
 from pytest_edge.bench.stats import (
     detectable_change_independent,
     hodges_lehmann_ratio,
@@ -81,7 +82,7 @@ def _order_and_ties(values: list[float]) -> list[tuple[int, int]]:
 
 
 def test_bad_samples_are_rejected_with_their_name() -> None:
-    with pytest.raises(ValueError, match="baseline: times must be positive"):
+    with pytest.raises(BadBenchmarkInput, match="baseline: times must be positive"):
         mann_whitney_u([0.0, 1.0], [1.0])
     with pytest.raises(ValueError, match="current: expected a non-empty list"):
         mann_whitney_u([1.0], [])
@@ -113,7 +114,7 @@ def test_paired_ratio_and_its_errors() -> None:
     result = paired_log_ratio([1.0, 1.1, 0.9, 1.05], [1.5, 1.62, 1.36, 1.6], alpha=0.01)
     assert result.ratio.ratio == pytest.approx(1.5, rel=0.02)
     assert result.p_value < 0.001
-    with pytest.raises(ValueError, match="3 runs of A but 2 of B"):
+    with pytest.raises(BadBenchmarkInput, match="3 runs of A but 2 of B"):
         paired_log_ratio([1, 2, 3], [1, 2], alpha=0.01)
     with pytest.raises(ValueError, match="at least 2 pairs"):
         paired_log_ratio([1], [1], alpha=0.01)

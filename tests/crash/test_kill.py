@@ -16,6 +16,7 @@ from pytest_edge.crash import (
     LostWritesError,
     WorkloadError,
 )
+from pytest_edge.errors import EdgeInputError
 from tests.crash import workloads as w
 
 H = CrashHarness(seed=7)
@@ -178,21 +179,21 @@ def _local_recover(state_dir: str) -> dict[str, int]:
 def test_bad_arguments_name_the_value(
     tmp_path: Path, kwargs: dict[str, object], match: str
 ) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(EdgeInputError, match=match):
         H.run(w.safe_writer, w.recover, state_dir=tmp_path, **kwargs)  # type: ignore[arg-type]
 
 
 def test_nested_functions_cannot_cross_the_process_boundary(tmp_path: Path) -> None:
     def nested(state_dir: str) -> None: ...
 
-    with pytest.raises(ValueError, match=r"workload=.*must be a module-level function"):
+    with pytest.raises(EdgeInputError, match=r"workload=.*must be a module-level function"):
         H.run(nested, w.recover, state_dir=tmp_path)
-    with pytest.raises(ValueError, match=r"recover='nocolon': expected 'module:function'"):
+    with pytest.raises(EdgeInputError, match=r"recover='nocolon': expected 'module:function'"):
         H.run(w.safe_writer, "nocolon", state_dir=tmp_path)
 
 
 def test_unimportable_target_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"cannot load .*no_such_module_xyz"):
+    with pytest.raises(EdgeInputError, match=r"cannot load .*no_such_module_xyz"):
         H.run("no_such_module_xyz:f", w.recover, state_dir=tmp_path)
 
 

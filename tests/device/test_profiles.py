@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pytest_edge
-from pytest_edge.cli import main
 from pytest_edge.profiles.catalog import (
     ProfileCatalog,
     ProfileError,
@@ -146,11 +145,3 @@ def test_parse_profile_accepts_exactly_the_valid_numbers(
     else:
         with pytest.raises(ProfileError, match="profile 'p'"):
             parse_profile("p", data, "test")
-
-
-def test_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profiles"]) == 0
-    out = capsys.readouterr().out
-    assert "raspberry-pi-4-4gb" in out
-    assert "4096 MB" in out
-    assert "raspberry-pi -> raspberry-pi-4-4gb: The Raspberry Pi 4" in out

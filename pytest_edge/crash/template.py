@@ -1,4 +1,8 @@
-"""Parent side of the template process: start it, ask it to fork children, wait, kill."""
+"""The test process's handle on the template process: start it, have it fork children, kill.
+
+The template process itself runs `pytest_edge.crash.template_main`; each child it forks runs
+`pytest_edge.crash._child`.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edge.crash.errors import CrashHarnessError, CrashHarnessWarning
+from pytest_edge.errors import EdgeInputError
 
-_BOOT = "import sys; from pytest_edge.crash._server import main; main(sys.argv[1:])"
+_BOOT = "import sys; from pytest_edge.crash.template_main import main; main(sys.argv[1:])"
 
 
 @dataclass(frozen=True)
@@ -26,10 +31,6 @@ class ChildExit:
 
     exit_code: int | None
     signal: int | None
-
-    @property
-    def killed(self) -> bool:
-        return self.signal is not None
 
     def describe(self) -> str:
         if self.signal is not None:
@@ -75,7 +76,7 @@ class TemplateServer:
         if reply is None or "error" in reply:
             self.close()
             detail = "no answer" if reply is None else reply["error"]
-            raise ValueError(
+            raise EdgeInputError(
                 f"crash harness: cannot load {targets}: {detail}\n{self.log_tail()}"
                 + ("" if reply is None else reply.get("tb", ""))
             )

@@ -1,8 +1,9 @@
-"""The template process: a fresh interpreter that imports the user's code once, then forks.
+"""Inside the template process: a fresh interpreter that imports the user's code once, then forks.
 
 Started with ``subprocess`` (exec, not fork, of the test process), it stays single-threaded,
 so forking it is safe. Commands arrive as JSON lines on one pipe, replies leave on another:
 ``{"run": role, "args": {...}}`` → ``{"pid": N}`` then ``{"pid": N, "status": ...}``.
+The test process starts and drives it through `pytest_edge.crash.template.TemplateServer`.
 """
 
 from __future__ import annotations

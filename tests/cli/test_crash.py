@@ -51,3 +51,19 @@ def test_cli_crash_bad_kill_point(tmp_path: Path, capsys: pytest.CaptureFixture[
     code = main(["crash", "a:b", "c:d", "--state-dir", str(tmp_path), "--kill", "never"])
     assert code == 2
     assert "pytest-edge crash: error: kill='never' is not a kill point" in capsys.readouterr().err
+
+
+def test_cli_crash_unimportable_workload_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "crash",
+            "no_such_module_xyz:run",
+            "tests.crash.workloads:recover",
+            "--state-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "pytest-edge crash: error: crash harness: cannot load" in capsys.readouterr().err

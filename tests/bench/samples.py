@@ -1,0 +1,39 @@
+"""Synthetic pytest-benchmark results for the comparison, A/B and report tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_edge.bench.data import BenchmarkResult, BenchmarkRun
+
+
+def result(name: str, samples: np.ndarray | None, median: float = 1e-3) -> BenchmarkResult:
+    if samples is None:
+        return BenchmarkResult(
+            name, name, None, median, median * 0.98, median * 1.02, median * 0.9, median * 1.2, 100
+        )
+    q1, med, q3 = np.percentile(samples, [25, 50, 75])
+    return BenchmarkResult(
+        name,
+        name,
+        "g",
+        float(med),
+        float(q1),
+        float(q3),
+        float(samples.min()),
+        float(samples.max()),
+        samples.size,
+        tuple(float(v) for v in samples),
+    )
+
+
+def noisy(seed: int, factor: float = 1.0, n: int = 40, sigma: float = 0.05) -> np.ndarray:
+    return np.random.default_rng(seed).lognormal(np.log(1e-3), sigma, n) * factor
+
+
+def run(*results: BenchmarkResult, machine: dict[str, str] | None = None) -> BenchmarkRun:
+    return BenchmarkRun("run.json", results, machine or {})
+
+
+def history_of(*factors: float) -> list[BenchmarkRun]:
+    return [run(result("b", noisy(100 + i, f))) for i, f in enumerate(factors)]
