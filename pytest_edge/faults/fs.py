@@ -40,8 +40,6 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _readlink = os.readlink
 _realpath = os.path.realpath
 
-IO_ERROR_ON = ("write", "fsync", "rename", "read")
-
 
 def _fd_path(fd: int) -> str | None:
     """The path an open descriptor refers to, or None where the platform cannot say."""
