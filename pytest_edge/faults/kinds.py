@@ -176,12 +176,27 @@ class DiskFull(FaultArgs):
 
 @dataclass(frozen=True)
 class IoError(FaultArgs, Schedule):
-    """EIO on ``write`` | ``fsync`` | ``rename`` | ``read`` calls under `path` (counted)."""
+    """EIO on ``write`` | ``fsync`` | ``rename`` | ``read`` calls under `path` (counted).
+
+    ``short_write=True``: the picked writes write only half their bytes and return that count
+    (a short write, as a signal or a nearly full disk causes) instead of failing. It reaches
+    ``os.write`` and unbuffered binary files (writes of 2 bytes or more); Python's buffered
+    files finish a short write themselves, as they would on a real disk.
+    """
 
     kind: ClassVar[str] = "io_error"
     counted: ClassVar[bool] = True
     path: Annotated[PathArg, Opt(PathText(), "directory or file the fault covers", source="paths")]
     on: Annotated[str, Opt(Choice(IO_ERROR_ON), "which calls", sample=IO_ERROR_ON)] = "write"
+    _: KW_ONLY
+    short_write: Annotated[
+        bool,
+        Opt(Flag(), "the picked os.write / unbuffered writes write half their bytes, no error"),
+    ] = False
+
+    def check(self) -> None:
+        if self.short_write and self.on != "write":
+            raise self.error_type("applies to on='write' only", "short_write", True)
 
 
 @dataclass(frozen=True)

@@ -249,3 +249,13 @@ def test_any_generated_plan_round_trips(plan: FaultPlan, message: str) -> None:
     assert FaultPlan.from_toml(plan.to_toml()) == plan
     assert FaultPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     assert tomllib.loads(plan.to_toml()) == plan.to_dict()
+
+
+def test_short_write_round_trips_in_a_plan(tmp_path: Path) -> None:
+    plan = FaultPlan.from_toml(
+        f'[[faults]]\nkind = "io_error"\npath = "{tmp_path}"\nshort_write = true\nnth = 2\n'
+    )
+    assert FaultPlan.from_toml(plan.to_toml()) == plan
+    with FaultInjector() as faults:
+        (armed,) = faults.apply(plan)
+        assert armed.options["short_write"] is True
