@@ -349,6 +349,7 @@ class Declared:
     """
 
     error_type: ClassVar[type[Invalid]] = Invalid
+    _declared_options: ClassVar[tuple[Option, ...]]  # per class, set by `declared`
 
     @classmethod
     def declared(cls) -> tuple[Option, ...]:

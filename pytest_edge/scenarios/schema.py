@@ -7,7 +7,6 @@ the key and what is allowed, so a typo never silently turns a check off.
 
 from __future__ import annotations
 
-import importlib
 import math
 import tomllib
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_edge import callables
 from pytest_edge.errors import EdgeInputError
 
 CRASH_MODES = ("kill", "power-loss")
@@ -143,22 +143,10 @@ class _Table:
 
 def resolve_callable(ref: str) -> Callable[..., Any]:
     """Import ``"package.module:function"``; a ScenarioError says what could not be found."""
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise ScenarioError(f"{ref!r} is not of the form 'module:function'")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ScenarioError(f"cannot import module {module_name!r} ({exc})") from None
-    target: Any = module
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ScenarioError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not callable(target):
-        raise ScenarioError(f"{ref!r} is not callable")
-    return target  # type: ignore[no-any-return]
+        return callables.resolve_callable(ref)
+    except callables.NameLookupError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 _TOP_LEVEL = ("scenario", "params", "faults", "crash", "expect")

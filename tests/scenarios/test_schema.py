@@ -83,7 +83,7 @@ def test_minimal_scenario_gets_defaults(tmp_path: Path) -> None:
         ),
         (
             '[scenario]\nworkload = "json:nope"\n',
-            r"workload: module 'json' has no attribute 'nope'",
+            r"workload: 'json' has no attribute 'nope'",
         ),
         ('[scenario]\nworkload = "json.dumps"\n', r"not of the form 'module:function'"),
         (
