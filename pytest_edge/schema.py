@@ -58,7 +58,7 @@ class Invalid(EdgeInputError):
         """The same error, its key path under `prefix` (``nth`` → ``plan.faults[0].nth``)."""
         if not prefix:
             return self
-        key = prefix if not self.key else f"{prefix}.{self.key}"
+        key = join(prefix, self.key)
         made = type(self).__new__(type(self))
         Invalid.__init__(made, self.rule, key, self.value)
         return made
@@ -86,13 +86,26 @@ def check_keys(
     *,
     owner: str = "",
 ) -> None:
-    """Raise `Invalid` for the first unknown key (nearest name suggested) or missing one."""
-    for name in sorted(set(data) - set(allowed)):
-        who = f"{owner} has no option {name!r}" if owner else f"unknown key {name!r}"
-        raise Invalid(f"{who}{did_you_mean(name, allowed)}; allowed: {', '.join(allowed)}")
+    """Raise `Invalid` for the first unknown key (nearest name suggested) or missing one.
+
+    With `owner` (a fault kind) the words are "disk_full has no option 'x'" and "fail needs
+    option 'exc'"; without, the error is keyed by the name ("x: unknown key", "x: is required").
+    """
+    for name in sorted(set(data) - set(allowed), key=str):
+        hint = did_you_mean(str(name), allowed)
+        if owner:
+            raise Invalid(f"{owner} has no option {name!r}{hint}; allowed: {', '.join(allowed)}")
+        raise Invalid(f"unknown key{hint}; allowed keys: {', '.join(sorted(allowed))}", str(name))
     for name in required:
         if name not in data:
-            raise Invalid(f"{owner + ' ' if owner else ''}needs option {name!r}")
+            raise (
+                Invalid(f"{owner} needs option {name!r}") if owner else Invalid("is required", name)
+            )
+
+
+def join(prefix: str, key: str) -> str:
+    """``plan`` + ``faults[0]`` → ``plan.faults[0]``; either may be empty."""
+    return f"{prefix}.{key}" if prefix and key else prefix or key
 
 
 class ValueType:
@@ -133,7 +146,9 @@ class Optional(ValueType):
             return None
         try:
             return self.inner.convert(value)
-        except Invalid:
+        except Invalid as exc:
+            if exc.key:  # a nested table's own error: keep its key path
+                raise
             raise Invalid(self.describe()) from None
 
     def to_data(self, value: Any) -> Any:
@@ -142,8 +157,9 @@ class Optional(ValueType):
         return self.inner.to_data(value)
 
     def describe(self) -> str:
-        tail = f" for {self.none_means}" if self.none_means else ""
-        return f"{self.inner.describe()}, or None{tail}"
+        if not self.none_means:  # None is only the default (files cannot write it)
+            return self.inner.describe()
+        return f"{self.inner.describe()}, or None for {self.none_means}"
 
 
 def _bounds(minimum: float | None, maximum: float | None, above: bool) -> str:
@@ -302,6 +318,21 @@ _TYPE_WORDS: dict[type, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Record(ValueType):
+    """A nested table checked by a `Declared` record class (an instance passes as it is)."""
+
+    record: type[Declared]
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, self.record):
+            return value
+        return self.record.from_data(value)
+
+    def to_data(self, value: Any) -> Any:
+        return value.to_data()
+
+
 # -- declared records ---------------------------------------------------------------------------
 
 
@@ -344,7 +375,7 @@ class Declared:
     """Base of a frozen dataclass whose fields are declared with ``Annotated[T, Opt(...)]``.
 
     Construction checks and normalises every field (errors are `error_type`, naming the field, the
-    value and the rule), then runs `check` for rules between fields. `to_data`/`from_data`
+    value and the rule), then runs `cross_check` for rules between fields. `to_data`/`from_data`
     are the plain-data (dict, JSON, TOML) round trip; defaults are left out, never null.
     """
 
@@ -382,9 +413,9 @@ class Declared:
                 if exc.key:  # inside a table value, e.g. exc.type
                     raise self.error_type(exc.rule, f"{option.name}.{exc.key}", exc.value) from None
                 raise self.error_type(exc.rule, option.name, value) from None
-        self.check()
+        self.cross_check()
 
-    def check(self) -> None:
+    def cross_check(self) -> None:
         """Rules between fields; raise ``self.error_type(rule, key, value)``."""
 
     def options(self) -> dict[str, Any]:
@@ -407,8 +438,10 @@ class Declared:
         return out
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any], where: str = "", owner: str = "") -> Self:
+    def from_data(cls, data: object, where: str = "", owner: str = "") -> Self:
         """Build from plain data (or Python values); errors carry the key path under `where`."""
+        if not isinstance(data, Mapping):
+            raise cls.error_type(f"must be a table, got {type_word(data)}", where)
         declared = cls.declared()
         try:
             check_keys(

@@ -194,7 +194,7 @@ class IoError(FaultArgs, Schedule):
         Opt(Flag(), "the picked os.write / unbuffered writes write half their bytes, no error"),
     ] = False
 
-    def check(self) -> None:
+    def cross_check(self) -> None:
         if self.short_write and self.on != "write":
             raise self.error_type("applies to on='write' only", "short_write", True)
 
@@ -270,7 +270,7 @@ class Sqlite(FaultArgs, Schedule):
     def counts(self) -> bool:
         return self.error in COUNTED_ERRORS
 
-    def check(self) -> None:
+    def cross_check(self) -> None:
         if self.counts():
             return
         given = self.schedule_options()

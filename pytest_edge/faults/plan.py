@@ -31,7 +31,7 @@ from pytest_edge.faults.exceptions import (
     register_exception,
 )
 from pytest_edge.faults.kinds import UNLIMITED, FaultArgs, fault_args
-from pytest_edge.schema import Invalid, did_you_mean
+from pytest_edge.schema import Invalid, did_you_mean, join
 
 __all__ = [
     "UNLIMITED",
@@ -130,10 +130,10 @@ class FaultPlan:
             )
         faults = data.get("faults", [])
         if not isinstance(faults, list):
-            raise FaultArgumentError("expected a list of tables", f"{source}.faults")
+            raise FaultArgumentError("expected a list of tables", join(source, "faults"))
         specs = []
         for i, item in enumerate(faults):
-            where = f"{source}.faults[{i}]"
+            where = join(source, f"faults[{i}]")
             if not isinstance(item, Mapping) or "kind" not in item:
                 raise FaultArgumentError("expected a table with a 'kind'", where)
             options = {k: v for k, v in item.items() if k != "kind"}
