@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from hypothesis import strategies as st
 
@@ -21,7 +21,7 @@ from pytest_edge.faults.kinds import KINDS, SCHEDULE_NAMES, Schedule, fault_args
 from pytest_edge.faults.plan import FaultPlan, FaultSpec
 from pytest_edge.schema import Option
 
-__all__ = ["counting_options", "fault_plans", "fault_specs"]
+__all__ = ["SpecOptions", "counting_options", "fault_plans", "fault_specs"]
 
 DEFAULT_EXCEPTIONS: tuple[BaseException, ...] = (
     OSError(errno.EIO, "Input/output error"),
@@ -51,27 +51,36 @@ def counting_options(max_nth: int = 10) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def fault_specs(
-    *,
-    targets: Sequence[str] = (),
-    paths: Sequence[str] = (),
-    db_paths: Sequence[str] = (),
-    hosts: Sequence[str] = ("127.0.0.1",),
-    kinds: Sequence[str] | None = None,
-    exceptions: Sequence[BaseException | type[BaseException]] = DEFAULT_EXCEPTIONS,
-    sqlite_errors: Sequence[str] = DEFAULT_SQLITE_ERRORS,
-    max_nth: int = 10,
-) -> st.SearchStrategy[FaultSpec]:
+class SpecOptions(TypedDict, total=False):
+    """What faults to draw: `targets` (dotted names, for ``fail``/``slow``), `paths`
+    (``io_error``/``disk_full``/``read_only``/``slow_io``), `db_paths` (``sqlite``), `hosts`
+    (``network``, default 127.0.0.1), `kinds` (default: what the inputs allow), `exceptions`
+    (raised by ``fail``), `sqlite_errors` (default: those that need no set-up), `max_nth`
+    (the largest ``nth``/``every`` drawn, default 10)."""
+
+    targets: Sequence[str]
+    paths: Sequence[str]
+    db_paths: Sequence[str]
+    hosts: Sequence[str]
+    kinds: Sequence[str] | None
+    exceptions: Sequence[BaseException | type[BaseException]]
+    sqlite_errors: Sequence[str]
+    max_nth: int
+
+
+def fault_specs(**options: Unpack[SpecOptions]) -> st.SearchStrategy[FaultSpec]:
     """One fault. `kinds` defaults to what the inputs allow: ``fail`` for `targets`,
     ``io_error``/``disk_full``/``read_only`` for `paths`, ``sqlite`` for `db_paths`."""
     sources: dict[str, Sequence[Any]] = {
-        "targets": targets,
-        "paths": paths,
-        "db_paths": db_paths,
-        "hosts": hosts,
-        "exceptions": [exception_to_data(e) for e in exceptions],
-        "sqlite_errors": sqlite_errors,
+        "targets": options.get("targets", ()),
+        "paths": options.get("paths", ()),
+        "db_paths": options.get("db_paths", ()),
+        "hosts": options.get("hosts", ("127.0.0.1",)),
+        "exceptions": [exception_to_data(e) for e in options.get("exceptions", DEFAULT_EXCEPTIONS)],
+        "sqlite_errors": options.get("sqlite_errors", DEFAULT_SQLITE_ERRORS),
     }
+    max_nth = options.get("max_nth", 10)
+    kinds = options.get("kinds")
     if kinds is None:
         kinds = [k for k in DEFAULT_KINDS if not _missing(k, sources)]
         if not kinds:
@@ -79,7 +88,7 @@ def fault_specs(
                 "fault_specs: give targets=, paths= or db_paths= (or kinds=) to generate faults"
             )
     counting = counting_options(max_nth)
-    options: list[st.SearchStrategy[dict[str, Any]]] = []
+    choices: list[st.SearchStrategy[dict[str, Any]]] = []
     for kind in kinds:
         if kind not in KINDS:
             raise FaultArgumentError(f"unknown fault kind {kind!r}", "kinds")
@@ -98,8 +107,8 @@ def fault_specs(
                 fixed[option.name] = _sample(option, max_nth)
         base = st.fixed_dictionaries(fixed)
         counted = issubclass(KINDS[kind], Schedule)
-        options.append(st.tuples(base, counting).map(_merge) if counted else base)
-    return st.one_of(options).map(_spec)
+        choices.append(st.tuples(base, counting).map(_merge) if counted else base)
+    return st.one_of(choices).map(_spec)
 
 
 def _missing(kind: str, sources: Mapping[str, Sequence[Any]]) -> str:
@@ -128,29 +137,9 @@ def _spec(fault: dict[str, Any]) -> FaultSpec:
 
 
 def fault_plans(
-    *,
-    targets: Sequence[str] = (),
-    paths: Sequence[str] = (),
-    db_paths: Sequence[str] = (),
-    hosts: Sequence[str] = ("127.0.0.1",),
-    kinds: Sequence[str] | None = None,
-    exceptions: Sequence[BaseException | type[BaseException]] = DEFAULT_EXCEPTIONS,
-    sqlite_errors: Sequence[str] = DEFAULT_SQLITE_ERRORS,
-    min_faults: int = 1,
-    max_faults: int = 3,
-    max_nth: int = 10,
+    *, min_faults: int = 1, max_faults: int = 3, **options: Unpack[SpecOptions]
 ) -> st.SearchStrategy[FaultPlan]:
-    """Plans of `min_faults`..`max_faults` faults built by `fault_specs`."""
-    specs = fault_specs(
-        targets=targets,
-        paths=paths,
-        db_paths=db_paths,
-        hosts=hosts,
-        kinds=kinds,
-        exceptions=exceptions,
-        sqlite_errors=sqlite_errors,
-        max_nth=max_nth,
-    )
-    return st.lists(specs, min_size=min_faults, max_size=max_faults).map(
+    """Plans of `min_faults`..`max_faults` faults built by `fault_specs` with `options`."""
+    return st.lists(fault_specs(**options), min_size=min_faults, max_size=max_faults).map(
         lambda faults: FaultPlan(tuple(faults))
     )

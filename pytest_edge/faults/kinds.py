@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Annotated, Any, ClassVar, TypedDict
+from typing import Annotated, Any, ClassVar
 
 from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.schema import (
@@ -24,7 +24,6 @@ from pytest_edge.schema import (
     Flag,
     Number,
     Opt,
-    Option,
     Optional,
     PathText,
     Span,
@@ -148,16 +147,6 @@ class Schedule(Declared):
         """The schedule options that differ from the defaults."""
         names = SCHEDULE_NAMES
         return {k: v for k, v in Declared.options(self).items() if k in names}
-
-
-class ScheduleOptions(TypedDict, total=False):
-    """The schedule options as keyword arguments (for ``**schedule: Unpack[...]``)."""
-
-    nth: int | None
-    every: int | None
-    times: int | None
-    probability: float | None
-    window: tuple[float, float] | None
 
 
 SCHEDULE_NAMES = frozenset(("nth", "every", "times", "probability", "window"))
@@ -339,8 +328,3 @@ def signature_text(kind: str) -> str:
             parts.append("*")
         parts.append(option.name if option.required else f"{option.name}={option.default!r}")
     return f"{kind}({', '.join(parts)})"
-
-
-def options_of(kind: str) -> tuple[Option, ...]:
-    """The declared options of `kind`, in signature order."""
-    return fault_args(kind).declared()
