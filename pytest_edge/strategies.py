@@ -3,7 +3,7 @@
 Imports hypothesis, so it is not re-exported from ``pytest_edge``. Plans shrink toward the
 smallest failing one: fewer faults, earlier kinds, the first target, path and exception
 given, and optional options left at their defaults. What each option may be is read from
-`pytest_edge.faults.kinds`: its declared ``sample`` values, or the argument named by its
+`pytest_edge.faults.declarations`: its declared ``sample`` values, or the argument named by its
 ``source`` (``targets``, ``paths``, ``db_paths``, ``hosts``, ``exceptions``, ``sqlite_errors``).
 """
 
@@ -15,9 +15,9 @@ from typing import Any, TypedDict, Unpack
 
 from hypothesis import strategies as st
 
+from pytest_edge.faults.declarations import KINDS, SCHEDULE_NAMES, Schedule, fault_args
 from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.exceptions import exception_to_data
-from pytest_edge.faults.kinds import KINDS, SCHEDULE_NAMES, Schedule, fault_args
 from pytest_edge.faults.plan import FaultPlan, FaultSpec
 from pytest_edge.schema import Option
 

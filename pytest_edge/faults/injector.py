@@ -21,11 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, cast, get_type_hints
 
-from pytest_edge.faults.events import BoundLog, EventLog, FaultEvent
-from pytest_edge.faults.fs import FsRule
-from pytest_edge.faults.generic import CallFault
-from pytest_edge.faults.kinds import (
-    FAULT_KINDS,
+from pytest_edge.faults.declarations import (
     SCHEDULE_NAMES,
     DiskFull,
     Fail,
@@ -40,6 +36,10 @@ from pytest_edge.faults.kinds import (
     Sqlite,
     fault_args,
 )
+from pytest_edge.faults.events import BoundLog, EventLog, FaultEvent
+from pytest_edge.faults.fs import FsRule
+from pytest_edge.faults.generic import CallFault
+from pytest_edge.faults.kinds import FAULT_KINDS
 from pytest_edge.faults.memory import MemoryPressureFault
 from pytest_edge.faults.net import NetworkFault
 from pytest_edge.faults.patching import Attachment, attach, detach, resolve_target
@@ -90,7 +90,7 @@ def _arming(
     record: Callable[P, FaultArgs],
 ) -> Callable[Concatenate[FaultInjector, P], ArmedFault]:
     """The `FaultInjector` method of one fault kind: its signature, checks and docstring are
-    the kind's declaration (`pytest_edge.faults.kinds`); `FaultInjector.arm_args` arms it."""
+    the kind's declaration (`pytest_edge.faults.declarations`); `FaultInjector.arm_args` arms it."""
     declared = cast(type[FaultArgs], record)
 
     def method(self: FaultInjector, /, *args: P.args, **kwargs: P.kwargs) -> ArmedFault:
@@ -241,7 +241,7 @@ class FaultInjector:
             return self._arm_memory(args)
         if isinstance(args, Network):
             return self._arm_network(args)
-        raise TypeError(f"arm_args({args!r}): not a fault record of pytest_edge.faults.kinds")
+        raise TypeError(f"arm_args({args!r}): not a record of faults.declarations")
 
     def _arm_fs(self, args: DiskFull | IoError | ReadOnly | SlowIo) -> ArmedFault:
         root = os.path.realpath(args.path)

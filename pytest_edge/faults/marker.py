@@ -1,6 +1,6 @@
 """The ``@pytest.mark.edge_fault(kind, **options)`` marker: checked at collection, armed by
 the ``edge_faults`` fixture. Kept apart from pytest so its checks are plain functions; both
-read the kinds' declarations (`pytest_edge.faults.kinds`), so they never import fault code."""
+read the kinds' declarations (`pytest_edge.faults.declarations`), never the fault code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_edge.faults.kinds import FAULT_KINDS, KINDS, signature_text
+from pytest_edge.faults.declarations import KINDS, signature_text
+from pytest_edge.faults.kinds import FAULT_KINDS
 from pytest_edge.schema import did_you_mean
 
 

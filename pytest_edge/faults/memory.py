@@ -26,7 +26,7 @@ class MemoryPressureFault:
     """``hold=False``: the current `Machine` (the host, or a simulated device) reports `mb`
     less available memory, through its ``add_pressure`` hook. ``hold=True``:
     allocate `mb` MB, touch every page so it is resident, and keep it until the fault ends.
-    The arguments are checked by their declaration (`pytest_edge.faults.kinds.MemoryPressure`)."""
+    The arguments are checked by their declaration (`faults.declarations.MemoryPressure`)."""
 
     def __init__(self, mb: float, hold: bool) -> None:
         self.mb = mb

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_edge.faults.declarations import FaultArgs, fault_args
 from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.exceptions import (
     exception_from_data,
@@ -30,7 +31,7 @@ from pytest_edge.faults.exceptions import (
     exception_to_data,
     register_exception,
 )
-from pytest_edge.faults.kinds import UNLIMITED, FaultArgs, fault_args
+from pytest_edge.faults.kinds import UNLIMITED
 from pytest_edge.schema import Invalid, did_you_mean, join
 
 __all__ = [

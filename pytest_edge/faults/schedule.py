@@ -12,7 +12,7 @@ calls that reach it 1, 2, 3, ... from the moment it is armed. A call can fire wh
 
 and at most ``times`` calls fire (default 1; ``None`` means no limit).
 
-The options themselves are declared once, in `pytest_edge.faults.kinds.Schedule`.
+The options themselves are declared once, in `pytest_edge.faults.declarations.Schedule`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import random
 import threading
 import time
 
-from pytest_edge.faults.kinds import Schedule
+from pytest_edge.faults.declarations import Schedule
 
 __all__ = ["Counter", "Schedule"]
 

@@ -259,3 +259,11 @@ def test_short_write_round_trips_in_a_plan(tmp_path: Path) -> None:
     with FaultInjector() as faults:
         (armed,) = faults.apply(plan)
         assert armed.options["short_write"] is True
+
+
+def test_the_cheap_kind_list_matches_the_declarations() -> None:
+    """The plugin reads kinds.FAULT_KINDS without building the declarations: same kinds."""
+    from pytest_edge.faults.declarations import KINDS
+    from pytest_edge.faults.kinds import FAULT_KINDS
+
+    assert tuple(KINDS) == FAULT_KINDS
