@@ -19,7 +19,7 @@ import difflib
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 from typing import Any, ClassVar, Self, get_type_hints
 
 from pytest_edge.errors import EdgeInputError
@@ -133,13 +133,13 @@ class ValueType:
         return self.rule
 
 
-@dataclass(frozen=True)
 class Optional(ValueType):
     """`inner`, or None meaning `none_means` (written `none_word` in data, TOML has no null)."""
 
-    inner: ValueType
-    none_means: str = ""
-    none_word: str | None = None
+    def __init__(self, inner: ValueType, none_means: str = "", none_word: str | None = None):
+        self.inner = inner
+        self.none_means = none_means
+        self.none_word = none_word
 
     def convert(self, value: Any) -> Any:
         if value is None or (self.none_word is not None and value == self.none_word):
@@ -172,13 +172,13 @@ def _bounds(minimum: float | None, maximum: float | None, above: bool) -> str:
     return ""
 
 
-@dataclass(frozen=True)
 class Whole(ValueType):
     """An integer (never a bool) in [`minimum`, `maximum`]; `note` explains the bound."""
 
-    minimum: int | None = None
-    maximum: int | None = None
-    note: str = ""
+    def __init__(self, minimum: int | None = None, maximum: int | None = None, note: str = ""):
+        self.minimum = minimum
+        self.maximum = maximum
+        self.note = note
 
     def accepts(self, value: Any) -> bool:
         return (
@@ -192,14 +192,21 @@ class Whole(ValueType):
         return f"must be a whole number{_bounds(self.minimum, self.maximum, False)}{note}"
 
 
-@dataclass(frozen=True)
 class Number(ValueType):
     """A finite int or float (never a bool) in range; `above` makes `minimum` exclusive."""
 
-    minimum: float | None = None
-    maximum: float | None = None
-    above: bool = False
-    what: str = "a finite number"
+    def __init__(
+        self,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        *,
+        above: bool = False,
+        what: str = "a finite number",
+    ) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.above = above
+        self.what = what
 
     def accepts(self, value: Any) -> bool:
         if not is_number(value) or not math.isfinite(value):
@@ -216,7 +223,6 @@ class Number(ValueType):
         return f"must be {self.what}{_bounds(self.minimum, self.maximum, self.above)}"
 
 
-@dataclass(frozen=True)
 class Flag(ValueType):
     """True or False."""
 
@@ -226,12 +232,12 @@ class Flag(ValueType):
         return isinstance(value, bool)
 
 
-@dataclass(frozen=True)
 class Text(ValueType):
     """A string (non-empty unless `empty`); `what` names what it is for in the rule."""
 
-    what: str = "a string"
-    empty: bool = False
+    def __init__(self, what: str = "a string", *, empty: bool = False) -> None:
+        self.what = what
+        self.empty = empty
 
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str) and (self.empty or bool(value))
@@ -240,7 +246,6 @@ class Text(ValueType):
         return f"must be {self.what}"
 
 
-@dataclass(frozen=True)
 class PathText(ValueType):
     """A file or directory path: a non-empty str or path-like, kept as written (a str)."""
 
@@ -253,11 +258,11 @@ class PathText(ValueType):
         return os.fspath(value)
 
 
-@dataclass(frozen=True)
 class Choice(ValueType):
     """One of `values` (strings)."""
 
-    values: tuple[str, ...]
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self.values = values
 
     def accepts(self, value: Any) -> bool:
         return value in self.values
@@ -266,7 +271,6 @@ class Choice(ValueType):
         return f"unknown; use one of {', '.join(map(repr, self.values))}"
 
 
-@dataclass(frozen=True)
 class Span(ValueType):
     """``(start, end)`` seconds with ``0 <= start < end``: a tuple in Python, a list in data."""
 
@@ -287,7 +291,6 @@ class Span(ValueType):
         return list(value)
 
 
-@dataclass(frozen=True)
 class TextList(ValueType):
     """A list of non-empty strings, kept as a tuple."""
 
@@ -318,11 +321,11 @@ _TYPE_WORDS: dict[type, str] = {
 }
 
 
-@dataclass(frozen=True)
 class Record(ValueType):
     """A nested table checked by a `Declared` record class (an instance passes as it is)."""
 
-    record: type[Declared]
+    def __init__(self, record: type[Declared]) -> None:
+        self.record = record
 
     def convert(self, value: Any) -> Any:
         if isinstance(value, self.record):
@@ -336,7 +339,6 @@ class Record(ValueType):
 # -- declared records ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Opt:
     """What a field of a `Declared` record allows, written in its annotation:
     ``nth: Annotated[int | None, Opt(Optional(Whole(1)), "help")] = None``.
@@ -345,30 +347,40 @@ class Opt:
     the strategy argument that supplies the values instead (``"paths"``, ``"targets"``...).
     """
 
-    type: ValueType
-    help: str = ""
-    sample: Sequence[Any] = ()
-    source: str = ""
+    __slots__ = ("help", "sample", "source", "type")
+
+    def __init__(
+        self, type: ValueType, help: str = "", *, sample: Sequence[Any] = (), source: str = ""
+    ) -> None:
+        self.type = type
+        self.help = help
+        self.sample = sample
+        self.source = source
 
 
 REQUIRED: Any = MISSING
 
 
-@dataclass(frozen=True)
 class Option:
-    """One declared field: name, what it allows, its default (`REQUIRED` if none)."""
+    """One declared field: its name, its `Opt`, its default (`REQUIRED` if none)."""
 
-    name: str
-    type: ValueType
-    default: Any
-    help: str
-    sample: Sequence[Any]
-    source: str
-    keyword_only: bool
+    __slots__ = ("default", "help", "keyword_only", "name", "sample", "source", "type")
+
+    def __init__(self, name: str, opt: Opt, default: Any, keyword_only: bool) -> None:
+        self.name = name
+        self.type = opt.type
+        self.help = opt.help
+        self.sample = opt.sample
+        self.source = opt.source
+        self.default = default
+        self.keyword_only = keyword_only
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r}, default={self.default!r})"
 
 
 class Declared:
@@ -397,9 +409,7 @@ class Declared:
             if opt is None:
                 continue
             default = f.default if f.default is not MISSING else REQUIRED
-            found.append(
-                Option(f.name, opt.type, default, opt.help, opt.sample, opt.source, bool(f.kw_only))
-            )
+            found.append(Option(f.name, opt, default, bool(f.kw_only)))
         options = tuple(sorted(found, key=lambda o: o.keyword_only))
         cls._declared_options = options
         return options

@@ -48,7 +48,6 @@ ExceptionArg = BaseException | type[BaseException]
 _SECONDS = Number(0.0)
 
 
-@dataclass(frozen=True)
 class ExceptionValue(ValueType):
     """An exception instance or class; in data ``{type = "OSError", args = [...]}`` naming
     a class from the plan allow-list (`pytest_edge.faults.exceptions`)."""
