@@ -8,9 +8,10 @@ mean") and missing ones. Errors are `Invalid`: the key path, the bad value and t
 travels up (``plan.faults[0]``), so no caller rewrites message strings.
 
 Why our own and not msgspec/pydantic/cattrs: the messages must name the value and what is
-allowed and suggest the nearest key, which none of them does; a plan of three faults checks in
-tens of microseconds here; and importing this module costs well under a millisecond against
-~40 ms (msgspec) to ~190 ms (pydantic) for a dependency every pytest start would pay.
+allowed and suggest the nearest key, which none of them does (msgspec: "Expected `int` >= 1 -
+at `$.faults[0].nth`"); checking a three-fault plan takes ~70 us here (tomllib's parse of it
+~80 us); and importing this module costs ~2 ms against ~40 ms (msgspec) to ~190 ms (pydantic,
+with its first model) for a dependency every pytest start would pay.
 """
 
 from __future__ import annotations
