@@ -18,7 +18,8 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
+from functools import cached_property
+from types import MethodType, TracebackType
 from typing import Any, Concatenate, ParamSpec, cast, get_type_hints
 
 from pytest_edge.faults.declarations import (
@@ -86,27 +87,42 @@ class ArmedFault:
         return f"#{self.index} {self.kind}({opts}){state}"
 
 
+class _Arming:
+    """The `FaultInjector` method of one fault kind: its checks and docstring are the kind's
+    declaration (`pytest_edge.faults.declarations`), `FaultInjector.arm_args` arms it. The
+    runtime signature (for help() and ``inspect``) is built on first look: evaluating the
+    annotations of nine kinds at import would cost ~15 ms."""
+
+    def __init__(self, record: type[FaultArgs]) -> None:
+        self.record = record
+        self.__name__ = record.kind
+        self.__qualname__ = f"FaultInjector.{record.kind}"
+        self.__doc__ = record.__doc__
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else MethodType(self, instance)
+
+    def __call__(self, injector: FaultInjector, /, *args: Any, **kwargs: Any) -> ArmedFault:
+        return injector.arm_args(self.record(*args, **kwargs))
+
+    @cached_property
+    def __signature__(self) -> inspect.Signature:
+        hints = get_type_hints(self.record)  # the plain types, not the Annotated metadata
+        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        params = inspect.signature(self.record).parameters.values()
+        return inspect.Signature(
+            [this, *(p.replace(annotation=hints[p.name]) for p in params)],
+            return_annotation=ArmedFault,
+        )
+
+
 def _arming(
     record: Callable[P, FaultArgs],
 ) -> Callable[Concatenate[FaultInjector, P], ArmedFault]:
-    """The `FaultInjector` method of one fault kind: its signature, checks and docstring are
-    the kind's declaration (`pytest_edge.faults.declarations`); `FaultInjector.arm_args` arms it."""
-    declared = cast(type[FaultArgs], record)
-
-    def method(self: FaultInjector, /, *args: P.args, **kwargs: P.kwargs) -> ArmedFault:
-        return self.arm_args(record(*args, **kwargs))
-
-    method.__name__ = method.__qualname__ = declared.kind
-    method.__doc__ = declared.__doc__
-    hints = get_type_hints(declared)  # the plain types, for help() and IDEs reading them
-    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    params = [
-        p.replace(annotation=hints[p.name]) for p in inspect.signature(declared).parameters.values()
-    ]
-    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [this, *params], return_annotation=ArmedFault
-    )
-    return method
+    """The method arming `record`'s kind, typed with the record's own parameters (ParamSpec),
+    so IDEs and mypy see ``io_error(path, on='write', *, nth=None, ...)``."""
+    method = _Arming(cast("type[FaultArgs]", record))
+    return cast("Callable[Concatenate[FaultInjector, P], ArmedFault]", method)
 
 
 def _behaviour(args: FaultArgs, *skip: str) -> dict[str, Any]:
