@@ -9,8 +9,6 @@ The test process starts and drives it through `pytest_edge.crash.template.Templa
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -18,24 +16,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from pytest_edge.callables import resolve_callable
+
 
 def _resolve(target: str) -> Callable[..., Any]:
-    module_name, _, qualname = target.partition(":")
-    if module_name.endswith(".py") and os.path.isfile(module_name):
-        spec = importlib.util.spec_from_file_location("__edge_main__", module_name)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {module_name}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["__edge_main__"] = module
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{target!r} is not callable")
-    return obj  # type: ignore[no-any-return]
+    """The role's callable: ``"module:function"`` or ``"path/to/script.py:function"``."""
+    return resolve_callable(target, files=True)
 
 
 def _reply(out: BinaryIO, message: dict[str, Any]) -> None:

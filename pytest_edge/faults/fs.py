@@ -40,8 +40,6 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _readlink = os.readlink
 _realpath = os.path.realpath
 
-IO_ERROR_ON = ("write", "fsync", "rename", "read")
-
 
 def _fd_path(fd: int) -> str | None:
     """The path an open descriptor refers to, or None where the platform cannot say."""
@@ -104,6 +102,11 @@ def _nbytes(data: object, encoding: str | None) -> int:
         return 0
 
 
+def _prefix(data: Any, nbytes: int) -> memoryview:
+    """The first `nbytes` bytes of a bytes-like object, without copying."""
+    return memoryview(data).cast("B")[:nbytes]
+
+
 def _open_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[object, object]:
     file = args[0] if args else kwargs.get("file")
     mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
@@ -123,6 +126,7 @@ class FsRule:
         counter: Counter | None = None,
         free_bytes: int = 0,
         seconds: float = 0.0,
+        short_write: bool = False,
     ) -> None:
         self.kind = kind  # "disk_full" | "io_error" | "read_only" | "slow_io"
         self.seconds = seconds
@@ -131,6 +135,7 @@ class FsRule:
         self.on = on
         self.counter = counter
         self.free_bytes = free_bytes
+        self.short_write = short_write
         self.used_bytes = 0
         self.matching_calls = 0
         self._lock = threading.Lock()
@@ -180,6 +185,19 @@ class FsRule:
             time.sleep(self.seconds)
             return
         self._raise(errno.EIO, path, call, what)
+
+    def short_count(self, path: str, nbytes: int, what: str) -> int | None:
+        """``short_write``: count this write; if the schedule picks it, the number of bytes it
+        may write (half of them), else None. Writes under 2 bytes cannot be short: not counted."""
+        assert self.counter is not None
+        if nbytes < 2:
+            return None
+        call = self.counter.tick()
+        if not call:
+            return None
+        kept = nbytes // 2
+        self.log.record(self.kind, self.root, call, path, f"{what}: wrote {kept} of {nbytes} bytes")
+        return kept
 
     def check_write(self, path: str, nbytes: int, what: str) -> None:
         if self.kind == "read_only":
@@ -237,7 +255,12 @@ class FsRule:
         if self.covers(path):
             assert path is not None
             data = args[1] if len(args) > 1 else kwargs.get("data", b"")
-            self.check_write(path, _nbytes(data, None), "os.write")
+            if self.short_write:
+                kept = self.short_count(path, _nbytes(data, None), "os.write")
+                if kept is not None:
+                    return proceed(fd, _prefix(data, kept))
+            else:
+                self.check_write(path, _nbytes(data, None), "os.write")
         return proceed(*args, **kwargs)
 
     def _hook_os_read(
@@ -348,6 +371,13 @@ class FaultFile:
         return next(self._raw)
 
     def write(self, data: Any) -> Any:
+        if self._rule.short_write:
+            # Only an unbuffered binary file shows a short count; buffered ones retry it.
+            if isinstance(self._raw, io.RawIOBase):
+                kept = self._rule.short_count(self._path, _nbytes(data, None), "write")
+                if kept is not None:
+                    return self._raw.write(_prefix(data, kept))
+            return self._raw.write(data)
         nbytes = _nbytes(data, getattr(self._raw, "encoding", None))
         self._rule.check_write(self._path, nbytes, "write")
         return self._raw.write(data)

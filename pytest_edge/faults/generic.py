@@ -11,22 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.events import EventSink
 from pytest_edge.faults.patching import caller_location
 from pytest_edge.faults.schedule import Counter
 
 ExceptionLike = BaseException | type[BaseException]
-
-
-def check_exception(exc: object, argument: str = "exc") -> ExceptionLike:
-    """Accept an exception instance or class; anything else is a `FaultArgumentError`."""
-    if isinstance(exc, BaseException) or (isinstance(exc, type) and issubclass(exc, BaseException)):
-        return exc
-    raise FaultArgumentError(
-        f"{argument}={exc!r}: expected an exception instance such as "
-        "OSError(5, 'Input/output error') or an exception class"
-    )
 
 
 def fresh_exception(exc: ExceptionLike, note: str) -> BaseException:
@@ -43,26 +32,16 @@ def fresh_exception(exc: ExceptionLike, note: str) -> BaseException:
     return made
 
 
-def check_seconds(seconds: object) -> float:
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not 0 <= seconds < float("inf")
-    ):
-        raise FaultArgumentError(f"seconds={seconds!r}: must be a finite number >= 0")
-    return float(seconds)
-
-
 class CallFault:
     """A hook that raises `exc` or sleeps `seconds` on the calls its counter picks."""
 
     def __init__(
         self,
         kind: str,
-        target: str,
         counter: Counter,
         log: EventSink,
         *,
+        target: str,
         exc: ExceptionLike | None = None,
         seconds: float = 0.0,
     ) -> None:

@@ -13,29 +13,42 @@ teardown even when the test fails.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from types import MethodType, TracebackType
+from typing import Any, Concatenate, ParamSpec, cast, get_type_hints
 
-from pytest_edge.faults.errors import FaultArgumentError
+from pytest_edge.faults.declarations import (
+    SCHEDULE_NAMES,
+    DiskFull,
+    Fail,
+    FaultArgs,
+    IoError,
+    MemoryPressure,
+    Network,
+    ReadOnly,
+    Schedule,
+    Slow,
+    SlowIo,
+    Sqlite,
+    fault_args,
+)
 from pytest_edge.faults.events import BoundLog, EventLog, FaultEvent
-from pytest_edge.faults.fs import IO_ERROR_ON, FsRule
-from pytest_edge.faults.generic import CallFault, check_exception, check_seconds
+from pytest_edge.faults.fs import FsRule
+from pytest_edge.faults.generic import CallFault
 from pytest_edge.faults.kinds import FAULT_KINDS
 from pytest_edge.faults.memory import MemoryPressureFault
-from pytest_edge.faults.net import NETWORK_ERRORS, NetworkFault
+from pytest_edge.faults.net import NetworkFault
 from pytest_edge.faults.patching import Attachment, attach, detach, resolve_target
-from pytest_edge.faults.schedule import Counter, Schedule
-from pytest_edge.faults.sqlite import COUNTED_ERRORS, SQLITE_ERRORS, SqliteFault
+from pytest_edge.faults.plan import FaultPlan, FaultSpec
+from pytest_edge.faults.schedule import Counter
+from pytest_edge.faults.sqlite import SqliteFault
 
-if TYPE_CHECKING:
-    from pytest_edge.faults.plan import FaultPlan, FaultSpec
-
-PathArg = str | os.PathLike[str]
-ExceptionArg = BaseException | type[BaseException]
+P = ParamSpec("P")
 
 
 @dataclass(eq=False)
@@ -74,19 +87,52 @@ class ArmedFault:
         return f"#{self.index} {self.kind}({opts}){state}"
 
 
-def _path(value: object, argument: str) -> str:
-    if isinstance(value, str | os.PathLike) and os.fspath(value):
-        return os.path.realpath(os.fspath(value))
-    raise FaultArgumentError(f"{argument}={value!r}: expected a file or directory path")
+class _Arming:
+    """The `FaultInjector` method of one fault kind: its checks and docstring are the kind's
+    declaration (`pytest_edge.faults.declarations`), `FaultInjector.arm_args` arms it. The
+    runtime signature (for help() and ``inspect``) is built on first look: evaluating the
+    annotations of nine kinds at import would cost ~15 ms."""
 
+    def __init__(self, record: type[FaultArgs]) -> None:
+        self.record = record
+        self.__name__ = record.kind
+        self.__qualname__ = f"FaultInjector.{record.kind}"
+        self.__doc__ = record.__doc__
 
-def _choice(value: object, argument: str, allowed: Iterable[str]) -> str:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise FaultArgumentError(
-            f"{argument}={value!r}: unknown; use one of {', '.join(map(repr, allowed))}"
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else MethodType(self, instance)
+
+    def __call__(self, injector: FaultInjector, /, *args: Any, **kwargs: Any) -> ArmedFault:
+        return injector.arm_args(self.record(*args, **kwargs))
+
+    @cached_property
+    def __signature__(self) -> inspect.Signature:
+        hints = get_type_hints(self.record)  # the plain types, not the Annotated metadata
+        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        params = inspect.signature(self.record).parameters.values()
+        return inspect.Signature(
+            [this, *(p.replace(annotation=hints[p.name]) for p in params)],
+            return_annotation=ArmedFault,
         )
-    return str(value)
+
+
+def _arming(
+    record: Callable[P, FaultArgs],
+) -> Callable[Concatenate[FaultInjector, P], ArmedFault]:
+    """The method arming `record`'s kind, typed with the record's own parameters (ParamSpec),
+    so IDEs and mypy see ``io_error(path, on='write', *, nth=None, ...)``."""
+    method = _Arming(cast("type[FaultArgs]", record))
+    return cast("Callable[Concatenate[FaultInjector, P], ArmedFault]", method)
+
+
+def _behaviour(args: FaultArgs, *skip: str) -> dict[str, Any]:
+    """The options a family's fault object takes: every declared one but the schedule's
+    (those go to its `Counter`) and `skip`, so a new option reaches the family unchanged."""
+    return {
+        o.name: getattr(args, o.name)
+        for o in args.declared()
+        if o.name not in SCHEDULE_NAMES and o.name not in skip
+    }
 
 
 class FaultInjector:
@@ -146,14 +192,16 @@ class FaultInjector:
 
     def _register(
         self,
-        kind: str,
+        args: FaultArgs,
         target: str,
-        options: dict[str, Any],
+        resolved: dict[str, Any],
         undo: list[Callable[[], None]],
         calls: Callable[[], int] | None,
         log: BoundLog,
     ) -> ArmedFault:
-        armed = ArmedFault(kind, target, options, self, log.index, undo, calls)
+        """Keep the armed fault; its options are those given, `resolved` (real paths) replacing."""
+        options = {**args.options(), **resolved}
+        armed = ArmedFault(args.kind, target, options, self, log.index, undo, calls)
         with self._lock:
             self._armed.append(armed)
         return armed
@@ -168,22 +216,6 @@ class FaultInjector:
         """The random stream of one armed fault: run seed, test, arming number, what."""
         return f"{self.seed}:{self.label}:{log.index}:{kind}:{target}"
 
-    @staticmethod
-    def _schedule(
-        nth: int | None,
-        every: int | None,
-        times: int | None,
-        probability: float | None,
-        window: tuple[float, float] | list[float] | None,
-    ) -> Schedule:
-        return Schedule(
-            nth=nth,
-            every=every,
-            times=times,
-            probability=probability,
-            window=tuple(window) if window is not None else None,  # type: ignore[arg-type]
-        )
-
     def _arm_attachments(
         self, arm: Callable[[], None], attachments: list[Attachment]
     ) -> list[Callable[[], None]]:
@@ -195,201 +227,63 @@ class FaultInjector:
             raise
         return [lambda a=a: detach(a) for a in attachments]  # type: ignore[misc]
 
-    # -- file system -----------------------------------------------------------------------------
+    def _counter(self, args: FaultArgs, log: BoundLog, target: str) -> Counter | None:
+        """The running schedule of a counted fault (None for state-like ones)."""
+        if not isinstance(args, Schedule) or not args.counts():
+            return None
+        return Counter(args, self._seed_for(log, args.kind, target))
 
-    def disk_full(self, path: PathArg, free_bytes: int = 0) -> ArmedFault:
-        """ENOSPC at the write that takes the bytes written under `path` past `free_bytes`."""
-        root = _path(path, "path")
-        if isinstance(free_bytes, bool) or not isinstance(free_bytes, int) or free_bytes < 0:
-            raise FaultArgumentError(f"free_bytes={free_bytes!r}: must be a whole number >= 0")
+    # -- the fault kinds: signatures and checks come from their declarations ---------------------
+
+    disk_full = _arming(DiskFull)
+    io_error = _arming(IoError)
+    read_only = _arming(ReadOnly)
+    slow_io = _arming(SlowIo)
+    fail = _arming(Fail)
+    slow = _arming(Slow)
+    sqlite = _arming(Sqlite)
+    memory_pressure = _arming(MemoryPressure)
+    network = _arming(Network)
+
+    def arm_args(self, args: FaultArgs) -> ArmedFault:
+        """Arm one fault from its checked declaration record."""
+        if isinstance(args, DiskFull | IoError | ReadOnly | SlowIo):
+            return self._arm_fs(args)
+        if isinstance(args, Fail | Slow):
+            return self._arm_call(args)
+        if isinstance(args, Sqlite):
+            return self._arm_sqlite(args)
+        if isinstance(args, MemoryPressure):
+            return self._arm_memory(args)
+        if isinstance(args, Network):
+            return self._arm_network(args)
+        raise TypeError(f"arm_args({args!r}): not a record of faults.declarations")
+
+    def _arm_fs(self, args: DiskFull | IoError | ReadOnly | SlowIo) -> ArmedFault:
+        root = os.path.realpath(args.path)
         log = self._begin()
-        rule = FsRule("disk_full", root, log, free_bytes=free_bytes)
+        counter = self._counter(args, log, root)
+        rule = FsRule(args.kind, root, log, counter=counter, **_behaviour(args, "path"))
         undo = self._arm_attachments(rule.arm, rule.attachments)
-        options: dict[str, Any] = {"path": root}
-        if free_bytes:
-            options["free_bytes"] = free_bytes
-        return self._register("disk_full", root, options, undo, lambda: rule.matching_calls, log)
+        calls = (lambda: counter.calls) if counter is not None else (lambda: rule.matching_calls)
+        return self._register(args, root, {"path": root}, undo, calls, log)
 
-    def io_error(
-        self,
-        path: PathArg,
-        on: str = "write",
-        *,
-        nth: int | None = None,
-        every: int | None = None,
-        times: int | None = 1,
-        probability: float | None = None,
-        window: tuple[float, float] | None = None,
-    ) -> ArmedFault:
-        """EIO on ``write`` | ``fsync`` | ``rename`` | ``read`` calls under `path` (counted)."""
-        root = _path(path, "path")
-        on = _choice(on, "on", IO_ERROR_ON)
-        schedule = self._schedule(nth, every, times, probability, window)
+    def _arm_call(self, args: Fail | Slow) -> ArmedFault:
+        parent, name = resolve_target(args.target)
         log = self._begin()
-        counter = Counter(schedule, self._seed_for(log, "io_error", root))
-        rule = FsRule("io_error", root, log, on=on, counter=counter)
-        undo = self._arm_attachments(rule.arm, rule.attachments)
-        options: dict[str, Any] = {"path": root, "on": on, **schedule.options()}
-        return self._register("io_error", root, options, undo, lambda: counter.calls, log)
-
-    def slow_io(
-        self,
-        path: PathArg,
-        seconds: float,
-        on: str = "fsync",
-        *,
-        nth: int | None = None,
-        every: int | None = None,
-        times: int | None = 1,
-        probability: float | None = None,
-        window: tuple[float, float] | None = None,
-    ) -> ArmedFault:
-        """Slow storage: the picked ``write`` | ``fsync`` | ``rename`` | ``read`` calls under
-        `path` wait `seconds` first (e.g. a device profile's fsync latency)."""
-        root = _path(path, "path")
-        seconds = check_seconds(seconds)
-        on = _choice(on, "on", IO_ERROR_ON)
-        schedule = self._schedule(nth, every, times, probability, window)
-        log = self._begin()
-        counter = Counter(schedule, self._seed_for(log, "slow_io", root))
-        rule = FsRule("slow_io", root, log, on=on, counter=counter, seconds=seconds)
-        undo = self._arm_attachments(rule.arm, rule.attachments)
-        options: dict[str, Any] = {"path": root, "seconds": seconds}
-        if on != "fsync":
-            options["on"] = on
-        options.update(schedule.options())
-        return self._register("slow_io", root, options, undo, lambda: counter.calls, log)
-
-    def read_only(self, path: PathArg) -> ArmedFault:
-        """EROFS on every write, create, rename or removal under `path`."""
-        root = _path(path, "path")
-        log = self._begin()
-        rule = FsRule("read_only", root, log)
-        undo = self._arm_attachments(rule.arm, rule.attachments)
-        return self._register(
-            "read_only", root, {"path": root}, undo, lambda: rule.matching_calls, log
-        )
-
-    # -- generic callables ---------------------------------------------------------------------
-
-    def _call_fault(
-        self,
-        kind: str,
-        target: str,
-        schedule: Schedule,
-        *,
-        exc: ExceptionArg | None = None,
-        seconds: float = 0.0,
-    ) -> tuple[list[Callable[[], None]], Counter, BoundLog]:
-        parent, name = resolve_target(target)
-        log = self._begin()
-        counter = Counter(schedule, self._seed_for(log, kind, target))
-        hook = CallFault(kind, target, counter, log, exc=exc, seconds=seconds)
+        counter = self._counter(args, log, args.target)
+        assert counter is not None
+        hook = CallFault(args.kind, counter, log, **_behaviour(args))
         attachment = attach(parent, name, hook)
-        return [lambda: detach(attachment)], counter, log
+        undo = [lambda: detach(attachment)]
+        return self._register(args, args.target, {}, undo, lambda: counter.calls, log)
 
-    def fail(
-        self,
-        target: str,
-        exc: ExceptionArg,
-        *,
-        nth: int | None = None,
-        every: int | None = None,
-        times: int | None = 1,
-        probability: float | None = None,
-        window: tuple[float, float] | None = None,
-    ) -> ArmedFault:
-        """Raise `exc` from the callable `target` (a dotted name) on the calls picked."""
-        exc = check_exception(exc)
-        schedule = self._schedule(nth, every, times, probability, window)
-        undo, counter, log = self._call_fault("fail", target, schedule, exc=exc)
-        options = {"target": target, "exc": exc, **schedule.options()}
-        return self._register("fail", target, options, undo, lambda: counter.calls, log)
-
-    def slow(
-        self,
-        target: str,
-        seconds: float,
-        *,
-        nth: int | None = None,
-        every: int | None = None,
-        times: int | None = 1,
-        probability: float | None = None,
-        window: tuple[float, float] | None = None,
-    ) -> ArmedFault:
-        """Delay the calls picked of `target` by `seconds` (``asyncio.sleep`` for coroutines)."""
-        seconds = check_seconds(seconds)
-        schedule = self._schedule(nth, every, times, probability, window)
-        undo, counter, log = self._call_fault("slow", target, schedule, seconds=seconds)
-        options = {"target": target, "seconds": seconds, **schedule.options()}
-        return self._register("slow", target, options, undo, lambda: counter.calls, log)
-
-    # -- sqlite --------------------------------------------------------------------------------
-
-    def sqlite(
-        self,
-        db_path: PathArg,
-        error: str,
-        *,
-        extra_pages: int = 0,
-        busy_timeout: float | None = None,
-        deny: str = "all",
-        table: str | None = None,
-        nth: int | None = None,
-        every: int | None = None,
-        times: int | None = 1,
-        probability: float | None = None,
-        window: tuple[float, float] | None = None,
-    ) -> ArmedFault:
-        """A SQLite engine error on connections to `db_path` opened from now on.
-
-        `error`: ``full`` (`extra_pages` more pages allowed), ``locked`` (`busy_timeout`
-        seconds caps the wait of those connections), ``ioerr``/``interrupt`` (counted
-        statements), ``corrupt`` (a page of `table`, or of any table), ``denied`` (`deny`
-        ``"all"`` statements or only ``"writes"``).
-        """
-        db = _path(db_path, "db_path")
-        error = _choice(error, "error", SQLITE_ERRORS)
-        counted = error in COUNTED_ERRORS
-        options: dict[str, Any] = {"db_path": db, "error": error}
-        given = {
-            "nth": nth,
-            "every": every,
-            "probability": probability,
-            "window": window,
-        }
-        if not counted:
-            bad = [k for k, v in given.items() if v is not None] + (["times"] if times != 1 else [])
-            if bad:
-                raise FaultArgumentError(
-                    f"{bad[0]}={(given | {'times': times})[bad[0]]!r}: sqlite {error!r} holds "
-                    "until disarmed; counting options apply to 'ioerr' and 'interrupt' only"
-                )
-        if isinstance(extra_pages, bool) or not isinstance(extra_pages, int) or extra_pages < 0:
-            raise FaultArgumentError(f"extra_pages={extra_pages!r}: must be a whole number >= 0")
-        if busy_timeout is not None and (
-            isinstance(busy_timeout, bool)
-            or not isinstance(busy_timeout, int | float)
-            or not 0 <= busy_timeout < float("inf")
-        ):
-            raise FaultArgumentError(f"busy_timeout={busy_timeout!r}: must be seconds >= 0")
-        deny = _choice(deny, "deny", ("all", "writes"))
-        if table is not None and not isinstance(table, str):
-            raise FaultArgumentError(f"table={table!r}: must be a table or index name")
-        schedule = self._schedule(nth, every, times, probability, window) if counted else None
+    def _arm_sqlite(self, args: Sqlite) -> ArmedFault:
+        db = os.path.realpath(args.db_path)
         log = self._begin()
-        seed = self._seed_for(log, "sqlite", f"{db}:{error}")
-        fault = SqliteFault(
-            db,
-            error,
-            log,
-            counter=Counter(schedule, seed) if schedule is not None else None,
-            seed=seed,
-            extra_pages=extra_pages,
-            busy_timeout=busy_timeout,
-            deny=deny,
-            table=table,
-        )
+        seed = self._seed_for(log, "sqlite", f"{db}:{args.error}")
+        counter = Counter(args, seed) if args.counts() else None
+        fault = SqliteFault(db, log, counter=counter, seed=seed, **_behaviour(args, "db_path"))
         try:
             fault.arm()
         except BaseException:
@@ -398,58 +292,30 @@ class FaultInjector:
                 detach(a)
             raise
         undo = [fault.disarm, *[lambda a=a: detach(a) for a in fault.attachments]]
-        if extra_pages:
-            options["extra_pages"] = extra_pages
-        if busy_timeout is not None:
-            options["busy_timeout"] = busy_timeout
-        if deny != "all":
-            options["deny"] = deny
-        if table is not None:
-            options["table"] = table
-        if schedule is not None:
-            options.update(schedule.options())
-        return self._register("sqlite", db, options, undo, lambda: fault.statements, log)
+        return self._register(args, db, {"db_path": db}, undo, lambda: fault.statements, log)
 
-    # -- memory and network ----------------------------------------------------------------------
-
-    def memory_pressure(self, mb: float, *, hold: bool = False) -> ArmedFault:
-        """Take `mb` MB from the available memory: simulated (default) or really held."""
-        fault = MemoryPressureFault(mb, hold)
+    def _arm_memory(self, args: MemoryPressure) -> ArmedFault:
+        fault = MemoryPressureFault(**_behaviour(args))
         log = self._begin()
         fault.arm()
         log.record("memory_pressure", "memory", 0, "machine", fault.describe())
-        options: dict[str, Any] = {"mb": mb}
-        if hold:
-            options["hold"] = True
-        return self._register("memory_pressure", "memory", options, [fault.disarm], None, log)
+        return self._register(args, "memory", {}, [fault.disarm], None, log)
 
-    def network(self, error: str, host: str | None = None, port: int | None = None) -> ArmedFault:
-        """Connections to `host`:`port` (None: any) are refused, time out, reset, or fail DNS."""
-        error = _choice(error, "error", NETWORK_ERRORS)
+    def _arm_network(self, args: Network) -> ArmedFault:
         log = self._begin()
-        fault = NetworkFault(error, host, port, log)
+        fault = NetworkFault(log=log, **_behaviour(args))
         undo = self._arm_attachments(fault.arm, fault.attachments)
-        options: dict[str, Any] = {"error": error}
-        if host is not None:
-            options["host"] = host
-        if port is not None:
-            options["port"] = port
-        return self._register("network", fault.target(), options, undo, lambda: fault.calls, log)
+        return self._register(args, fault.target(), {}, undo, lambda: fault.calls, log)
 
     # -- plans -------------------------------------------------------------------------------
 
     def arm_kind(self, kind: str, options: dict[str, Any]) -> ArmedFault:
         """Arm the fault `kind` (a method name, see `FAULT_KINDS`) with keyword `options`."""
-        if kind not in FAULT_KINDS:
-            raise FaultArgumentError(
-                f"kind={kind!r}: unknown fault kind; use one of {', '.join(FAULT_KINDS)}"
-            )
-        method: Callable[..., ArmedFault] = getattr(self, kind)
-        return method(**options)
+        return self.arm_args(fault_args(kind)(**options))
 
     def arm(self, spec: FaultSpec) -> ArmedFault:
         """Arm one fault described as data."""
-        return self.arm_kind(spec.kind, spec.arguments())
+        return self.arm_args(spec.record())
 
     def apply(self, plan: FaultPlan) -> list[ArmedFault]:
         """Arm every fault of `plan`; if one cannot be armed, those armed before are undone."""
@@ -465,8 +331,6 @@ class FaultInjector:
 
     def plan(self) -> FaultPlan:
         """The faults armed so far (active or not), as a `FaultPlan`."""
-        from pytest_edge.faults.plan import FaultPlan, FaultSpec
-
         with self._lock:
             return FaultPlan(tuple(FaultSpec(f.kind, dict(f.options)) for f in self._armed))
 

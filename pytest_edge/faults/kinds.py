@@ -1,6 +1,8 @@
-"""The fault kinds (the `FaultInjector` arming methods) and the marker's help text.
+"""The fault kinds' names and the values their options choose from, and the marker's help.
 
-Kept free of imports so the plugin can register the marker without loading the fault code.
+Plain strings, so the plugin can register the ``edge_fault`` marker at every pytest start
+without building the declarations (`pytest_edge.faults.declarations`, ~10 ms of dataclasses),
+which hold everything else about each kind; a test checks that both list the same kinds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ FAULT_KINDS = (
     "memory_pressure",
     "network",
 )
+
+IO_ERROR_ON = ("write", "fsync", "rename", "read")
+SQLITE_ERRORS = ("full", "locked", "ioerr", "interrupt", "corrupt", "denied")
+COUNTED_ERRORS = ("ioerr", "interrupt")
+NETWORK_ERRORS = ("refused", "timeout", "reset", "dns")
+UNLIMITED = "unlimited"
 
 MARKER_HELP = (
     "edge_fault(kind, *args, **options): arm a fault of pytest-edge for this test, as "

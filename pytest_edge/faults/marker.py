@@ -1,5 +1,6 @@
 """The ``@pytest.mark.edge_fault(kind, **options)`` marker: checked at collection, armed by
-the ``edge_faults`` fixture. Kept apart from pytest so its checks are plain functions."""
+the ``edge_faults`` fixture. Kept apart from pytest so its checks are plain functions; both
+read the kinds' declarations (`pytest_edge.faults.declarations`), never the fault code."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_edge.faults.injector import FaultInjector
+from pytest_edge.faults.declarations import KINDS, signature_text
 from pytest_edge.faults.kinds import FAULT_KINDS
+from pytest_edge.schema import did_you_mean
 
 
 def marker_arguments(
@@ -16,11 +18,8 @@ def marker_arguments(
 ) -> tuple[str, dict[str, Any]]:
     """(kind, keyword arguments) of a marker; positional options are bound to their names."""
     kind = args[0]
-    method = getattr(FaultInjector, kind)
-    bound = inspect.signature(method).bind(None, *args[1:], **kwargs)
-    options = dict(bound.arguments)
-    options.pop("self")
-    return kind, options
+    bound = inspect.signature(KINDS[kind]).bind(*args[1:], **kwargs)
+    return kind, dict(bound.arguments)
 
 
 def check_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
@@ -31,29 +30,17 @@ def check_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None
         return (
             f"{where}: the first argument must be the fault kind, one of {', '.join(FAULT_KINDS)}"
         )
-    if args[0] not in FAULT_KINDS:
-        return f"{where}: unknown fault kind {args[0]!r}; use one of {', '.join(FAULT_KINDS)}"
-    params = signature_text(args[0])
-    unknown = sorted(
-        set(kwargs) - set(inspect.signature(getattr(FaultInjector, args[0])).parameters)
-    )
+    kind = args[0]
+    if kind not in FAULT_KINDS:
+        hint = did_you_mean(kind, FAULT_KINDS)
+        return f"{where}: unknown fault kind {kind!r}{hint}; use one of {', '.join(FAULT_KINDS)}"
+    params = signature_text(kind)
+    names = [o.name for o in KINDS[kind].declared()]
+    unknown = sorted(set(kwargs) - set(names))
     if unknown:
-        return f"{where}: {args[0]} has no option {unknown[0]!r}; it takes {params}"
+        return f"{where}: {kind} has no option {unknown[0]!r}; it takes {params}"
     try:
         marker_arguments(args, kwargs)
     except TypeError as exc:
-        return f"{where}: {exc}; {args[0]} takes {params}"
+        return f"{where}: {exc}; {kind} takes {params}"
     return None
-
-
-def signature_text(kind: str) -> str:
-    """``kind(path, free_bytes=0)``: the method's parameters without annotations."""
-    parts = []
-    for name, param in inspect.signature(getattr(FaultInjector, kind)).parameters.items():
-        if name == "self":
-            continue
-        if param.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in parts:
-            parts.append("*")
-        default = "" if param.default is inspect.Parameter.empty else f"={param.default!r}"
-        parts.append(f"{name}{default}")
-    return f"{kind}({', '.join(parts)})"

@@ -25,13 +25,10 @@ HOST_RESERVE_MB = 512
 class MemoryPressureFault:
     """``hold=False``: the current `Machine` (the host, or a simulated device) reports `mb`
     less available memory, through its ``add_pressure`` hook. ``hold=True``:
-    allocate `mb` MB, touch every page so it is resident, and keep it until the fault ends."""
+    allocate `mb` MB, touch every page so it is resident, and keep it until the fault ends.
+    The arguments are checked by their declaration (`faults.declarations.MemoryPressure`)."""
 
     def __init__(self, mb: float, hold: bool) -> None:
-        if isinstance(mb, bool) or not isinstance(mb, int | float) or not 0 < mb < float("inf"):
-            raise FaultArgumentError(f"mb={mb!r}: must be a number of MB > 0")
-        if not isinstance(hold, bool):
-            raise FaultArgumentError(f"hold={hold!r}: must be True or False")
         self.mb = mb
         self.hold = hold
         self.nbytes = int(mb * MIB)

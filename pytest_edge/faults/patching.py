@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import inspect
 import sys
 import threading
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_edge.callables import BadName, NameLookupError, resolve_attribute
 from pytest_edge.faults.errors import FaultArgumentError
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
@@ -34,58 +34,23 @@ class Hook(Protocol):
     ) -> Any: ...
 
 
-class AsyncHook(Hook, Protocol):
-    """A hook that can also run before a call of a coroutine function."""
-
-    def before_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[None]: ...
-
-
 def resolve_target(dotted: object, argument: str = "target") -> tuple[object, str]:
     """(parent object, attribute name) for ``"package.module.attr[.attr...]"``.
 
     Imports the longest importable module prefix, as `unittest.mock.patch` does, then follows
-    attributes. Raises `FaultArgumentError` naming `argument` when it cannot be resolved.
+    attributes (`pytest_edge.callables.resolve_attribute`). Raises `FaultArgumentError`
+    naming `argument` when it cannot be resolved.
     """
-    if not isinstance(dotted, str) or "." not in dotted or not all(dotted.split(".")):
-        raise FaultArgumentError(
-            f"{argument}={dotted!r}: expected a dotted name like 'package.module.function' "
-            "naming the place where the code under test looks the callable up"
+    try:
+        return resolve_attribute(dotted)
+    except BadName:
+        rule = (
+            "expected a dotted name like 'package.module.function' naming the place where "
+            "the code under test looks the callable up"
         )
-    parts = dotted.split(".")
-    obj: object = _MISSING
-    rest: list[str] = []
-    for i in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:i])
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and (
-                module_name == exc.name or module_name.startswith(exc.name + ".")
-            ):
-                continue
-            raise FaultArgumentError(
-                f"{argument}={dotted!r}: importing {module_name!r} failed: {exc}"
-            ) from exc
-        except Exception as exc:
-            raise FaultArgumentError(
-                f"{argument}={dotted!r}: importing {module_name!r} failed: {exc!r}"
-            ) from exc
-        rest = parts[i:]
-        break
-    if obj is _MISSING:
-        raise FaultArgumentError(f"{argument}={dotted!r}: no importable module {parts[0]!r}")
-    walked = ".".join(parts[: len(parts) - len(rest)])
-    for name in rest[:-1]:
-        try:
-            obj = getattr(obj, name)
-        except AttributeError:
-            raise FaultArgumentError(
-                f"{argument}={dotted!r}: {walked!r} has no attribute {name!r}"
-            ) from None
-        walked += "." + name
-    if not hasattr(obj, rest[-1]):
-        raise FaultArgumentError(f"{argument}={dotted!r}: {walked!r} has no attribute {rest[-1]!r}")
-    return obj, rest[-1]
+        raise FaultArgumentError(rule, argument, dotted) from None
+    except NameLookupError as exc:
+        raise FaultArgumentError(str(exc), argument, dotted) from exc
 
 
 def caller_location() -> str:

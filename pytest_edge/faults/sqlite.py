@@ -35,11 +35,10 @@ from typing import Any
 
 from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.events import EventSink
+from pytest_edge.faults.kinds import COUNTED_ERRORS
 from pytest_edge.faults.patching import Attachment, attach
 from pytest_edge.faults.schedule import Counter
 
-SQLITE_ERRORS = ("full", "locked", "ioerr", "interrupt", "corrupt", "denied")
-COUNTED_ERRORS = ("ioerr", "interrupt")
 # the real ones, for the injector's own work (the module is imported before any patch)
 _connect = sqlite3.connect
 _fsync = os.fsync
@@ -99,9 +98,9 @@ class SqliteFault:
     def __init__(
         self,
         db_path: str,
-        error: str,
         log: EventSink,
         *,
+        error: str,
         counter: Counter | None,
         seed: str,
         extra_pages: int = 0,

@@ -13,26 +13,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pytest_edge.errors import EdgeError, EdgeInputError
-from pytest_edge.profiles.model import DeviceProfile, StorageSpec
+from pytest_edge.errors import EdgeError
+from pytest_edge.profiles.model import DeviceProfile
+from pytest_edge.profiles.model import ProfileError as ProfileError  # re-exported: its old home
+from pytest_edge.schema import Declared, Invalid, Opt, Text, check_keys
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
-_INT_KEYS = ("memory_mb", "os_reserved_mb", "cpu_cores", "swap_mb")
-_FLOAT_KEYS = ("cpu_max_mhz", "cpu_speed_factor", "memory_bandwidth_gbps")
-_STR_KEYS = ("description", "cpu_model", "gpu")
-_ALLOWED_KEYS = frozenset(
-    (*_INT_KEYS, *_FLOAT_KEYS, *_STR_KEYS, "aliases", "uma", "storage", "sources")
-)
-_REQUIRED_KEYS = ("memory_mb", "cpu_cores")
-_STORAGE_KEYS = frozenset(("kind", "seq_write_mbps", "fsync_latency_ms"))
-_TOP_LEVEL = frozenset(("profiles", "speed_reference", "alias_reasons"))
-
-
-class ProfileError(EdgeInputError):
-    """A profile file or a profile entry is not valid."""
+_TOP_LEVEL = ("profiles", "speed_reference", "alias_reasons")
+# Keys a [profiles.NAME] table may hold: every declared field of DeviceProfile.
+_PROFILE_KEYS = tuple(o.name for o in DeviceProfile.declared())
+_REQUIRED_KEYS = tuple(o.name for o in DeviceProfile.declared() if o.required)
 
 
 class UnknownProfileError(EdgeError, LookupError):
@@ -52,12 +45,15 @@ class UnknownProfileError(EdgeError, LookupError):
 
 
 @dataclass(frozen=True)
-class SpeedReference:
+class SpeedReference(Declared):
     """The CPU that ``cpu_speed_factor`` 1.0 stands for, and the benchmark behind the ratios."""
 
-    cpu: str
-    benchmark: str
-    source: str
+    error_type: ClassVar[type[Invalid]] = ProfileError
+
+    cpu: Annotated[str, Opt(Text("a CPU name"))]
+    benchmark: Annotated[str, Opt(Text("a benchmark name"))]
+    source: Annotated[str, Opt(Text("a URL or citation"))]
+    note: Annotated[str, Opt(Text(empty=True), "why the comparison is fair")] = ""
 
 
 def _fail(origin: str, profile: str | None, message: str) -> ProfileError:
@@ -65,90 +61,13 @@ def _fail(origin: str, profile: str | None, message: str) -> ProfileError:
     return ProfileError(f"{where}: {message}")
 
 
-def _number(value: Any, *, integer: bool) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) if integer else isinstance(value, int | float)
-
-
 def parse_profile(name: str, data: Mapping[str, Any], origin: str) -> DeviceProfile:
     """Build one `DeviceProfile` from its TOML table; `origin` names the file for errors."""
-    unknown = sorted(set(data) - _ALLOWED_KEYS)
-    if unknown:
-        raise _fail(
-            origin,
-            name,
-            f"unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(_ALLOWED_KEYS))}",
-        )
-    for key in _REQUIRED_KEYS:
-        if key not in data:
-            raise _fail(origin, name, f"missing required key {key!r}")
-    values: dict[str, Any] = {}
-    for key in _INT_KEYS:
-        if key in data:
-            value = data[key]
-            if not _number(value, integer=True) or value < 0:
-                raise _fail(
-                    origin, name, f"{key} = {value!r}: expected a whole number >= 0 (MB = MiB)"
-                )
-            values[key] = value
-    for key in _FLOAT_KEYS:
-        if key in data:
-            value = data[key]
-            if not _number(value, integer=False) or value <= 0:
-                raise _fail(origin, name, f"{key} = {value!r}: expected a number > 0")
-            values[key] = float(value)
-    for key in _STR_KEYS:
-        if key in data:
-            if not isinstance(data[key], str):
-                raise _fail(origin, name, f"{key} = {data[key]!r}: expected a string")
-            values[key] = data[key]
-    if values["cpu_cores"] < 1:
-        raise _fail(origin, name, f"cpu_cores = {values['cpu_cores']!r}: expected at least 1")
-    if values["memory_mb"] < 1:
-        raise _fail(origin, name, f"memory_mb = {values['memory_mb']!r}: expected at least 1")
-    reserved = values.get("os_reserved_mb", 0)
-    if reserved >= values["memory_mb"]:
-        raise _fail(
-            origin,
-            name,
-            f"os_reserved_mb = {reserved} must be smaller than memory_mb = {values['memory_mb']}",
-        )
-    if "uma" in data:
-        if not isinstance(data["uma"], bool):
-            raise _fail(origin, name, f"uma = {data['uma']!r}: expected true or false")
-        values["uma"] = data["uma"]
-    for key in ("aliases", "sources"):
-        if key in data:
-            items = data[key]
-            if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-                raise _fail(origin, name, f"{key} = {items!r}: expected a list of strings")
-            values[key] = tuple(items)
-    if "storage" in data:
-        values["storage"] = _parse_storage(data["storage"], name, origin)
-    return DeviceProfile(name=name, **values)
-
-
-def _parse_storage(raw: Any, name: str, origin: str) -> StorageSpec:
-    if not isinstance(raw, dict):
-        raise _fail(origin, name, f"storage = {raw!r}: expected a table like {{ kind = 'NVMe' }}")
-    unknown = sorted(set(raw) - _STORAGE_KEYS)
-    if unknown:
-        raise _fail(
-            origin,
-            name,
-            f"storage.{unknown[0]}: unknown key; allowed: {', '.join(sorted(_STORAGE_KEYS))}",
-        )
-    kind = raw.get("kind")
-    if not isinstance(kind, str) or not kind:
-        raise _fail(origin, name, f"storage.kind = {kind!r}: expected a name like 'microSD'")
-    numbers: dict[str, float] = {}
-    for key in ("seq_write_mbps", "fsync_latency_ms"):
-        if key in raw:
-            if not _number(raw[key], integer=False) or raw[key] <= 0:
-                raise _fail(origin, name, f"storage.{key} = {raw[key]!r}: expected a number > 0")
-            numbers[key] = float(raw[key])
-    return StorageSpec(kind=kind, **numbers)
+    try:
+        check_keys(data, _PROFILE_KEYS, _REQUIRED_KEYS)
+        return DeviceProfile(name=name, **data)
+    except Invalid as exc:
+        raise _fail(origin, name, str(exc)) from None
 
 
 class ProfileCatalog:
@@ -182,12 +101,10 @@ class ProfileCatalog:
         self.add_data(data, origin)
 
     def add_data(self, data: Mapping[str, Any], origin: str) -> None:
-        unknown = sorted(set(data) - _TOP_LEVEL)
-        if unknown:
-            raise ProfileError(
-                f"{origin}: unknown top-level key {unknown[0]!r}; "
-                f"allowed: {', '.join(sorted(_TOP_LEVEL))} (profiles go under [profiles.NAME])"
-            )
+        try:
+            check_keys(data, _TOP_LEVEL)
+        except Invalid as exc:
+            raise ProfileError(f"{origin}: {exc} (profiles go under [profiles.NAME])") from None
         profiles = data.get("profiles", {})
         if not isinstance(profiles, dict) or not profiles:
             raise ProfileError(f"{origin}: no profiles; define at least one [profiles.NAME] table")
@@ -197,15 +114,10 @@ class ProfileCatalog:
         self.alias_reasons.update({str(k): str(v) for k, v in reasons.items()})
         reference = data.get("speed_reference")
         if reference is not None:
-            if not isinstance(reference, dict) or not all(
-                isinstance(reference.get(k), str) for k in ("cpu", "benchmark", "source")
-            ):
-                raise ProfileError(
-                    f"{origin}: [speed_reference] needs string keys cpu, benchmark and source"
-                )
-            self.speed_reference = SpeedReference(
-                reference["cpu"], reference["benchmark"], reference["source"]
-            )
+            try:
+                self.speed_reference = SpeedReference.from_data(reference, "speed_reference")
+            except ProfileError as exc:
+                raise ProfileError(f"{origin}: {exc}") from None
         for name, table in profiles.items():
             if not isinstance(table, dict):
                 raise _fail(origin, name, "expected a table of keys")

@@ -7,46 +7,79 @@ the key and what is allowed, so a typo never silently turns a check off.
 
 from __future__ import annotations
 
-import importlib
-import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pytest_edge.errors import EdgeInputError
+from pytest_edge import callables
+from pytest_edge.schema import (
+    Choice,
+    Declared,
+    Invalid,
+    Number,
+    Opt,
+    Optional,
+    Record,
+    Text,
+    Whole,
+    check_keys,
+    type_word,
+)
 
 CRASH_MODES = ("kill", "power-loss")
 DEFAULT_TIMEOUT_S = 120.0
+_REF = Optional(Text("'module:function'"))
 
 
-class ScenarioError(EdgeInputError):
-    """A scenario file that cannot be used; the message names the file and the key."""
+class ScenarioError(Invalid):
+    """A scenario file that cannot be used; the message names the file and the key path."""
+
+
+class _Table(Declared):
+    error_type: ClassVar[type[Invalid]] = ScenarioError
 
 
 @dataclass(frozen=True)
-class Throughput:
+class Throughput(_Table):
     """A rate floor such as ``{ value = 200, unit = "docs/s" }``."""
 
-    value: float
-    unit: str
+    value: Annotated[float, Opt(Number(0.0), "items per second")]
+    unit: Annotated[str, Opt(Text("a unit such as 'docs/s'"), "the workload's unit")]
 
 
 @dataclass(frozen=True)
-class CrashSpec:
-    cycles: int = 20
-    mode: str = "kill"
-    kill: str = "random"
+class CrashSpec(_Table):
+    """``[crash]``: how the workload is killed and how often."""
+
+    cycles: Annotated[int, Opt(Whole(1), "kill/recover cycles")] = 20
+    mode: Annotated[str, Opt(Choice(CRASH_MODES), "kill -9, or power loss")] = "kill"
+    kill: Annotated[str, Opt(Text("a kill point such as 'random' or 'acks:3'"))] = "random"
 
 
 @dataclass(frozen=True)
-class Expectations:
-    lost_acked_writes: int | None = None
-    max_peak_memory_mb: float | None = None
-    min_throughput: Throughput | None = None
-    max_error_rate: float | None = None
-    check: str | None = None  # "module:function" called with the outcome
+class Expectations(_Table):
+    """``[expect]``: what must hold after the run."""
+
+    lost_acked_writes: Annotated[int | None, Opt(Optional(Whole(0)))] = None
+    max_peak_memory_mb: Annotated[float | None, Opt(Optional(Number(0.0)))] = None
+    min_throughput: Annotated[Throughput | None, Opt(Optional(Record(Throughput)))] = None
+    max_error_rate: Annotated[float | None, Opt(Optional(Number(0.0, 1.0, what="a number")))] = None
+    check: Annotated[str | None, Opt(_REF, "called with the outcome")] = None
+
+
+@dataclass(frozen=True)
+class Head(_Table):
+    """``[scenario]``: what runs, on which device, for how long."""
+
+    workload: Annotated[str, Opt(Text("'module:function'"), "the function run")]
+    name: Annotated[str | None, Opt(Optional(Text(empty=True)))] = None
+    description: Annotated[str, Opt(Text(empty=True))] = ""
+    profile: Annotated[str | None, Opt(Optional(Text("a device profile name")))] = None
+    recover: Annotated[str | None, Opt(_REF, "run after each crash")] = None
+    setup: Annotated[str | None, Opt(_REF, "run before the faults are armed")] = None
+    timeout: Annotated[float, Opt(Number(0.001), "seconds")] = DEFAULT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -82,198 +115,76 @@ def is_scenario_file(path: Path) -> bool:
     return isinstance(data.get("scenario"), dict)
 
 
-class _Table:
-    """Reads one TOML table, remembering which keys were used so leftovers are errors."""
-
-    def __init__(self, path: Path, name: str, data: object) -> None:
-        if not isinstance(data, dict):
-            raise ScenarioError(f"{path}: [{name}] must be a table, got {_type(data)}")
-        self.path, self.name, self.data = path, name, data
-        self._allowed: list[str] = []
-
-    def _error(self, key: str, message: str) -> ScenarioError:
-        return ScenarioError(f"{self.path}: [{self.name}] {key}: {message}")
-
-    def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = False) -> Any:
-        self._allowed.append(key)
-        if key not in self.data:
-            if required:
-                raise self._error(key, "is required")
-            return None
-        value = self.data[key]
-        # TOML integers are acceptable where a float is expected; booleans never are numbers.
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) and bool not in kinds:
-            raise self._error(key, f"expected {_names(kinds)}, got a boolean")
-        if not isinstance(value, kinds):
-            raise self._error(key, f"expected {_names(kinds)}, got {_type(value)} {value!r}")
-        return value
-
-    def number(self, key: str, *, minimum: float, maximum: float = math.inf) -> float | None:
-        value = self.get(key, float)
-        if value is not None and not (minimum <= value <= maximum and math.isfinite(value)):
-            bound = f"from {minimum:g} to {maximum:g}" if maximum < math.inf else f">= {minimum:g}"
-            raise self._error(key, f"{value!r} is out of range; allowed: {bound}")
-        return value  # type: ignore[no-any-return]
-
-    def integer(self, key: str, *, minimum: int) -> int | None:
-        value = self.get(key, int)
-        if value is not None and value < minimum:
-            raise self._error(key, f"{value!r} is out of range; allowed: >= {minimum}")
-        return value  # type: ignore[no-any-return]
-
-    def callable_ref(self, key: str, *, required: bool = False) -> str | None:
-        ref = self.get(key, str, required=required)
-        if ref is not None:
-            try:
-                resolve_callable(ref)
-            except ScenarioError as exc:
-                raise self._error(key, str(exc)) from None
-        return ref  # type: ignore[no-any-return]
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - set(self._allowed))
-        if unknown:
-            raise self._error(
-                unknown[0], f"unknown key; allowed keys: {', '.join(sorted(self._allowed))}"
-            )
-
-
 def resolve_callable(ref: str) -> Callable[..., Any]:
     """Import ``"package.module:function"``; a ScenarioError says what could not be found."""
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise ScenarioError(f"{ref!r} is not of the form 'module:function'")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ScenarioError(f"cannot import module {module_name!r} ({exc})") from None
-    target: Any = module
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ScenarioError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not callable(target):
-        raise ScenarioError(f"{ref!r} is not callable")
-    return target  # type: ignore[no-any-return]
+        return callables.resolve_callable(ref)
+    except callables.NameLookupError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 _TOP_LEVEL = ("scenario", "params", "faults", "crash", "expect")
 
 
 def load_scenario(path: Path) -> Scenario:
-    """Read and validate one scenario file."""
+    """Read and validate one scenario file; a `ScenarioError` names the file and key path."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(_TOP_LEVEL))
-    if unknown:
-        raise ScenarioError(
-            f"{path}: unknown table or key {unknown[0]!r}; allowed: {', '.join(_TOP_LEVEL)}"
-        )
-    head = _Table(path, "scenario", data.get("scenario"))
-    name = head.get("name", str) or path.stem
-    description = head.get("description", str) or ""
-    profile = head.get("profile", str)
-    workload = head.callable_ref("workload", required=True)
-    recover = head.callable_ref("recover")
-    setup = head.callable_ref("setup")
-    timeout = head.number("timeout", minimum=0.001) or DEFAULT_TIMEOUT_S
-    head.finish()
+    try:
+        return _build(path, data)
+    except Invalid as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+
+
+def _resolved(table: str, key: str, ref: str | None) -> None:
+    """Import a ``module:function`` reference now, so a typo fails at collection."""
+    if ref is not None:
+        try:
+            callables.resolve_callable(ref)
+        except callables.NameLookupError as exc:
+            raise ScenarioError(str(exc), f"{table}.{key}", ref) from None
+
+
+def _build(path: Path, data: Mapping[str, Any]) -> Scenario:
+    check_keys(data, _TOP_LEVEL)
+    head = Head.from_data(data.get("scenario"), "scenario")
+    for key in ("workload", "recover", "setup"):
+        _resolved("scenario", key, getattr(head, key))
 
     params = data.get("params", {})
     if not isinstance(params, dict):
-        raise ScenarioError(f"{path}: [params] must be a table, got {_type(params)}")
+        raise ScenarioError(f"must be a table, got {type_word(params)}", "params")
 
     faults = data.get("faults", [])
     if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
-        raise ScenarioError(f"{path}: faults must be written as [[faults]] tables")
-    for index, fault in enumerate(faults):
-        if not isinstance(fault.get("kind"), str):
-            raise ScenarioError(f"{path}: [[faults]] #{index + 1}: 'kind' (a string) is required")
+        raise ScenarioError("must be written as [[faults]] tables", "faults")
     if faults:
-        from pytest_edge.faults import FaultArgumentError, FaultPlan
+        from pytest_edge.faults.plan import FaultPlan  # only scenarios with faults pay for it
 
-        try:
-            FaultPlan.from_dict({"faults": faults}, source="plan")
-        except FaultArgumentError as exc:
-            raise ScenarioError(f"{path}: [[faults]]: {exc}") from None
+        FaultPlan.from_dict({"faults": faults}, source="")
 
-    crash = None
-    if "crash" in data:
-        table = _Table(path, "crash", data["crash"])
-        defaults = CrashSpec()
-        mode = table.get("mode", str) or defaults.mode
-        if mode not in CRASH_MODES:
-            raise table._error(
-                "mode", f"{mode!r} is not allowed; allowed: {', '.join(CRASH_MODES)}"
-            )
-        crash = CrashSpec(
-            cycles=table.integer("cycles", minimum=1) or defaults.cycles,
-            mode=mode,
-            kill=table.get("kill", str) or defaults.kill,
-        )
-        table.finish()
-        if recover is None:
-            raise ScenarioError(f"{path}: [crash] needs [scenario] recover = 'module:function'")
+    crash = CrashSpec.from_data(data["crash"], "crash") if "crash" in data else None
+    if crash is not None and head.recover is None:
+        raise ScenarioError("[crash] needs [scenario] recover = 'module:function'", "crash")
 
-    expect = Expectations()
-    if "expect" in data:
-        table = _Table(path, "expect", data["expect"])
-        floor = table.get("min_throughput", dict)
-        throughput = None
-        if floor is not None:
-            rate = _Table(path, "expect.min_throughput", floor)
-            value = rate.number("value", minimum=0.0)
-            unit = rate.get("unit", str, required=True)
-            rate.finish()
-            if value is None:
-                raise rate._error("value", "is required")
-            throughput = Throughput(value, unit)
-        expect = Expectations(
-            lost_acked_writes=table.integer("lost_acked_writes", minimum=0),
-            max_peak_memory_mb=table.number("max_peak_memory_mb", minimum=0.0),
-            min_throughput=throughput,
-            max_error_rate=table.number("max_error_rate", minimum=0.0, maximum=1.0),
-            check=table.callable_ref("check"),
-        )
-        table.finish()
-        if expect.lost_acked_writes is not None and crash is None:
-            raise table._error("lost_acked_writes", "needs a [crash] table to count crashes")
+    expect = Expectations.from_data(data.get("expect", {}), "expect")
+    _resolved("expect", "check", expect.check)
+    if expect.lost_acked_writes is not None and crash is None:
+        raise ScenarioError("needs a [crash] table to count crashes", "expect.lost_acked_writes")
 
     return Scenario(
         path=path,
-        name=name,
-        description=description,
-        workload=workload,  # type: ignore[arg-type]
-        profile=profile,
-        recover=recover,
-        setup=setup,
-        timeout=timeout,
+        name=head.name or path.stem,
+        description=head.description,
+        workload=head.workload,
+        profile=head.profile,
+        recover=head.recover,
+        setup=head.setup,
+        timeout=head.timeout,
         params=params,
         faults=tuple(faults),
         crash=crash,
         expect=expect,
     )
-
-
-_TYPE_WORDS: dict[type, str] = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    dict: "a table",
-    list: "an array",
-    bool: "a boolean",
-}
-
-
-def _type(value: object) -> str:
-    return _TYPE_WORDS.get(type(value), type(value).__name__)
-
-
-def _names(kinds: tuple[type, ...]) -> str:
-    return " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)

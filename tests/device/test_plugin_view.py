@@ -193,7 +193,7 @@ def test_bad_profile_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--edge-profile-file=devices.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*devices.toml: profile 'my-board': memory_mb = -1: expected a whole number >= 0*"]
+        ["*devices.toml: profile 'my-board': memory_mb=-1: must be a whole number >= 1*"]
     )
 
 

@@ -104,14 +104,32 @@ def test_user_file_adds_a_profile(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("memory_mb = '4GB'\ncpu_cores = 4", r"profile 'bad'.*memory_mb = '4GB'.*whole number"),
-        ("memory_mb = 512\ncpu_cores = 0", r"profile 'bad'.*cpu_cores = 0"),
-        ("memory_mb = 512", r"profile 'bad'.*missing required key 'cpu_cores'"),
-        ("memory_mb = 512\ncpu_cores = 1\nram = 3", r"profile 'bad'.*unknown key 'ram'"),
-        ("memory_mb = 512\ncpu_cores = 1\nos_reserved_mb = 600", r"os_reserved_mb = 600"),
-        ("memory_mb = 512\ncpu_cores = 1\numa = 'yes'", r"uma = 'yes'.*true or false"),
+        (
+            "memory_mb = '4GB'\ncpu_cores = 4",
+            r"profile 'bad': memory_mb='4GB': must be a whole number >= 1",
+        ),
+        (
+            "memory_mb = 512\ncpu_cores = 0",
+            r"profile 'bad': cpu_cores=0: must be a whole number >= 1",
+        ),
+        ("memory_mb = 512", r"profile 'bad': cpu_cores: is required"),
+        (
+            "memory_mb = 512\ncpu_cores = 1\nram = 3",
+            r"profile 'bad': ram: unknown key; allowed keys: aliases",
+        ),
+        (
+            "memory_mb = 512\ncpu_cores = 1\nos_reserved_mb = 600",
+            r"os_reserved_mb=600: must be smaller than memory_mb = 512",
+        ),
+        ("memory_mb = 512\ncpu_cores = 1\numa = 'yes'", r"uma='yes': must be True or False"),
         ("memory_mb = 512\ncpu_cores = 1\naliases = ['rpi4']", r"alias 'rpi4' is already used"),
         ("memory_mb = 512\ncpu_cores = 1\nstorage = { kind = 'SD', x = 1 }", r"storage\.x"),
+        (
+            "memory_md = 512\ncpu_cores = 1",
+            r"memory_md: unknown key \(did you mean 'memory_mb'\?\)",
+        ),
+        ("memory_mb = 512\ncpu_cores = 1\ncpu_max_mhz = true", r"cpu_max_mhz=True: must be a"),
+        ("memory_mb = 512\ncpu_cores = 1\nstorage = { kind = '' }", r"storage.kind='': must be"),
     ],
 )
 def test_bad_profile_file_names_file_profile_and_key(

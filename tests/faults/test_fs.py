@@ -256,3 +256,66 @@ def test_slow_io_delays_picked_calls_under_the_path_only(tmp_path: Path) -> None
     assert [e.call for e in faults.fired if e.fault == "slow_io"] == [1, 2]
     assert (tmp_path / "slow" / "w").read_bytes() == b"ab"
     assert armed.calls == 1
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """The correct pattern: os.write may write fewer bytes than asked; loop until done."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def test_short_write_writes_part_of_the_picked_os_write(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with FaultInjector() as faults:
+        armed = faults.io_error(tmp_path, short_write=True, nth=2)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        try:
+            assert os.write(fd, b"abcd") == 4
+            assert os.write(fd, b"efghij") == 3  # a naive caller would lose "hij"
+            write_all(fd, b"klmn")
+        finally:
+            os.close(fd)
+    assert path.read_bytes() == b"abcdefgklmn"
+    assert [(e.call, e.effect) for e in armed.fired] == [(2, "os.write: wrote 3 of 6 bytes")]
+
+
+def test_short_write_is_harmless_to_code_that_loops(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with FaultInjector() as faults:
+        faults.io_error(tmp_path, short_write=True, times=None)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        try:
+            write_all(fd, b"0123456789")
+        finally:
+            os.close(fd)
+        assert len(faults.fired) >= 3
+    assert path.read_bytes() == b"0123456789"
+
+
+def test_short_write_reaches_unbuffered_files_not_buffered_ones(tmp_path: Path) -> None:
+    with FaultInjector() as faults:
+        armed = faults.io_error(tmp_path, short_write=True, times=None)
+        with open(tmp_path / "raw", "wb", buffering=0) as raw:
+            assert raw.write(b"abcdef") == 3
+        # Python's buffered layer finishes a short write itself, as it does on a real disk.
+        with open(tmp_path / "buffered", "wb") as buffered:
+            assert buffered.write(b"abcdef") == 6
+        (tmp_path / "text").write_text("abcdef")
+    assert (tmp_path / "raw").read_bytes() == b"abc"
+    assert (tmp_path / "buffered").read_bytes() == b"abcdef"
+    assert (tmp_path / "text").read_text() == "abcdef"
+    assert armed.calls == 1
+
+
+def test_short_write_applies_to_writes_only(tmp_path: Path) -> None:
+    with (
+        FaultInjector() as faults,
+        pytest.raises(FaultArgumentError, match=r"short_write=True: applies to on='write' only"),
+    ):
+        faults.io_error(tmp_path, on="fsync", short_write=True)
+    with (
+        FaultInjector() as faults,
+        pytest.raises(FaultArgumentError, match=r"short_write='yes': must be True or False"),
+    ):
+        faults.io_error(tmp_path, short_write="yes")  # type: ignore[arg-type]

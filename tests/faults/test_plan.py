@@ -121,7 +121,10 @@ def test_apply_undoes_earlier_faults_when_one_cannot_be_armed() -> None:
             {"faults": [{"kind": "read_only", "path": "/x", "nth": 2}]},
             r"read_only has no option 'nth'",
         ),
-        ({"faults": [{"kind": "io_error", "path": 5}]}, r"path=5: wrong type"),
+        (
+            {"faults": [{"kind": "io_error", "path": 5}]},
+            r"plan.faults\[0\].path=5: expected a file or directory path",
+        ),
         ({"faults": [{"path": "/x"}]}, r"expected a table with a 'kind'"),
         ({"faults": {}, "seed": 1}, r"unexpected \['seed'\]"),
         (
@@ -152,6 +155,40 @@ def test_apply_undoes_earlier_faults_when_one_cannot_be_armed() -> None:
 )
 def test_bad_plans_are_clear_errors(data: dict[str, object], message: str) -> None:
     with pytest.raises(FaultArgumentError, match=message):
+        FaultPlan.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("nth = 0", r"my.toml.faults\[1\].nth=0: must be a whole number >= 1"),
+        ("times = -2", r"my.toml.faults\[1\].times=-2: must be a whole number >= 1, or None"),
+        ("probability = 1.5", r"my.toml.faults\[1\].probability=1.5: must be a number from 0 to 1"),
+        ("every = true", r"my.toml.faults\[1\].every=True: must be a whole number >= 1"),
+        ("window = [2, 1]", r"my.toml.faults\[1\].window=\[2, 1\]: must be \(start, end\)"),
+        ("on = 'flush'", r"my.toml.faults\[1\].on='flush': unknown; use one of 'write'"),
+        ("nht = 2", r"my.toml.faults\[1\]: io_error has no option 'nht' \(did you mean 'nth'\?\)"),
+    ],
+)
+def test_plan_values_are_checked_with_their_key_path(option: str, message: str) -> None:
+    """Issue 15: from_toml accepted nth=0, times=-2 and probability=1.5, and a later error
+    lost the fault's index."""
+    first = '[[faults]]\nkind = "read_only"\npath = "/x"\n\n'
+    text = f'{first}[[faults]]\nkind = "io_error"\npath = "/x"\n{option}\n'
+    with pytest.raises(FaultArgumentError, match=message):
+        FaultPlan.from_toml(text, source="my.toml")
+
+
+def test_plan_errors_keep_the_fault_index_inside_tables() -> None:
+    data = {
+        "faults": [
+            {"kind": "read_only", "path": "/x"},
+            {"kind": "fail", "target": "os.fsync", "exc": {"type": "OSError", "args": [[1]]}},
+        ]
+    }
+    with pytest.raises(
+        FaultArgumentError, match=r"plan.faults\[1\].exc.args=\[\[1\]\]: expected a list"
+    ):
         FaultPlan.from_dict(data)
 
 
@@ -212,3 +249,21 @@ def test_any_generated_plan_round_trips(plan: FaultPlan, message: str) -> None:
     assert FaultPlan.from_toml(plan.to_toml()) == plan
     assert FaultPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     assert tomllib.loads(plan.to_toml()) == plan.to_dict()
+
+
+def test_short_write_round_trips_in_a_plan(tmp_path: Path) -> None:
+    plan = FaultPlan.from_toml(
+        f'[[faults]]\nkind = "io_error"\npath = "{tmp_path}"\nshort_write = true\nnth = 2\n'
+    )
+    assert FaultPlan.from_toml(plan.to_toml()) == plan
+    with FaultInjector() as faults:
+        (armed,) = faults.apply(plan)
+        assert armed.options["short_write"] is True
+
+
+def test_the_cheap_kind_list_matches_the_declarations() -> None:
+    """The plugin reads kinds.FAULT_KINDS without building the declarations: same kinds."""
+    from pytest_edge.faults.declarations import KINDS
+    from pytest_edge.faults.kinds import FAULT_KINDS
+
+    assert tuple(KINDS) == FAULT_KINDS

@@ -145,19 +145,19 @@ def test_workload_returning_a_non_result_names_the_contract(wl: pytest.Pytester)
     [
         (
             _scenario("x", "ok", "colour = 'red'"),
-            "*[[]scenario[]] colour: unknown key; allowed keys: *description*workload*",
+            "*scenario.colour: unknown key; allowed keys: *description*workload*",
         ),
         (
             '[scenario]\nname = "x"\n',
-            "*[[]scenario[]] workload: is required*",
+            "*scenario.workload: is required*",
         ),
         (
             _scenario("x", "ok", "timeout = 'soon'"),
-            "*[[]scenario[]] timeout: expected a number, got a string 'soon'*",
+            "*scenario.timeout='soon': must be a finite number >= 0.001*",
         ),
         (
             _scenario("x", "nowhere"),
-            "*[[]scenario[]] workload: module 'wl' has no attribute 'nowhere'*",
+            "*scenario.workload='wl:nowhere': 'wl' has no attribute 'nowhere'*",
         ),
     ],
 )

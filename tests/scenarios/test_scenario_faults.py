@@ -36,7 +36,7 @@ def test_an_invalid_fault_plan_is_a_scenario_file_error(wl: pytest.Pytester) -> 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "invalid scenario file: */bad.toml: [[][[]faults[]][]]: "
-            "plan.faults[[]0[]].kind='meltdown': unknown fault kind; use one of disk_full, *"
+            "invalid scenario file: */bad.toml: "
+            "faults[[]0[]].kind='meltdown': unknown fault kind; use one of disk_full, *"
         ]
     )

@@ -72,25 +72,28 @@ def test_minimal_scenario_gets_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ('[scenario]\nname = "x"\n', r"\[scenario\] workload: is required"),
+        ('[scenario]\nname = "x"\n', r"scenario.workload: is required"),
         (
             '[scenario]\nworkload = "json:dumps"\nworkers = 3\n',
-            r"\[scenario\] workers: unknown key; allowed keys: .*workload",
+            r"scenario.workers: unknown key; allowed keys: .*workload",
         ),
         (
             '[scenario]\nworkload = "nosuchmodule_xyz:run"\n',
-            r"workload: cannot import module 'nosuchmodule_xyz'",
+            r"scenario.workload='nosuchmodule_xyz:run': cannot import module 'nosuchmodule_xyz'",
         ),
         (
             '[scenario]\nworkload = "json:nope"\n',
-            r"workload: module 'json' has no attribute 'nope'",
+            r"scenario.workload='json:nope': 'json' has no attribute 'nope'",
         ),
         ('[scenario]\nworkload = "json.dumps"\n', r"not of the form 'module:function'"),
         (
             '[scenario]\nworkload = "json:dumps"\ntimeout = "fast"\n',
-            r"timeout: expected a number, got a string 'fast'",
+            r"scenario.timeout='fast': must be a finite number >= 0.001",
         ),
-        ('[scenario]\nworkload = "json:dumps"\ntimeout = -1\n', r"timeout: -1.0 is out of range"),
+        (
+            '[scenario]\nworkload = "json:dumps"\ntimeout = -1\n',
+            r"scenario.timeout=-1: must be a finite number >= 0.001",
+        ),
         (
             '[scenario]\nworkload = "json:dumps"\n[crash]\ncycles = 3\n',
             r"\[crash\] needs \[scenario\] recover",
@@ -98,15 +101,15 @@ def test_minimal_scenario_gets_defaults(tmp_path: Path) -> None:
         (
             '[scenario]\nworkload = "json:dumps"\nrecover = "json:loads"\n'
             '[crash]\nmode = "reboot"\n',
-            r"mode: 'reboot' is not allowed; allowed: kill, power-loss",
+            r"crash.mode='reboot': unknown; use one of 'kill', 'power-loss'",
         ),
         (
             '[scenario]\nworkload = "json:dumps"\nrecover = "json:loads"\n[crash]\ncycles = 0\n',
-            r"cycles: 0 is out of range",
+            r"crash.cycles=0: must be a whole number >= 1",
         ),
         (
             '[scenario]\nworkload = "json:dumps"\n[expect]\nmax_error_rate = 1.5\n',
-            r"max_error_rate: 1.5 is out of range; allowed: from 0 to 1",
+            r"expect.max_error_rate=1.5: must be a number from 0 to 1",
         ),
         (
             '[scenario]\nworkload = "json:dumps"\n[expect]\nlost_acked_writes = 0\n',
@@ -114,21 +117,30 @@ def test_minimal_scenario_gets_defaults(tmp_path: Path) -> None:
         ),
         (
             '[scenario]\nworkload = "json:dumps"\n[expect]\nmin_throughput = { value = 5 }\n',
-            r"min_throughput\] unit: is required",
+            r"expect.min_throughput.unit: is required",
         ),
         (
             '[scenario]\nworkload = "json:dumps"\n[expect]\nmax_peak_memory_mb = true\n',
-            r"max_peak_memory_mb: expected a number, got a boolean",
+            r"expect.max_peak_memory_mb=True: must be a finite number >= 0",
         ),
         (
             '[scenario]\nworkload = "json:dumps"\n[[faults]]\npath = "/x"\n',
-            r"\[\[faults\]\] #1: 'kind' \(a string\) is required",
+            r"faults\[0\]: expected a table with a 'kind'",
         ),
         (
             '[scenario]\nworkload = "json:dumps"\n[extras]\na = 1\n',
-            r"unknown table or key 'extras'",
+            r"extras: unknown key; allowed keys: crash, expect, faults, params, scenario",
         ),
         ("[scenario]\nworkload = \n", r"not valid TOML"),
+        (
+            '[scenario]\nworkload = "json:dumps"\n[[faults]]\nkind = "io_error"\npath = "/x"\n'
+            "nth = 0\n",
+            r"faults\[0\].nth=0: must be a whole number >= 1",
+        ),
+        (
+            '[scenario]\nworkload = "json:dumps"\ntimout = 3\n',
+            r"scenario.timout: unknown key \(did you mean 'timeout'\?\)",
+        ),
     ],
 )
 def test_bad_files_name_file_key_and_rule(tmp_path: Path, text: str, match: str) -> None:

@@ -1,0 +1,58 @@
+"""The one resolver of user code by name, used by scenarios, crash targets and faults."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_edge.callables import (
+    BadName,
+    ImportFailed,
+    NoAttribute,
+    NotCallable,
+    resolve_attribute,
+    resolve_callable,
+)
+
+
+def test_module_function_and_nested_names_resolve() -> None:
+    assert resolve_callable("json:dumps") is json.dumps
+    assert resolve_callable("json:JSONDecoder.decode") is json.JSONDecoder.decode
+
+
+def test_a_script_path_resolves_only_when_files_are_allowed(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("def run():\n    return 7\n")
+    assert resolve_callable(f"{script}:run", files=True)() == 7
+    with pytest.raises(ImportFailed, match="cannot import module"):
+        resolve_callable(f"{script}:run")
+
+
+@pytest.mark.parametrize(
+    ("ref", "error", "message"),
+    [
+        ("json.dumps", BadName, r"'json.dumps' is not of the form 'module:function'"),
+        ("json:", BadName, "not of the form"),
+        ("no_such_mod_q:f", ImportFailed, r"cannot import module 'no_such_mod_q'"),
+        ("json:nope", NoAttribute, r"'json' has no attribute 'nope'"),
+        ("json:decoder.nope", NoAttribute, r"'json.decoder' has no attribute 'nope'"),
+        ("os:sep", NotCallable, r"'os:sep' is not callable"),
+    ],
+)
+def test_bad_references_say_which_part_failed(ref: str, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        resolve_callable(ref)
+
+
+def test_dotted_names_import_the_longest_module_prefix() -> None:
+    assert resolve_attribute("os.path.join") == (os.path, "join")
+    assert resolve_attribute("json.JSONDecoder.decode") == (json.JSONDecoder, "decode")
+    with pytest.raises(NoAttribute, match=r"'os.path' has no attribute 'nope'"):
+        resolve_attribute("os.path.nope")
+    with pytest.raises(ImportFailed, match=r"no_such_pkg_q"):
+        resolve_attribute("no_such_pkg_q.mod.f")
+    with pytest.raises(BadName, match="dotted name"):
+        resolve_attribute("fsync")
