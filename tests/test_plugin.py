@@ -65,3 +65,15 @@ def test_scenario_devices_come_through_the_hook(pytester: pytest.Pytester) -> No
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only", "-q", "one.toml")
     result.stdout.fnmatch_lines(["one.toml::one[[]host[]]", "one.toml::one[[]elsewhere[]]"])
+
+
+def test_one_room_can_be_disabled_alone(pytester: pytest.Pytester) -> None:
+    """Rooms only meet through hooks: without the device room the others still work."""
+    pytester.makepyfile("def test_one(edge_seed):\n    pass\n")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-p", "no:pytest_edge.device.plugin", "--edge-report=r.md"
+    )
+    result.assert_outcomes(passed=1)
+    text = (pytester.path / "r.md").read_text()
+    assert "## pytest-edge report" in text
+    assert "### Device" not in text
