@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, fields
-from typing import Any, ClassVar, Self, get_type_hints
+from typing import Any, ClassVar, Final, Self, get_type_hints
 
 from pytest_edge.errors import EdgeInputError
 
@@ -163,13 +163,26 @@ class Optional(ValueType):
         return f"{self.inner.describe()}, or None for {self.none_means}"
 
 
+#: The longest wait any timer takes: a 32-bit ``time_t`` (Raspberry Pi OS 32-bit and other
+#: 32-bit boards) ends in 2038; past it ``setitimer`` (pytest-timeout's signal method) and
+#: thread waits raise OverflowError (on 64-bit hosts from ~9.2e9 s), which kills the session.
+MAX_SECONDS: Final = 2**31 - 1
+SECONDS_NOTE: Final = "the longest timer a 32-bit OS clock takes, about 68 years"
+
+
+def _num(value: float) -> str:
+    """``2147483647`` (not ``2.14748e+09``) for whole bounds, ``0.001`` for the others."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _bounds(minimum: float | None, maximum: float | None, above: bool) -> str:
     if minimum is not None and maximum is not None:
-        return f" from {minimum:g} to {maximum:g}"
+        low = f"> {_num(minimum)} and <=" if above else f"from {_num(minimum)} to"
+        return f" {low} {_num(maximum)}"
     if minimum is not None:
-        return f" {'>' if above else '>='} {minimum:g}"
+        return f" {'>' if above else '>='} {_num(minimum)}"
     if maximum is not None:
-        return f" <= {maximum:g}"
+        return f" <= {_num(maximum)}"
     return ""
 
 
@@ -203,11 +216,13 @@ class Number(ValueType):
         *,
         above: bool = False,
         what: str = "a finite number",
+        note: str = "",
     ) -> None:
         self.minimum = minimum
         self.maximum = maximum
         self.above = above
         self.what = what
+        self.note = note
 
     def accepts(self, value: Any) -> bool:
         if not is_number(value) or not math.isfinite(value):
@@ -221,7 +236,17 @@ class Number(ValueType):
         return float(value)
 
     def describe(self) -> str:
-        return f"must be {self.what}{_bounds(self.minimum, self.maximum, self.above)}"
+        note = f" ({self.note})" if self.note else ""
+        return f"must be {self.what}{_bounds(self.minimum, self.maximum, self.above)}{note}"
+
+
+class Seconds(Number):
+    """A number of seconds up to `MAX_SECONDS`, the OS bound named in the message."""
+
+    def __init__(self, minimum: float = 0.0, *, above: bool = False) -> None:
+        super().__init__(
+            minimum, MAX_SECONDS, above=above, what="a number of seconds", note=SECONDS_NOTE
+        )
 
 
 class Flag(ValueType):

@@ -15,6 +15,7 @@ in step).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, fields
 from typing import Annotated, Any, ClassVar
@@ -36,6 +37,7 @@ from pytest_edge.schema import (
     Opt,
     Optional,
     PathText,
+    Seconds,
     Span,
     Text,
     ValueType,
@@ -45,7 +47,13 @@ from pytest_edge.schema import (
 PathArg = str | os.PathLike[str]
 ExceptionArg = BaseException | type[BaseException]
 
-_SECONDS = Number(0.0)
+_SECONDS = Seconds()
+#: SQLite's own limit on a database's pages (``PRAGMA max_page_count``).
+SQLITE_MAX_PAGES = 4294967294
+#: SQLite keeps its busy timeout as a C int of milliseconds.
+SQLITE_MAX_BUSY_S = (2**31 - 1) // 1000
+#: The most memory a process can address, in MB (a C ssize_t of bytes).
+MAX_MB = sys.maxsize // (1 << 20)
 
 
 class ExceptionValue(ValueType):
@@ -54,7 +62,8 @@ class ExceptionValue(ValueType):
 
     rule: ClassVar[str] = (
         "expected an exception instance such as OSError(5, 'Input/output error') "
-        "or an exception class"
+        "or an exception class, of an Exception subclass (KeyboardInterrupt, SystemExit, "
+        "GeneratorExit and BaseException would end the pytest session, not the test)"
     )
 
     def convert(self, value: Any) -> Any:
@@ -66,8 +75,8 @@ class ExceptionValue(ValueType):
         return super().convert(value)
 
     def accepts(self, value: Any) -> bool:
-        return isinstance(value, BaseException) or (
-            isinstance(value, type) and issubclass(value, BaseException)
+        return isinstance(value, Exception) or (
+            isinstance(value, type) and issubclass(value, Exception)
         )
 
     def to_data(self, value: Any) -> Any:
@@ -251,9 +260,26 @@ class Sqlite(FaultArgs, Schedule):
     db_path: Annotated[PathArg, Opt(PathText(), "the database file", source="db_paths")]
     error: Annotated[str, Opt(Choice(SQLITE_ERRORS), "the engine error", source="sqlite_errors")]
     _: KW_ONLY
-    extra_pages: Annotated[int, Opt(Whole(0), "full: pages still allowed")] = 0
+    extra_pages: Annotated[
+        int,
+        Opt(
+            Whole(0, SQLITE_MAX_PAGES, note="SQLite's largest max_page_count"),
+            "full: pages still allowed",
+        ),
+    ] = 0
     busy_timeout: Annotated[
-        float | None, Opt(Optional(_SECONDS), "locked: cap on the connections' busy wait")
+        float | None,
+        Opt(
+            Optional(
+                Number(
+                    0.0,
+                    SQLITE_MAX_BUSY_S,
+                    what="a number of seconds",
+                    note="SQLite's busy timeout is a C int of milliseconds",
+                )
+            ),
+            "locked: cap on the connections' busy wait",
+        ),
     ] = None
     deny: Annotated[str, Opt(Choice(("all", "writes")), "denied: which statements")] = "all"
     table: Annotated[
@@ -283,7 +309,17 @@ class MemoryPressure(FaultArgs):
 
     kind: ClassVar[str] = "memory_pressure"
     mb: Annotated[
-        float, Opt(Number(0.0, above=True, what="a number of MB"), sample=(1, 16, 256, 1024))
+        float,
+        Opt(
+            Number(
+                0.0,
+                MAX_MB,
+                above=True,
+                what="a number of MB",
+                note="the most memory a process can address",
+            ),
+            sample=(1, 16, 256, 1024),
+        ),
     ]
     _: KW_ONLY
     hold: Annotated[bool, Opt(Flag(), "really allocate and hold the memory")] = False

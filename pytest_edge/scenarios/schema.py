@@ -22,6 +22,7 @@ from pytest_edge.schema import (
     Opt,
     Optional,
     Record,
+    Seconds,
     Text,
     Whole,
     check_keys,
@@ -79,7 +80,7 @@ class Head(_Table):
     profile: Annotated[str | None, Opt(Optional(Text("a device profile name")))] = None
     recover: Annotated[str | None, Opt(_REF, "run after each crash")] = None
     setup: Annotated[str | None, Opt(_REF, "run before the faults are armed")] = None
-    timeout: Annotated[float, Opt(Number(0.001), "seconds")] = DEFAULT_TIMEOUT_S
+    timeout: Annotated[float, Opt(Seconds(0.001), "seconds")] = DEFAULT_TIMEOUT_S
 
 
 @dataclass(frozen=True)

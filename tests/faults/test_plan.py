@@ -267,3 +267,83 @@ def test_the_cheap_kind_list_matches_the_declarations() -> None:
     from pytest_edge.faults.kinds import FAULT_KINDS
 
     assert tuple(KINDS) == FAULT_KINDS
+
+
+@pytest.mark.parametrize(
+    "name", ["KeyboardInterrupt", "SystemExit", "GeneratorExit", "BaseException"]
+)
+def test_exceptions_that_end_the_session_are_refused_naming_what_is_allowed(name: str) -> None:
+    text = f'[[faults]]\nkind = "fail"\ntarget = "os.fsync"\nexc = {{ type = "{name}" }}\n'
+    with pytest.raises(FaultArgumentError) as info:
+        FaultPlan.from_toml(text, source="my.toml")
+    assert str(info.value).startswith(
+        f"my.toml.faults[0].exc.type='{name}': not allowed; use an Exception subclass"
+    )
+    assert "would end the pytest session" in str(info.value)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit(1), GeneratorExit()])
+def test_python_api_refuses_exceptions_that_end_the_session(exc: object) -> None:
+    with pytest.raises(FaultArgumentError, match=r"exc=.*of an Exception subclass"):
+        FaultSpec("fail", {"target": "os.fsync", "exc": exc})
+    with pytest.raises(FaultArgumentError, match="expected an Exception subclass"):
+        register_exception(KeyboardInterrupt)
+
+
+@pytest.mark.parametrize(
+    ("exc", "message"),
+    [
+        (
+            '{ type = "OSError", args = [1, 2, 3, 4, 5, 6, 7] }',
+            r"my.toml.faults\[0\].exc.args=\[1, 2, 3, 4, 5, 6, 7\]: OSError takes at most 5 "
+            r"arguments \(errno, strerror, filename, winerror, filename2\), got 7",
+        ),
+        (
+            '{ type = "OSError", args = ["EIO", "disk"] }',
+            r"exc.args=\['EIO', 'disk'\]: OSError's first argument is the errno",
+        ),
+        (
+            '{ type = "UnicodeDecodeError", args = ["x"] }',
+            r"exc.args=\['x'\]: UnicodeDecodeError cannot be built from these arguments "
+            r"\(TypeError: function takes exactly 5 arguments \(1 given\)\)",
+        ),
+    ],
+)
+def test_exception_arguments_that_do_not_fit_the_class_fail_at_load(exc: str, message: str) -> None:
+    text = f'[[faults]]\nkind = "fail"\ntarget = "os.fsync"\nexc = {exc}\n'
+    with pytest.raises(FaultArgumentError, match=message):
+        FaultPlan.from_toml(text, source="my.toml")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            'kind = "slow"\ntarget = "os.fsync"\nseconds = 1e10',
+            r"faults\[0\].seconds=10000000000.0: must be a number of seconds from 0 to 2147483647 "
+            r"\(the longest timer a 32-bit OS clock takes",
+        ),
+        (
+            'kind = "slow_io"\npath = "/x"\nseconds = 1e300',
+            r"faults\[0\].seconds=1e\+300: must be a number of seconds from 0 to 2147483647",
+        ),
+        (
+            'kind = "memory_pressure"\nmb = 1e20',
+            r"faults\[0\].mb=1e\+20: must be a number of MB > 0 and <= 8796093022207 "
+            r"\(the most memory a process can address\)",
+        ),
+        (
+            'kind = "sqlite"\ndb_path = "/x.db"\nerror = "full"\nextra_pages = 4294967295',
+            r"faults\[0\].extra_pages=4294967295: must be a whole number from 0 to 4294967294 "
+            r"\(SQLite's largest max_page_count\)",
+        ),
+        (
+            'kind = "sqlite"\ndb_path = "/x.db"\nerror = "locked"\nbusy_timeout = 1e7',
+            r"faults\[0\].busy_timeout=10000000.0: must be a number of seconds from 0 to 2147483 "
+            r"\(SQLite's busy timeout is a C int of milliseconds\)",
+        ),
+    ],
+)
+def test_numbers_are_bounded_where_the_os_bounds_them(option: str, message: str) -> None:
+    with pytest.raises(FaultArgumentError, match=message):
+        FaultPlan.from_toml(f"[[faults]]\n{option}\n", source="my.toml")

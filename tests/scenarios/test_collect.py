@@ -153,7 +153,7 @@ def test_workload_returning_a_non_result_names_the_contract(wl: pytest.Pytester)
         ),
         (
             _scenario("x", "ok", "timeout = 'soon'"),
-            "*scenario.timeout='soon': must be a finite number >= 0.001*",
+            "*scenario.timeout='soon': must be a number of seconds from 0.001 to 2147483647*",
         ),
         (
             _scenario("x", "nowhere"),
