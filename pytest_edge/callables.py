@@ -50,6 +50,10 @@ class NotCallable(NameLookupError):
     """The name resolves, to something that cannot be called."""
 
 
+# A relative name has no package to be relative to: files and plans are read from anywhere.
+_RELATIVE = "{ref!r} is a relative module name; write the absolute name, e.g. '{example}'"
+
+
 def _import(module_name: str) -> ModuleType:
     try:
         return importlib.import_module(module_name)
@@ -85,6 +89,8 @@ def resolve_callable(ref: object, *, files: bool = False) -> Callable[..., Any]:
     module_name, sep, qualname = ref.partition(":")
     if not sep or not module_name or not qualname or not all(qualname.split(".")):
         raise BadName(f"{ref!r} is not of the form 'module:function'")
+    if module_name.startswith("."):
+        raise BadName(_RELATIVE.format(ref=ref, example="package.module:function"))
     if files and module_name.endswith(".py") and os.path.isfile(module_name):
         module = _load_file(module_name)
     else:
@@ -101,6 +107,8 @@ def resolve_attribute(dotted: object) -> tuple[object, str]:
     Imports the longest importable module prefix, as `unittest.mock.patch` does, then follows
     attributes; the last one must exist on its parent.
     """
+    if isinstance(dotted, str) and dotted.startswith("."):
+        raise BadName(_RELATIVE.format(ref=dotted, example="package.module.function"))
     if not isinstance(dotted, str) or "." not in dotted or not all(dotted.split(".")):
         raise BadName(f"{dotted!r} is not a dotted name like 'package.module.function'")
     parts = dotted.split(".")

@@ -149,7 +149,10 @@ def read_marks(
     profile_mark = seen.get("edge_profile")
     if profile_mark is not None:
         names = marker_profiles(profile_mark.args, profile_mark.kwargs, where)
-        profiles = tuple(resolve(name) for name in names)
+        try:
+            profiles = tuple(resolve(name) for name in names)
+        except LookupError as exc:  # UnknownProfileError: say which marker of which test
+            raise ValueError(f"{where}: edge_profile: {str(exc).splitlines()[0]}") from None
     requires_mark = seen.get("edge_requires")
     if requires_mark is not None:
         requires = marker_requirements(requires_mark.args, requires_mark.kwargs, where)

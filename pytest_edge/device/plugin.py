@@ -46,6 +46,8 @@ _ITEM_PROFILE = pytest.StashKey["DeviceProfile | None"]()
 _ITEM_STACK = pytest.StashKey[ExitStack]()
 _ITEM_PEAK = pytest.StashKey[PeakMemory]()
 _ITEM_MARKS = pytest.StashKey[edge_markers.EdgeMarks]()
+#: Why the test's edge markers cannot be used: the test errors at setup with it (and alone).
+_ITEM_MARK_PROBLEM = pytest.StashKey[str]()
 
 
 def _speed_factor(text: str) -> float:
@@ -188,9 +190,15 @@ class DevicePlugin:
         return self._host
 
     def marks(self, item: pytest.Item) -> edge_markers.EdgeMarks:
+        """The test's edge markers, read once; bad ones read as none, their problem kept."""
         marks = item.stash.get(_ITEM_MARKS, None)
         if marks is None:
-            marks = item.stash[_ITEM_MARKS] = _read_marks(self.run, item)
+            try:
+                marks = _read_marks(self.run, item)
+            except (ValueError, LookupError) as exc:  # UnknownProfileError is a LookupError
+                item.stash[_ITEM_MARK_PROBLEM] = str(exc).splitlines()[0]
+                marks = edge_markers.EdgeMarks()
+            item.stash[_ITEM_MARKS] = marks
         return marks
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -202,7 +210,7 @@ class DevicePlugin:
         try:
             pinned = _read_marks(self.run, metafunc.definition).profiles
         except (ValueError, LookupError):
-            return  # reported as a usage error in pytest_collection_modifyitems
+            return  # the test errors at setup, alone (pytest_runtest_setup)
         profiles = self.run.profiles if pinned is None else list(pinned)
         if profiles:
             metafunc.parametrize(
@@ -211,13 +219,6 @@ class DevicePlugin:
                 indirect=True,
                 ids=[p.name for p in profiles],
             )
-
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
-            try:
-                self.marks(item)
-            except (ValueError, LookupError) as exc:  # UnknownProfileError is a LookupError
-                raise pytest.UsageError(f"{exc}") from exc
 
     def _item_profile(
         self, item: pytest.Item, marks: edge_markers.EdgeMarks
@@ -242,6 +243,8 @@ class DevicePlugin:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         marks = self.marks(item)
+        if _ITEM_MARK_PROBLEM in item.stash:
+            return (yield)  # the test errors in pytest_runtest_setup below
         profile = self._item_profile(item, marks)
         item.stash[_ITEM_PROFILE] = profile
         stack = ExitStack()
@@ -370,6 +373,20 @@ class DevicePlugin:
 
 
 # --- pytest-edge's own hooks (hookspecs.py), answered for the other capabilities ---
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test whose edge markers cannot be used errors at setup, alone and in one line; a usage
+    error would end the whole session, even with the test deselected by ``-k``.
+
+    A plain hook, not in the class's setup wrapper: failing there would skip the inner
+    wrappers (pytest's logging, capture) whose teardown expects their setup to have run.
+    """
+    item.config.stash[DEVICES_KEY].marks(item)
+    problem = item.stash.get(_ITEM_MARK_PROBLEM, None)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
 
 
 def pytest_edge_report_sections(config: pytest.Config) -> list[Section]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pytest_edge.faults.declarations import KINDS, signature_text
 from pytest_edge.faults.kinds import FAULT_KINDS
-from pytest_edge.schema import did_you_mean
+from pytest_edge.schema import Invalid, did_you_mean
 
 
 def marker_arguments(
@@ -38,9 +38,14 @@ def check_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None
     names = [o.name for o in KINDS[kind].declared()]
     unknown = sorted(set(kwargs) - set(names))
     if unknown:
-        return f"{where}: {kind} has no option {unknown[0]!r}; it takes {params}"
+        hint = did_you_mean(unknown[0], names)
+        return f"{where}: {kind} has no option {unknown[0]!r}{hint}; it takes {params}"
     try:
-        marker_arguments(args, kwargs)
+        _, bound = marker_arguments(args, kwargs)
     except TypeError as exc:
         return f"{where}: {exc}; {kind} takes {params}"
+    try:  # the values too: ranges, exception classes and their arguments
+        KINDS[kind](**bound)
+    except Invalid as exc:
+        return f"{where}: {exc}"
     return None

@@ -1,5 +1,7 @@
 """Fault injection wired to pytest: the ``edge_fault`` marker and the ``edge_faults`` fixture.
 
+A marker's arguments are checked when its test is set up: a bad one fails that test alone.
+
 Faults have no command-line options: tests arm them (fixture or marker). The fault code is
 imported only when a test arms a fault; registering the marker needs only `faults.kinds`.
 """
@@ -32,14 +34,16 @@ def pytest_configure(config: pytest.Config) -> None:
     register_markers(config, MARKERS)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for mark in item.iter_markers("edge_fault"):
-            from pytest_edge.faults.marker import check_marker
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A bad ``edge_fault`` marker errors its own test at setup, in one line; the session (and
+    a test deselected with ``-k``) is not touched, as a usage error would."""
+    for mark in item.iter_markers("edge_fault"):
+        from pytest_edge.faults.marker import check_marker
 
-            problem = check_marker(mark.args, mark.kwargs)
-            if problem is not None:
-                raise pytest.UsageError(f"{item.nodeid}: {problem}")
+        problem = check_marker(mark.args, mark.kwargs)
+        if problem is not None:
+            pytest.fail(f"{item.nodeid}: {problem}", pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)

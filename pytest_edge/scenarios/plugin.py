@@ -7,19 +7,37 @@ pytest-edge's hooks (answered by the device capability) and read the seed from
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_edge.device.session import edge_run
-from pytest_edge.settings import MarkerSpec, Setting, register_markers
+from pytest_edge.settings import MarkerSpec, Setting, add_settings, read_setting, register_markers
 
 if TYPE_CHECKING:
     from pytest_edge.report.model import Section
     from pytest_edge.scenarios.record import ScenarioRecord
 
-SETTINGS: tuple[Setting, ...] = ()
+SCENARIO_PATHS = Setting(
+    "--edge-scenario-path",
+    "collect every .toml file under PATH as a scenario, whatever its size (repeatable); "
+    "elsewhere only .toml files of at most 1 MB with a [scenario] table in their first "
+    "64 KB are read.",
+    metavar="PATH",
+    action="append",
+    ini="edge_scenario_paths",
+    ini_type="paths",
+)
+SETTINGS: tuple[Setting, ...] = (SCENARIO_PATHS,)
+_PATHS_KEY = pytest.StashKey[tuple[Path, ...]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_settings(parser, SETTINGS)
+
+
 MARKERS: tuple[MarkerSpec, ...] = (
     MarkerSpec("edge_scenario", "", "an item collected from a scenario TOML file (pytest-edge)"),
 )
@@ -27,6 +45,9 @@ MARKERS: tuple[MarkerSpec, ...] = (
 
 def pytest_configure(config: pytest.Config) -> None:
     register_markers(config, MARKERS)
+    paths, _ = read_setting(config, SCENARIO_PATHS)
+    base = config.invocation_params.dir
+    config.stash[_PATHS_KEY] = tuple((base / p).resolve() for p in paths or ())
     config.pluginmanager.register(ScenarioPlugin(config), "edge-scenarios")
 
 
@@ -34,10 +55,21 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.suffix != ".toml":
         return None
     from pytest_edge.scenarios.items import ScenarioFile
-    from pytest_edge.scenarios.schema import is_scenario_file
+    from pytest_edge.scenarios.schema import (
+        MAX_SCENARIO_BYTES,
+        ScenarioFileWarning,
+        skipped_reason,
+        sniff_toml,
+    )
 
-    if not is_scenario_file(file_path):
-        return None
+    configured = parent.config.stash.get(_PATHS_KEY, ())
+    if not any(file_path.resolve().is_relative_to(p) for p in configured):
+        sniff = sniff_toml(file_path)
+        reason = skipped_reason(file_path, sniff)
+        if reason is not None:
+            warnings.warn(ScenarioFileWarning(reason), stacklevel=1)
+        if not sniff.scenario or sniff.size > MAX_SCENARIO_BYTES:
+            return None
     file: pytest.Collector = ScenarioFile.from_parent(parent, path=file_path)
     return file
 

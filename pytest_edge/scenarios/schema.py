@@ -7,6 +7,9 @@ the key and what is allowed, so a typo never silently turns a check off.
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pytest_edge import callables
+from pytest_edge.errors import EdgeWarning
 from pytest_edge.schema import (
+    MAX_SECONDS,
+    SECONDS_NOTE,
     Choice,
     Declared,
     Invalid,
@@ -101,19 +107,75 @@ class Scenario:
     expect: Expectations = field(default_factory=Expectations)
 
 
+#: How much of a ``.toml`` file is read to tell whether it is a scenario: the ``[scenario]``
+#: header is near the top, and a data file of hundreds of MB must cost no more than this.
+SNIFF_BYTES = 64 * 1024
+#: A scenario file larger than this is not collected unless it is under a configured
+#: scenario path (`edge_scenario_paths`): it is a data file with a ``[scenario]`` table.
+MAX_SCENARIO_BYTES = 1 << 20
+
+_HEADER = re.compile(r"^[ \t]*\[\[?[ \t]*([^\]\n#]+?)[ \t]*\]", re.MULTILINE)
+_DOTTED = re.compile(r"^[ \t]*scenario[ \t]*[.=]", re.MULTILINE)
+
+
+class ScenarioFileWarning(EdgeWarning):
+    """A ``.toml`` file that looks meant as a scenario but is not collected: why, and the fix."""
+
+
+@dataclass(frozen=True)
+class Sniff:
+    """What the first `SNIFF_BYTES` of a TOML file say, without parsing it."""
+
+    scenario: bool  # a [scenario] table (or scenario.key / scenario = {...}) is there
+    near: str | None  # a table name that looks like a misspelled "scenario"
+    size: int
+
+
+def sniff_toml(path: Path) -> Sniff:
+    """Look for a ``[scenario]`` header in the first `SNIFF_BYTES` only (cheap for any size)."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return Sniff(False, None, 0)
+    names = [m.group(1).strip() for m in _HEADER.finditer(head)]
+    if "scenario" in names or _DOTTED.search(head):
+        return Sniff(True, None, size)
+    near = next((name for name in names if _looks_like_scenario(name)), None)
+    return Sniff(False, near, size)
+
+
+def _looks_like_scenario(name: str) -> bool:
+    first = name.split(".")[0].strip().strip("\"'")
+    return first.lower() == "scenario" or bool(
+        difflib.get_close_matches(first.lower(), ["scenario"], n=1, cutoff=0.8)
+    )
+
+
 def is_scenario_file(path: Path) -> bool:
-    """True for a TOML file with a ``[scenario]`` table; other TOML files are not scenarios."""
+    """True for a ``.toml`` file of at most `MAX_SCENARIO_BYTES` with a ``[scenario]`` table
+    in its first `SNIFF_BYTES`; other TOML files (data, config) are never parsed."""
     if path.suffix != ".toml":
         return False
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        # A broken file that mentions [scenario] is still reported, by load_scenario.
-        try:
-            return "[scenario]" in path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-    return isinstance(data.get("scenario"), dict)
+    sniff = sniff_toml(path)
+    return sniff.scenario and sniff.size <= MAX_SCENARIO_BYTES
+
+
+def skipped_reason(path: Path, sniff: Sniff) -> str | None:
+    """Why a ``.toml`` file that looks meant as a scenario is not collected, or None."""
+    if sniff.scenario and sniff.size > MAX_SCENARIO_BYTES:
+        return (
+            f"{path}: has a [scenario] table but is {sniff.size / (1 << 20):.1f} MB, over the "
+            f"{MAX_SCENARIO_BYTES >> 20} MB a scenario file may have; not collected (add its "
+            "directory to the edge_scenario_paths ini key to collect it)"
+        )
+    if not sniff.scenario and sniff.near is not None:
+        return (
+            f"{path}: table [{sniff.near}] looks like a misspelled [scenario] (did you mean "
+            "[scenario]?); the file is not collected as a scenario"
+        )
+    return None
 
 
 def resolve_callable(ref: str) -> Callable[..., Any]:
@@ -130,7 +192,14 @@ _TOP_LEVEL = ("scenario", "params", "faults", "crash", "expect")
 def load_scenario(path: Path) -> Scenario:
     """Read and validate one scenario file; a `ScenarioError` names the file and key path."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        raise ScenarioError(
+            f"{path}: not UTF-8 text (byte 0x{bad} at offset {exc.start}); TOML files are UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
     try:
@@ -148,8 +217,31 @@ def _resolved(table: str, key: str, ref: str | None) -> None:
             raise ScenarioError(str(exc), f"{table}.{key}", ref) from None
 
 
+def _kill_point(crash: CrashSpec) -> None:
+    """Check ``[crash] kill`` now (the harness reads it only after the measured run)."""
+    from pytest_edge.crash.harness import KillSpec  # only scenarios with [crash] pay for it
+    from pytest_edge.errors import EdgeInputError
+
+    try:
+        spec = KillSpec.parse(crash.kill)
+    except EdgeInputError as exc:
+        rule = str(exc).removeprefix(f"kill={crash.kill!r}").lstrip(": ")
+        raise ScenarioError(rule, "crash.kill", crash.kill) from None
+    if spec.kind == "time" and spec.seconds > MAX_SECONDS:
+        raise ScenarioError(
+            f"SECONDS in 'random-time:SECONDS' must be at most {MAX_SECONDS} ({SECONDS_NOTE})",
+            "crash.kill",
+            crash.kill,
+        )
+
+
 def _build(path: Path, data: Mapping[str, Any]) -> Scenario:
     check_keys(data, _TOP_LEVEL)
+    if "scenario" not in data:
+        raise ScenarioError(
+            "is required: a scenario file has a [scenario] table with workload = 'module:function'",
+            "scenario",
+        )
     head = Head.from_data(data.get("scenario"), "scenario")
     for key in ("workload", "recover", "setup"):
         _resolved("scenario", key, getattr(head, key))
@@ -167,6 +259,8 @@ def _build(path: Path, data: Mapping[str, Any]) -> Scenario:
         FaultPlan.from_dict({"faults": faults}, source="")
 
     crash = CrashSpec.from_data(data["crash"], "crash") if "crash" in data else None
+    if crash is not None:
+        _kill_point(crash)
     if crash is not None and head.recover is None:
         raise ScenarioError("[crash] needs [scenario] recover = 'module:function'", "crash")
 

@@ -45,16 +45,16 @@ def test_edge_requires_skips_with_the_reason(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ("edge_requires(ram=1)", "*edge_requires got unknown keyword 'ram'*"),
+        ("edge_requires(ram=1)", "edge_requires got unknown keyword 'ram'*"),
         ("edge_requires(cores='four')", "*edge_requires(cores='four'): expected a whole number*"),
         ("edge_memory_budget('lots')", "*edge_memory_budget: 'lots' is not a memory size*"),
         ("edge_memory_budget()", "*edge_memory_budget takes one size*"),
         ("edge_profile()", "*edge_profile needs one or more profile names*"),
-        ("edge_profile('rpi9')", "*unknown edge profile 'rpi9'; did you mean*"),
+        ("edge_profile('rpi9')", "edge_profile: unknown edge profile 'rpi9'; did you mean*"),
         ("edge_isolated(timeout=-1)", "*edge_isolated(timeout=-1): expected seconds > 0*"),
     ],
 )
-def test_bad_marker_arguments_are_usage_errors(
+def test_a_bad_marker_argument_errors_that_test_alone_in_one_line(
     pytester: pytest.Pytester, marker: str, message: str
 ) -> None:
     pytester.makepyfile(
@@ -63,12 +63,17 @@ def test_bad_marker_arguments_are_usage_errors(
         @pytest.mark.{marker}
         def test_x():
             pass
+
+        def test_other():
+            pass
         """
     )
     result = pytester.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
-    assert "Traceback" not in result.stderr.str()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_x*", f"test_*.py::test_x: {message}"])
+    assert "Traceback" not in result.stdout.str()
+    # -k leaving the test out: a clean run, as if the marker were not there
+    pytester.runpytest("-k", "test_other").assert_outcomes(passed=1)
 
 
 def test_memory_budget_fails_with_the_measured_figure(pytester: pytest.Pytester) -> None:
