@@ -8,7 +8,9 @@ armed later on the same file. Connections opened before arming are reached only 
 that act on the file itself (``locked``, ``corrupt``).
 
 * ``full``: ``PRAGMA max_page_count`` = the page count at arming + ``extra_pages`` → SQLITE_FULL
-  ("database or disk is full") when the file would grow;
+  ("database or disk is full") when the file would grow. It may be armed before the database
+  exists (an app that creates it at start-up): the count is then 1, the header page SQLite
+  writes first, so the first table created fails unless ``extra_pages`` leaves room;
 * ``locked``: a second connection holds ``BEGIN EXCLUSIVE`` until the fault ends → writers get
   "database is locked" once their busy timeout expires (in WAL mode readers still succeed);
 * ``interrupt``: a progress handler aborts the picked statement → "interrupted";
@@ -135,17 +137,15 @@ class SqliteFault:
     # -- arming ----------------------------------------------------------------------------
 
     def arm(self) -> None:
-        if self.error in ("full", "locked", "corrupt") and not os.path.exists(self.db):
+        if self.error in ("locked", "corrupt") and not os.path.exists(self.db):
             raise FaultArgumentError(
-                f"db_path={self.db!r}: sqlite {self.error!r} needs an existing database file"
+                f"db_path={self.db!r}: sqlite {self.error!r} needs an existing database file "
+                "('full', 'ioerr', 'interrupt' and 'denied' may be armed before it exists)"
             )
         if self.error == "full":
-            con = _connect(self.db)
-            try:
-                (pages,) = con.execute("PRAGMA page_count").fetchone()
-            finally:
-                con.close()
-            self.max_pages = int(pages) + self.extra_pages
+            # max_page_count = 0 would mean "no limit": a database not created yet (or empty)
+            # counts its header page, the first SQLite writes.
+            self.max_pages = max(self._page_count(), 1) + self.extra_pages
         elif self.error == "locked":
             locker = _connect(self.db, check_same_thread=False, isolation_level=None, timeout=5)
             try:
@@ -160,6 +160,17 @@ class SqliteFault:
         self.active = True
         for parent in (sqlite3, sqlite3.dbapi2):
             self._attachments.append(attach(parent, "connect", _connect_hook))
+
+    def _page_count(self) -> int:
+        """The database's pages now; 0 when the file does not exist (it is not created)."""
+        if not os.path.exists(self.db):
+            return 0
+        con = _connect(self.db)
+        try:
+            (pages,) = con.execute("PRAGMA page_count").fetchone()
+        finally:
+            con.close()
+        return int(pages)
 
     def disarm(self) -> None:
         self.active = False

@@ -240,3 +240,26 @@ def test_pressure(edge_faults):
     )
     result = pytester.runpytest("--edge-profile=raspberry-pi-4-4gb")
     result.assert_outcomes(passed=1)
+
+
+def test_marker_arms_sqlite_full_before_the_app_creates_its_database(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+import sqlite3
+import pytest
+
+def start_app(path):
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (body TEXT)")
+    return con
+
+@pytest.mark.edge_fault("sqlite", "{tmp_path}/app.db", "full")
+def test_start_on_a_full_disk(tmp_path):
+    assert not (tmp_path / "app.db").exists()
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        start_app(tmp_path / "app.db")
+"""
+    )
+    pytester.runpytest().assert_outcomes(passed=1)

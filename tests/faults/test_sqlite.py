@@ -71,6 +71,56 @@ def test_full_with_extra_pages_allows_some_growth(db: Path) -> None:
     assert count(db) == 520
 
 
+class _App:
+    """An app that creates its database when it starts (schema, then its first rows)."""
+
+    def __init__(self, path: Path) -> None:
+        self.con = sqlite3.connect(path)
+        self.con.execute("PRAGMA journal_mode=WAL")
+        with self.con:
+            self.con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT)")
+
+    def save(self, n: int) -> None:
+        insert_batch(self.con, n)
+
+
+def test_full_armed_before_the_database_exists_fails_its_first_write(tmp_path: Path) -> None:
+    path = tmp_path / "later" / "app.db"  # neither the file nor its directory exists yet
+    with FaultInjector() as faults:
+        faults.sqlite(path, "full")
+        assert not path.parent.exists()  # arming creates nothing
+        path.parent.mkdir()
+        with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+            _App(path)
+        assert faults.fired
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM sqlite_schema").fetchone() == (0,)
+
+
+def test_full_armed_before_the_database_exists_leaves_extra_pages(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with FaultInjector() as faults:
+        faults.sqlite(path, "full", extra_pages=4)
+        app = _App(path)  # the schema fits
+        app.save(5)
+        with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+            app.save(2000)
+        app.con.close()
+    assert count(path) == 5
+
+
+@pytest.mark.parametrize("error", ["locked", "corrupt"])
+def test_file_faults_need_the_database_and_say_which_may_come_first(
+    tmp_path: Path, error: str
+) -> None:
+    with (
+        FaultInjector() as faults,
+        pytest.raises(
+            FaultArgumentError, match=r"needs an existing database file \('full', 'ioerr'"
+        ),
+    ):
+        faults.sqlite(tmp_path / "none.db", error)
+
+
 def test_locked_fails_writers_and_lets_wal_readers_read(db: Path) -> None:
     with FaultInjector() as faults:
         faults.sqlite(db, "locked", busy_timeout=0.05)
