@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,21 @@ def test_dotted_names_import_the_longest_module_prefix() -> None:
         resolve_attribute("no_such_pkg_q.mod.f")
     with pytest.raises(BadName, match="dotted name"):
         resolve_attribute("fsync")
+
+
+@pytest.mark.parametrize(
+    ("resolve", "ref", "example"),
+    [
+        (resolve_callable, ".jobs:ingest", "package.module:function"),
+        (resolve_callable, "..jobs:ingest", "package.module:function"),
+        (resolve_attribute, ".db.connect", "package.module.function"),
+    ],
+)
+def test_relative_module_names_are_refused_with_the_absolute_form(
+    resolve: Callable[[str], object], ref: str, example: str
+) -> None:
+    with pytest.raises(BadName) as info:
+        resolve(ref)
+    assert str(info.value) == (
+        f"{ref!r} is a relative module name; write the absolute name, e.g. {example!r}"
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_edge.device.units import parse_size_mb
+from pytest_edge.schema import MAX_SECONDS, SECONDS_NOTE
 
 if TYPE_CHECKING:
     from pytest_edge.profiles.model import DeviceProfile
@@ -104,8 +105,15 @@ def marker_isolated_timeout(
     timeout = kwargs.get("timeout")
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"{where}: edge_isolated(timeout={timeout!r}): expected seconds > 0")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_SECONDS
+    ):
+        raise ValueError(
+            f"{where}: edge_isolated(timeout={timeout!r}): expected seconds > 0 and <= "
+            f"{MAX_SECONDS} ({SECONDS_NOTE})"
+        )
     return float(timeout)
 
 

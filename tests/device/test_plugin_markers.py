@@ -52,6 +52,11 @@ def test_edge_requires_skips_with_the_reason(pytester: pytest.Pytester) -> None:
         ("edge_profile()", "*edge_profile needs one or more profile names*"),
         ("edge_profile('rpi9')", "edge_profile: unknown edge profile 'rpi9'; did you mean*"),
         ("edge_isolated(timeout=-1)", "*edge_isolated(timeout=-1): expected seconds > 0*"),
+        (
+            "edge_isolated(timeout=1e10)",
+            "edge_isolated(timeout=10000000000.0): expected seconds > 0 and <= 2147483647 "
+            "(the longest timer a 32-bit OS clock takes, about 68 years)",
+        ),
     ],
 )
 def test_a_bad_marker_argument_errors_that_test_alone_in_one_line(
