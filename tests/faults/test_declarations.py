@@ -39,7 +39,16 @@ def test_marker_binds_and_checks_with_the_declared_options() -> None:
     )
     message = check_marker(("io_error", "/x"), {"shortwrite": True})
     assert message is not None
-    assert "io_error has no option 'shortwrite'; it takes io_error(path, on='write', *," in message
+    assert (
+        "io_error has no option 'shortwrite' (did you mean 'short_write'?); "
+        "it takes io_error(path, on='write', *," in message
+    )
+    bad_value = check_marker(("slow", "os.fsync"), {"seconds": -1})
+    assert bad_value is not None
+    assert bad_value.endswith(
+        "seconds=-1: must be a number of seconds from 0 to 2147483647 "
+        "(the longest timer a 32-bit OS clock takes, about 68 years)"
+    )
     assert signature_text("disk_full") == "disk_full(path, free_bytes=0)"
     hint = check_marker(("disk_ful",), {})
     assert hint is not None
