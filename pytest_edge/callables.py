@@ -28,6 +28,15 @@ class BadName(NameLookupError):
     """The text is not of the expected form (``module:function``, ``package.module.attr``)."""
 
 
+class RelativeName(BadName):
+    """A relative module name (``.jobs:ingest``): files and plans have no package to start from."""
+
+    def __init__(self, ref: str, example: str) -> None:
+        super().__init__(
+            f"{ref!r} is a relative module name; write the absolute name, e.g. {example!r}"
+        )
+
+
 class ImportFailed(NameLookupError):
     """Importing `module` raised `cause` (not found, or the module's own error)."""
 
@@ -48,10 +57,6 @@ class NoAttribute(NameLookupError):
 
 class NotCallable(NameLookupError):
     """The name resolves, to something that cannot be called."""
-
-
-# A relative name has no package to be relative to: files and plans are read from anywhere.
-_RELATIVE = "{ref!r} is a relative module name; write the absolute name, e.g. '{example}'"
 
 
 def _import(module_name: str) -> ModuleType:
@@ -90,7 +95,7 @@ def resolve_callable(ref: object, *, files: bool = False) -> Callable[..., Any]:
     if not sep or not module_name or not qualname or not all(qualname.split(".")):
         raise BadName(f"{ref!r} is not of the form 'module:function'")
     if module_name.startswith("."):
-        raise BadName(_RELATIVE.format(ref=ref, example="package.module:function"))
+        raise RelativeName(ref, "package.module:function")
     if files and module_name.endswith(".py") and os.path.isfile(module_name):
         module = _load_file(module_name)
     else:
@@ -108,7 +113,7 @@ def resolve_attribute(dotted: object) -> tuple[object, str]:
     attributes; the last one must exist on its parent.
     """
     if isinstance(dotted, str) and dotted.startswith("."):
-        raise BadName(_RELATIVE.format(ref=dotted, example="package.module.function"))
+        raise RelativeName(dotted, "package.module.function")
     if not isinstance(dotted, str) or "." not in dotted or not all(dotted.split(".")):
         raise BadName(f"{dotted!r} is not a dotted name like 'package.module.function'")
     parts = dotted.split(".")

@@ -47,6 +47,7 @@ from pytest_edge.faults.patching import Attachment, attach, detach, resolve_targ
 from pytest_edge.faults.plan import FaultPlan, FaultSpec
 from pytest_edge.faults.schedule import Counter
 from pytest_edge.faults.sqlite import SqliteFault
+from pytest_edge.schema import Invalid
 
 P = ParamSpec("P")
 
@@ -318,11 +319,18 @@ class FaultInjector:
         return self.arm_args(spec.record())
 
     def apply(self, plan: FaultPlan) -> list[ArmedFault]:
-        """Arm every fault of `plan`; if one cannot be armed, those armed before are undone."""
+        """Arm every fault of `plan`; if one cannot be armed, those armed before are undone.
+
+        An arming error (a target that does not import, a missing database) names the fault's
+        index: ``faults[1].target='app.nope': ...``.
+        """
         done: list[ArmedFault] = []
         try:
-            for spec in plan.faults:
-                done.append(self.arm(spec))
+            for i, spec in enumerate(plan.faults):
+                try:
+                    done.append(self.arm(spec))
+                except Invalid as exc:
+                    raise exc.within(f"faults[{i}]") from None
         except BaseException:
             for armed in reversed(done):
                 armed.disarm()

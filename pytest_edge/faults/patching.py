@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_edge.callables import BadName, NameLookupError, resolve_attribute
+from pytest_edge.callables import BadName, NameLookupError, RelativeName, resolve_attribute
 from pytest_edge.faults.errors import FaultArgumentError
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
@@ -43,6 +43,8 @@ def resolve_target(dotted: object, argument: str = "target") -> tuple[object, st
     """
     try:
         return resolve_attribute(dotted)
+    except RelativeName as exc:
+        raise FaultArgumentError(str(exc), argument, dotted) from None
     except BadName:
         rule = (
             "expected a dotted name like 'package.module.function' naming the place where "

@@ -254,9 +254,13 @@ def _build(path: Path, data: Mapping[str, Any]) -> Scenario:
     if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
         raise ScenarioError("must be written as [[faults]] tables", "faults")
     if faults:
+        from pytest_edge.faults.patching import resolve_target
         from pytest_edge.faults.plan import FaultPlan  # only scenarios with faults pay for it
 
         FaultPlan.from_dict({"faults": faults}, source="")
+        for i, fault in enumerate(faults):
+            if "target" in fault:  # imported now, as workload is: a typo fails at collection
+                resolve_target(fault["target"], f"faults[{i}].target")
 
     crash = CrashSpec.from_data(data["crash"], "crash") if "crash" in data else None
     if crash is not None:

@@ -347,3 +347,18 @@ def test_exception_arguments_that_do_not_fit_the_class_fail_at_load(exc: str, me
 def test_numbers_are_bounded_where_the_os_bounds_them(option: str, message: str) -> None:
     with pytest.raises(FaultArgumentError, match=message):
         FaultPlan.from_toml(f"[[faults]]\n{option}\n", source="my.toml")
+
+
+def test_an_arming_error_names_the_fault_of_the_plan() -> None:
+    plan = FaultPlan.from_toml(
+        '[[faults]]\nkind = "slow"\ntarget = "os.fsync"\nseconds = 0\n'
+        '[[faults]]\nkind = "fail"\ntarget = "nowhere_at_all.fn"\nexc = { type = "OSError" }\n'
+    )
+    original = os.fsync
+    with FaultInjector() as faults:
+        with pytest.raises(FaultArgumentError) as info:
+            faults.apply(plan)
+        assert os.fsync is original  # the first fault was undone
+    assert str(info.value).startswith(
+        "faults[1].target='nowhere_at_all.fn': cannot import module 'nowhere_at_all'"
+    )

@@ -88,6 +88,11 @@ _FAIL = '[[faults]]\nkind = "fail"\ntarget = "wl.fetch"\n'
             id="memory-mb",
         ),
         pytest.param(
+            _HEAD + '[[faults]]\nkind = "slow"\ntarget = "wl.fetchh"\nseconds = 0\n',
+            "faults[0].target='wl.fetchh': 'wl' has no attribute 'fetchh'",
+            id="fault-target",
+        ),
+        pytest.param(
             _HEAD + "[expect]\nmax_error_rat = 0.1\n",
             "expect.max_error_rat: unknown key (did you mean 'max_error_rate'?)*",
             id="did-you-mean",
