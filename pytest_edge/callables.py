@@ -94,10 +94,10 @@ def resolve_callable(ref: object, *, files: bool = False) -> Callable[..., Any]:
     module_name, sep, qualname = ref.partition(":")
     if not sep or not module_name or not qualname or not all(qualname.split(".")):
         raise BadName(f"{ref!r} is not of the form 'module:function'")
-    if module_name.startswith("."):
-        raise RelativeName(ref, "package.module:function")
     if files and module_name.endswith(".py") and os.path.isfile(module_name):
-        module = _load_file(module_name)
+        module = _load_file(module_name)  # "./app.py:main" is a file, not a relative module
+    elif module_name.startswith("."):
+        raise RelativeName(ref, "package.module:function")
     else:
         module = _import(module_name)
     target = _walk(module, module_name, qualname.split("."))

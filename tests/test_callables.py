@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,3 +76,14 @@ def test_relative_module_names_are_refused_with_the_absolute_form(
     assert str(info.value) == (
         f"{ref!r} is a relative module name; write the absolute name, e.g. {example!r}"
     )
+
+
+def test_a_file_target_starting_with_a_dot_is_a_file_not_a_relative_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "app.py").write_text("def main():\n    return 'ran'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "__edge_main__", raising=False)  # restored afterwards
+    assert resolve_callable("./app.py:main", files=True)() == "ran"
+    with pytest.raises(BadName, match="is a relative module name"):
+        resolve_callable("./app.py:main")
