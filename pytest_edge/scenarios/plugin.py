@@ -67,7 +67,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         sniff = sniff_toml(file_path)
         reason = skipped_reason(file_path, sniff)
         if reason is not None:
-            warnings.warn(ScenarioFileWarning(reason), stacklevel=1)
+            # Located at the file (and the misspelled table's line), not at this plugin.
+            warnings.warn_explicit(ScenarioFileWarning(reason), None, str(file_path), sniff.line)
         if not sniff.scenario or sniff.size > MAX_SCENARIO_BYTES:
             return None
     file: pytest.Collector = ScenarioFile.from_parent(parent, path=file_path)

@@ -129,6 +129,7 @@ class Sniff:
     scenario: bool  # a [scenario] table (or scenario.key / scenario = {...}) is there
     near: str | None  # a table name that looks like a misspelled "scenario"
     size: int
+    line: int = 1  # where `near` is (1-based), for the warning's location
 
 
 def sniff_toml(path: Path) -> Sniff:
@@ -139,11 +140,13 @@ def sniff_toml(path: Path) -> Sniff:
             head = f.read(SNIFF_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return Sniff(False, None, 0)
-    names = [m.group(1).strip() for m in _HEADER.finditer(head)]
-    if "scenario" in names or _DOTTED.search(head):
+    headers = [(m.group(1).strip(), m.start()) for m in _HEADER.finditer(head)]
+    if any(name == "scenario" for name, _ in headers) or _DOTTED.search(head):
         return Sniff(True, None, size)
-    near = next((name for name in names if _looks_like_scenario(name)), None)
-    return Sniff(False, near, size)
+    for name, start in headers:
+        if _looks_like_scenario(name):
+            return Sniff(False, name, size, head.count("\n", 0, start) + 1)
+    return Sniff(False, None, size)
 
 
 def _looks_like_scenario(name: str) -> bool:

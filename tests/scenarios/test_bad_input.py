@@ -170,8 +170,9 @@ def test_a_misspelled_scenario_table_warns_with_the_fix(wl: pytest.Pytester, tab
     result.stdout.fnmatch_lines(
         [
             _literal(
-                f"*ScenarioFileWarning: {typo}: table [{table}] looks like a misspelled "
-                "[scenario] (did you mean [scenario]?); the file is not collected as a scenario"
+                f"*typo.toml:1: ScenarioFileWarning: {typo}: table [{table}] looks like a "
+                "misspelled [scenario] (did you mean [scenario]?); the file is not collected as "
+                "a scenario"
             )
         ]
     )
@@ -189,3 +190,10 @@ def test_sniffing_reads_only_the_head(tmp_path: Path) -> None:
     assert sniff_toml(path).near is None
     path.write_text("# [scenario]\n[data]\n")
     assert not is_scenario_file(path)
+
+
+def test_the_warning_points_at_the_misspelled_table(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('# notes\n\n[scenaro]\nworkload = "a:b"\n')
+    sniff = sniff_toml(path)
+    assert (sniff.scenario, sniff.near, sniff.line) == (False, "scenaro", 3)
