@@ -47,6 +47,8 @@ class Setting:
     @property
     def full_help(self) -> str:
         """The help text with where else the setting may be given, in order of precedence."""
+        if self.action == "append" and self.ini:
+            return f"{self.help} Repeatable; the {self.ini} ini key adds to the list."
         sources = [f"{self.flag}"]
         if self.env:
             sources.append(f"the {self.env} environment variable")

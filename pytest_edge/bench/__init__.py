@@ -11,3 +11,38 @@
 
 Modules are imported on use: importing this package loads none of them.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_edge._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pytest_edge.bench.ab import ABError
+    from pytest_edge.bench.corpus import Corpus, CorpusExtraMissingError, make_corpus
+    from pytest_edge.bench.data import BadBenchmarkInput
+    from pytest_edge.bench.instructions import InstructionCountError
+    from pytest_edge.bench.throughput import EdgeBenchmark
+
+__all__ = [
+    "ABError",
+    "BadBenchmarkInput",
+    "Corpus",
+    "CorpusExtraMissingError",
+    "EdgeBenchmark",
+    "InstructionCountError",
+    "make_corpus",
+]
+
+# public name -> module that defines it; imported on first use (see pytest_edge._lazy)
+_EXPORTS: dict[str, str] = {
+    "ABError": "pytest_edge.bench.ab",
+    "BadBenchmarkInput": "pytest_edge.bench.data",
+    "Corpus": "pytest_edge.bench.corpus",
+    "CorpusExtraMissingError": "pytest_edge.bench.corpus",
+    "EdgeBenchmark": "pytest_edge.bench.throughput",
+    "InstructionCountError": "pytest_edge.bench.instructions",
+    "make_corpus": "pytest_edge.bench.corpus",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

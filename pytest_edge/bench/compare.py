@@ -24,6 +24,7 @@ from pytest_edge.bench.stats import (
     mann_whitney_u,
 )
 from pytest_edge.report.model import BoxSeries
+from pytest_edge.schema import is_number
 
 DEFAULT_THRESHOLD = 0.10
 # Strict, as asv does: on thousands of benchmarks a looser p would flag noise every day.
@@ -193,7 +194,7 @@ def unit_and_items(result: BenchmarkResult) -> tuple[str | None, float | None]:
     items = result.edge.get("items")
     return (
         unit if isinstance(unit, str) else None,
-        float(items) if isinstance(items, int | float) and not isinstance(items, bool) else None,
+        float(items) if is_number(items) else None,
     )
 
 

@@ -18,6 +18,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pytest_edge.errors import EdgeError, EdgeInputError
+from pytest_edge.schema import is_number, is_whole
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -173,9 +174,9 @@ def make_corpus(
         raise EdgeInputError(
             f"corpus {kind!r}: give exactly one of count= or mb= (got {count=}, {mb=})"
         )
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+    if count is not None and (not is_whole(count) or count < 0):
         raise EdgeInputError(f"corpus {kind!r}: count must be a whole number >= 0, got {count!r}")
-    if mb is not None and not (isinstance(mb, int | float) and 0 < mb <= 4096):
+    if mb is not None and not (is_number(mb) and 0 < mb <= 4096):
         raise EdgeInputError(f"corpus {kind!r}: mb must be above 0 and at most 4096, got {mb!r}")
     fake = _faker(locale)
     fake.seed_instance(seed)

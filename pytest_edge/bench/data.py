@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edge.errors import EdgeInputError
+from pytest_edge.schema import is_number
 
 EDGE_KEY = "edge"  # key of pytest-edge's block inside a benchmark's extra_info
 DEFAULT_STORAGE = ".benchmarks"
@@ -76,7 +77,7 @@ class BenchmarkRun:
 
 def _number(stats: Mapping[str, Any], key: str, where: str) -> float:
     value = stats.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not is_number(value):
         raise BadBenchmarkInput(f"{where}: stats.{key} is missing or not a number ({value!r})")
     return float(value)
 
@@ -84,7 +85,7 @@ def _number(stats: Mapping[str, Any], key: str, where: str) -> float:
 def _samples(raw: Any) -> tuple[float, ...] | None:
     if not isinstance(raw, list) or not raw:
         return None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in raw):
+    if not all(is_number(v) and v > 0 for v in raw):
         return None
     return tuple(float(v) for v in raw)
 

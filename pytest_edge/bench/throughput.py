@@ -22,6 +22,7 @@ from pytest_edge.bench.data import EDGE_KEY
 from pytest_edge.device.speed import PROJECTION, device_speed_factor
 from pytest_edge.errors import EdgeInputError
 from pytest_edge.machine import current_machine
+from pytest_edge.schema import is_number
 
 T = TypeVar("T")
 
@@ -114,12 +115,7 @@ def keep_samples(extra_info: dict[str, Any], data: list[float]) -> None:
 
 
 def _validate(items: object, unit: object) -> tuple[float, str]:
-    if (
-        not isinstance(items, int | float)
-        or isinstance(items, bool)
-        or not math.isfinite(items)
-        or items <= 0
-    ):
+    if not is_number(items) or not math.isfinite(items) or items <= 0:
         raise EdgeInputError(
             f"edge_benchmark.throughput(items={items!r}): items must be a positive number "
             "(how many docs/tokens/requests one call processes)"

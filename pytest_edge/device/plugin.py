@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 from collections.abc import Generator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
@@ -23,14 +22,13 @@ from pytest_edge.device.session import (
     MemoryRecord,
     PeakMemory,
     budget_failure,
-    choose_profile_setting,
     edge_run,
     host_profile,
     isolation_limits,
     split_names,
 )
 from pytest_edge.device.units import MIB
-from pytest_edge.settings import MarkerSpec, Setting, add_settings, register_markers
+from pytest_edge.settings import MarkerSpec, Setting, add_settings, read_setting, register_markers
 
 if TYPE_CHECKING:
     from pytest_edge.device.fixture import EdgeDevice
@@ -73,8 +71,7 @@ PROFILE = Setting(
 )
 PROFILE_FILES = Setting(
     "--edge-profile-file",
-    "TOML file with more device profiles, in the catalog's form (repeatable; the files of the "
-    "edge_profile_files ini key are loaded too).",
+    "TOML file with more device profiles, in the catalog's form.",
     metavar="PATH",
     action="append",
     ini="edge_profile_files",
@@ -133,11 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def build_edge_run(config: pytest.Config) -> EdgeRun:
     """The run's devices from the options; a bad profile name or file is a usage error."""
-    setting, where = choose_profile_setting(
-        config.getoption(PROFILE.dest),
-        os.environ.get("PYTEST_EDGE_PROFILE"),
-        str(config.getini("edge_profile") or ""),
-    )
+    setting, where = read_setting(config, PROFILE)
     files = [*config.getini("edge_profile_files"), *config.getoption(PROFILE_FILES.dest)]
     names = split_names(setting or "")
     run = EdgeRun(

@@ -148,10 +148,11 @@ class EdgeRun:
 
     def duty_cycle(self, profile: DeviceProfile) -> float | None:
         """Share of wall time an isolated child may run to approach the device's speed."""
-        if not self.throttle or profile.cpu_speed_factor is None:
+        from pytest_edge.device.speed import device_speed_factor
+
+        duty = device_speed_factor(profile, self.host_speed_factor)
+        if not self.throttle or duty is None:
             return None
-        host = self.host_speed_factor or 1.0
-        duty = profile.cpu_speed_factor / host
         return None if duty >= 1.0 else max(0.05, duty)
 
     def top_records(self, limit: int = 10) -> list[MemoryRecord]:
@@ -171,19 +172,6 @@ class EdgeRun:
 
 def split_names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def choose_profile_setting(
-    cli: str | None, env: str | None, ini: str | None
-) -> tuple[str | None, str]:
-    """The profile list to use and where it came from: CLI, then environment, then ini."""
-    if cli:
-        return cli, "--edge-profile"
-    if env:
-        return env, "PYTEST_EDGE_PROFILE"
-    if ini:
-        return ini, "ini edge_profile"
-    return None, ""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ runs this file first and the plugin reads `kinds` at every pytest start.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_edge._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pytest_edge.faults.declarations import Schedule
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pytest_edge.faults.kinds import FAULT_KINDS
     from pytest_edge.faults.plan import FaultPlan, FaultSpec
 
+# public name -> module that defines it; imported on first use (see pytest_edge._lazy)
 _EXPORTS: dict[str, str] = {
     "FAULT_KINDS": "pytest_edge.faults.kinds",
     "ArmedFault": "pytest_edge.faults.injector",
@@ -49,15 +51,4 @@ __all__ = [
     "register_exception",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_edge.faults' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_edge.errors import EdgeInputError
 from pytest_edge.report.html import render_html
 from pytest_edge.report.json_format import render_json
 from pytest_edge.report.markdown import render_markdown
@@ -23,10 +25,10 @@ _EXTENSIONS = {".md": "md", ".markdown": "md", ".json": "json", ".html": "html",
 
 
 def format_for_path(path: str | Path) -> str:
-    """``report.md`` -> ``md``; an unknown extension is a `ValueError` listing the known ones."""
+    """``report.md`` -> ``md``; an unknown extension is an `EdgeInputError` naming the known."""
     suffix = Path(path).suffix.lower()
     if suffix not in _EXTENSIONS:
-        raise ValueError(
+        raise EdgeInputError(
             f"report path {str(path)!r}: cannot tell the format from {suffix or 'no extension'}; "
             f"use one of {', '.join(sorted(_EXTENSIONS))}"
         )
@@ -36,17 +38,30 @@ def format_for_path(path: str | Path) -> str:
 def render(report: EdgeReport, fmt: str) -> str:
     renderer = _RENDERERS.get(fmt)
     if renderer is None:
-        raise ValueError(f"report format {fmt!r} is not one of {', '.join(_RENDERERS)}")
+        raise EdgeInputError(f"report format {fmt!r} is not one of {', '.join(_RENDERERS)}")
     return renderer(report)
 
 
 def write_report(report: EdgeReport, path: str | Path, fmt: str | None = None) -> Path:
-    """Write ``report`` to ``path`` in ``fmt`` (default: from the extension)."""
+    """Write ``report`` to ``path`` in ``fmt`` (default: from the extension).
+
+    Written to a temporary file beside it and renamed over it, so a reader never sees a torn
+    report and a failed write leaves the previous one in place.
+    """
     target = Path(path)
     text = render(report, fmt or format_for_path(target))
     if target.parent != Path():
         target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed before the rename below
+        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
+    )
+    try:
+        with handle:
+            handle.write(text)
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_edge.errors import EdgeError
+from pytest_edge.schema import is_whole
 
 
 class WorkloadResultError(EdgeError, TypeError):
@@ -36,7 +37,7 @@ class WorkloadResult:
     def __post_init__(self) -> None:
         for name in ("items", "errors"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            if not is_whole(value) or value < 0:
                 raise WorkloadResultError(f"{name}={value!r}: a non-negative integer")
         if not isinstance(self.unit, str) or not self.unit:
             raise WorkloadResultError(f"unit={self.unit!r}: a non-empty string such as 'docs'")

@@ -166,7 +166,9 @@ def test_precedence_cli_then_env_then_ini(
     monkeypatch.setenv("PYTEST_EDGE_PROFILE", "nope")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*PYTEST_EDGE_PROFILE: unknown edge profile 'nope'*"])
+    result.stderr.fnmatch_lines(
+        ["*the PYTEST_EDGE_PROFILE environment variable: unknown edge profile 'nope'*"]
+    )
 
 
 def test_profile_file_from_option_and_ini(pytester: pytest.Pytester) -> None:
