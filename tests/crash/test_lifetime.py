@@ -1,0 +1,125 @@
+"""The crash harness's processes and directories do not outlive pytest, however it ends.
+
+Each test runs pytest in a subprocess on a test whose crash workload starts a helper process,
+writes, then blocks for good (it never reaches its kill point), kills that pytest while the
+cycle runs, and checks that within 2 s no process of the run is alive and that no work
+directory of it is left once the next run has swept.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pytest_edge.crash.harness import _default_workroot
+from pytest_edge.lifetime import sweep_stale
+from tests.processes import READY_TIMEOUT, descendants, seconds_until_gone, start, stop, wait_for
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the parent-death signal and /proc are Linux's"
+)
+
+BLOCKER = '''
+import os, select, subprocess, sys
+
+def blocks(state_dir):
+    """Start a helper (in this child's process group), write, say so, then block for good."""
+    subprocess.Popen([sys.executable, "-c", "import select; select.select([], [], [])"])
+    with open(os.path.join(state_dir, "data"), "w") as f:
+        f.write("x" * 4096)
+    ready = os.path.join(os.environ["LIFETIME_READY"], "ready")
+    open(ready + ".tmp", "w").close()
+    os.replace(ready + ".tmp", ready)
+    select.select([], [], [])
+
+def recover(state_dir):
+    return {}
+'''
+TEST = """
+from blocker import blocks, recover
+from pytest_edge.crash import CrashHarness
+
+def test_cycle(tmp_path):
+    CrashHarness(seed=1).run(
+        blocks, recover, state_dir=tmp_path, cycles=1, kill="acks:1", timeout=600
+    )
+"""
+WORKROOT = _default_workroot() or "/tmp"
+
+
+def workdirs(pid: int) -> list[str]:
+    """The crash work directories of the run whose pytest had *pid*."""
+    return glob.glob(os.path.join(WORKROOT, f"pytest-edge-crash-{pid}-*"))
+
+
+@contextmanager
+def blocked_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *pytest_args: str, group: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], list[psutil.Process]]]:
+    """pytest running a crash cycle that blocks; yields it and its descendants (then ends all)."""
+    (tmp_path / "blocker.py").write_text(BLOCKER)
+    (tmp_path / "test_blocked.py").write_text(TEST)
+    monkeypatch.setenv("LIFETIME_READY", str(tmp_path))
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args]
+    proc = start([*command, "test_blocked.py"], tmp_path, start_new_session=group)
+    processes: list[psutil.Process] = []
+    try:
+        wait_for((tmp_path / "ready").exists, READY_TIMEOUT, "the workload", tmp_path)
+        processes = descendants(proc.pid)
+        # the template, the workload child and the helper it started
+        assert len(processes) == 3, processes
+        assert workdirs(proc.pid)
+        yield proc, processes
+    finally:
+        stop(proc, processes)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killing_pytest_mid_cycle_ends_every_child_and_removes_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+) -> None:
+    with blocked_cycle(tmp_path, monkeypatch) as (proc, processes):
+        proc.send_signal(sig)
+        proc.wait()
+        assert seconds_until_gone(processes) < 2.0
+        # the template outlived pytest long enough to remove the work directory itself
+        assert workdirs(proc.pid) == []
+
+
+def test_a_thread_method_timeout_mid_cycle_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("-p", "timeout", "--timeout=2", "--timeout-method=thread")
+    with blocked_cycle(tmp_path, monkeypatch, *args) as (proc, processes):
+        proc.wait(timeout=30)  # pytest-timeout's thread ends pytest with os._exit(1)
+        assert seconds_until_gone(processes) < 2.0
+        assert workdirs(proc.pid) == []
+        assert "Timeout" in (tmp_path / "run.out").read_text()
+
+
+def test_a_directory_left_when_pytest_and_template_die_together_goes_at_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGKILL to pytest's whole process group (how some CI runners cancel) also kills the
+    # template at once: nothing survives to remove the directory, so the next run sweeps it.
+    with blocked_cycle(tmp_path, monkeypatch, group=True) as (proc, processes):
+        template, workload, _helper = processes
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # The workload is tied to the template by the parent-death signal. The helper it
+        # started is not ours to reach once both are gone: stop() ends it.
+        assert seconds_until_gone([template, workload]) < 2.0
+        left = workdirs(proc.pid)
+        assert len(left) == 1
+        removed = sweep_stale("crash", [WORKROOT], again=True)
+        assert [str(p) for p in removed if str(p) in left] == left
+        assert workdirs(proc.pid) == []
