@@ -77,29 +77,58 @@ class Terminated(SystemExit):
         self.signum = signum
 
 
-@contextmanager
-def signals_unwind(signals: Iterable[int] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
-    """Within the block, *signals* raise `Terminated` (SIGINT already raises KeyboardInterrupt).
+def _interruption(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
-    A second signal while unwinding is ignored, so clean-up is not cut short. Outside the main
-    thread (where Python cannot install handlers) this does nothing.
+
+_UNWIND = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+# Set while clean-up must not be cut short: a signal then waits in _pending until it ends.
+_deferring = 0
+_pending: list[int] = []
+
+
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """Within the block SIGTERM and SIGHUP raise `Terminated`, SIGINT `KeyboardInterrupt`.
+
+    So ``finally`` blocks and context managers clean up before the process ends. Inside
+    `uninterrupted` a signal waits until that block ends; after the first signal, later ones
+    are ignored. Outside the main thread (where Python cannot install handlers) this does
+    nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = tuple(signals)
 
     def handler(signum: int, frame: object) -> None:
-        for each in wanted:
+        for each in _UNWIND:
             signal.signal(each, signal.SIG_IGN)
-        raise Terminated(signum)
+        if _deferring:
+            _pending.append(signum)
+            return
+        raise _interruption(signum)
 
-    previous = {each: signal.signal(each, handler) for each in wanted}
+    previous = {each: signal.signal(each, handler) for each in _UNWIND}
     try:
         yield
     finally:
         for each, old in previous.items():
             signal.signal(each, old)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Clean-up that a signal (under `signals_unwind`) must not cut short; it is raised after."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            raise _interruption(signum)
 
 
 def owned_tempdir(kind: str, dir: str | Path | None = None) -> Path:
