@@ -22,7 +22,15 @@ import pytest
 
 from pytest_edge.crash.harness import _default_workroot
 from pytest_edge.lifetime import sweep_stale
-from tests.processes import READY_TIMEOUT, descendants, seconds_until_gone, start, stop, wait_for
+from tests.processes import (
+    READY_TIMEOUT,
+    descendants,
+    kill_all,
+    seconds_until_gone,
+    start,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the parent-death signal and /proc are Linux's"
@@ -53,6 +61,24 @@ def test_cycle(tmp_path):
         blocks, recover, state_dir=tmp_path, cycles=1, kill="acks:1", timeout=600
     )
 """
+# The session is made in a thread that ends first: the kernel sends the template its
+# parent-death signal when that *thread* ends (pytest alive), which it must ignore.
+TEST_FROM_A_THREAD = """
+import threading
+from blocker import blocks, recover
+from pytest_edge.crash.harness import CrashSession
+
+def test_cycle(tmp_path):
+    made = []
+    maker = threading.Thread(
+        target=lambda: made.append(CrashSession(blocks, recover, state_dir=tmp_path, seed=1,
+                                                timeout=600))
+    )
+    maker.start()
+    maker.join()
+    with made[0] as session:
+        session.cycle("acks:1")
+"""
 WORKROOT = _default_workroot() or "/tmp"
 
 
@@ -63,11 +89,15 @@ def workdirs(pid: int) -> list[str]:
 
 @contextmanager
 def blocked_cycle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *pytest_args: str, group: bool = False
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *pytest_args: str,
+    group: bool = False,
+    test: str = TEST,
 ) -> Iterator[tuple[subprocess.Popen[bytes], list[psutil.Process]]]:
     """pytest running a crash cycle that blocks; yields it and its descendants (then ends all)."""
     (tmp_path / "blocker.py").write_text(BLOCKER)
-    (tmp_path / "test_blocked.py").write_text(TEST)
+    (tmp_path / "test_blocked.py").write_text(test)
     monkeypatch.setenv("LIFETIME_READY", str(tmp_path))
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args]
     proc = start([*command, "test_blocked.py"], tmp_path, start_new_session=group)
@@ -123,3 +153,45 @@ def test_a_directory_left_when_pytest_and_template_die_together_goes_at_the_next
         removed = sweep_stale("crash", [WORKROOT], again=True)
         assert [str(p) for p in removed if str(p) in left] == left
         assert workdirs(proc.pid) == []
+
+
+def test_a_session_made_in_a_thread_that_ended_runs_and_still_dies_with_pytest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with blocked_cycle(tmp_path, monkeypatch, test=TEST_FROM_A_THREAD) as (proc, processes):
+        # the template ignored the signal for the thread's end: the cycle is running
+        assert all(p.is_running() for p in processes)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert seconds_until_gone(processes) < 2.0
+        assert workdirs(proc.pid) == []
+
+
+def test_the_end_of_the_command_pipe_alone_ends_the_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The portable fallback, seen here without the parent-death signal: pytest stays alive and
+    # only closes the pipe, as the kernel does when pytest dies.
+    from pytest_edge.crash.harness import CrashSession
+
+    (tmp_path / "blocker.py").write_text(BLOCKER)
+    monkeypatch.setenv("LIFETIME_READY", str(tmp_path))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    processes: list[psutil.Process] = []
+    with CrashSession("blocker:blocks", "blocker:recover", state_dir=tmp_path, seed=1) as session:
+        server = session._server
+        try:
+            plan = {"kind": "none"}
+            args = {"state_dir": str(tmp_path), "record": str(tmp_path / "r"), "plan": plan}
+            server.spawn("workload", args)
+            wait_for((tmp_path / "ready").exists, READY_TIMEOUT, "the workload", tmp_path)
+            template = psutil.Process(server._proc.pid)
+            processes = [template, *template.children(recursive=True)]
+            assert len(processes) == 3
+            os.close(server._cmd_w)
+            # what close() will close and write to instead, so no reused descriptor is hit
+            server._cmd_w = os.open(os.devnull, os.O_WRONLY)
+            assert seconds_until_gone(processes) < 2.0
+            assert not session._workdir.exists()
+        finally:
+            kill_all(processes)
