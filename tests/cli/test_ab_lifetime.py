@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from pytest_edge.cli import main
-from tests.bench.ab_repo import git
+from tests.bench.ab_repo import git, repo_of
 from tests.processes import READY_TIMEOUT, descendants, seconds_until_gone, start, stop, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -41,18 +41,7 @@ AB = "import sys; from pytest_edge.cli import main; sys.exit(main(sys.argv[1:]))
 
 def blocking_repo(tmp_path: Path) -> Path:
     """A repository with revisions A and B whose one test blocks for good once it started."""
-    root = tmp_path / "repo"
-    (root / "tests").mkdir(parents=True)
-    git(root, "init", "-q")
-    git(root, "config", "user.email", "ab@example.invalid")
-    git(root, "config", "user.name", "ab")
-    (root / "tests" / "test_block.py").write_text(BLOCKING_TEST)
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "A")
-    git(root, "tag", "A")
-    git(root, "commit", "-q", "--allow-empty", "-m", "B")
-    git(root, "tag", "B")
-    return root
+    return repo_of(tmp_path, {"tests/test_block.py": BLOCKING_TEST}, {})
 
 
 def worktrees(repo: Path) -> list[str]:

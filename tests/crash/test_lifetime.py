@@ -21,9 +21,9 @@ import psutil
 import pytest
 
 from pytest_edge.crash.harness import _default_workroot
-from pytest_edge.lifetime import sweep_stale
 from tests.processes import (
     READY_TIMEOUT,
+    clean_env,
     descendants,
     kill_all,
     seconds_until_gone,
@@ -51,6 +51,9 @@ def blocks(state_dir):
 
 def recover(state_dir):
     return {}
+
+def returns(state_dir):
+    pass
 '''
 TEST = """
 from blocker import blocks, recover
@@ -78,6 +81,13 @@ def test_cycle(tmp_path):
     maker.join()
     with made[0] as session:
         session.cycle("acks:1")
+"""
+NEXT_RUN = """
+from blocker import recover, returns
+from pytest_edge.crash import CrashHarness
+
+def test_quick(tmp_path):
+    CrashHarness(seed=1).run(returns, recover, state_dir=tmp_path, cycles=1).assert_ok()
 """
 WORKROOT = _default_workroot() or "/tmp"
 
@@ -113,11 +123,17 @@ def blocked_cycle(
         stop(proc, processes)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize(
+    ("sig", "test"),
+    [(signal.SIGTERM, TEST), (signal.SIGKILL, TEST), (signal.SIGKILL, TEST_FROM_A_THREAD)],
+    ids=["SIGTERM", "SIGKILL", "SIGKILL-session-made-in-an-ended-thread"],
+)
 def test_killing_pytest_mid_cycle_ends_every_child_and_removes_its_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, test: str
 ) -> None:
-    with blocked_cycle(tmp_path, monkeypatch) as (proc, processes):
+    with blocked_cycle(tmp_path, monkeypatch, test=test) as (proc, processes):
+        # (made in a thread: the template ignored the signal for the thread's end)
+        assert all(p.is_running() for p in processes)
         proc.send_signal(sig)
         proc.wait()
         assert seconds_until_gone(processes) < 2.0
@@ -148,22 +164,13 @@ def test_a_directory_left_when_pytest_and_template_die_together_goes_at_the_next
         # The workload is tied to the template by the parent-death signal. The helper it
         # started is not ours to reach once both are gone: stop() ends it.
         assert seconds_until_gone([template, workload]) < 2.0
-        left = workdirs(proc.pid)
-        assert len(left) == 1
-        removed = sweep_stale("crash", [WORKROOT], again=True)
-        assert [str(p) for p in removed if str(p) in left] == left
-        assert workdirs(proc.pid) == []
-
-
-def test_a_session_made_in_a_thread_that_ended_runs_and_still_dies_with_pytest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with blocked_cycle(tmp_path, monkeypatch, test=TEST_FROM_A_THREAD) as (proc, processes):
-        # the template ignored the signal for the thread's end: the cycle is running
-        assert all(p.is_running() for p in processes)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert seconds_until_gone(processes) < 2.0
+        assert len(workdirs(proc.pid)) == 1
+        (tmp_path / "test_next.py").write_text(NEXT_RUN)
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_next.py"]
+        next_run = subprocess.run(
+            command, cwd=tmp_path, capture_output=True, check=False, env=clean_env()
+        )
+        assert next_run.returncode == 0, next_run.stdout.decode()
         assert workdirs(proc.pid) == []
 
 
