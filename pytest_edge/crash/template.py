@@ -66,6 +66,9 @@ class TemplateServer:
                     str(workdir),
                 ],
                 pass_fds=(cmd_r, rep_w),
+                # Its own process group: a kill of pytest's whole group (a CI runner cancelling)
+                # leaves it alive to end the workload's group and remove the directories.
+                process_group=0,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

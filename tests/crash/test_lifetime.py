@@ -152,17 +152,30 @@ def test_a_thread_method_timeout_mid_cycle_leaves_nothing_running(
         assert "Timeout" in (tmp_path / "run.out").read_text()
 
 
+def test_killing_pytests_whole_process_group_mid_cycle_ends_every_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # How some CI runners cancel: SIGKILL to the group. The template has a group of its own,
+    # so it outlives pytest long enough to end the workload's group and remove the directory.
+    with blocked_cycle(tmp_path, monkeypatch, group=True) as (proc, processes):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert seconds_until_gone(processes) < 2.0
+        assert workdirs(proc.pid) == []
+
+
 def test_a_directory_left_when_pytest_and_template_die_together_goes_at_the_next_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # SIGKILL to pytest's whole process group (how some CI runners cancel) also kills the
-    # template at once: nothing survives to remove the directory, so the next run sweeps it.
-    with blocked_cycle(tmp_path, monkeypatch, group=True) as (proc, processes):
+    # SIGKILL to pytest and the template at once (the OOM killer, a container stopped):
+    # nothing survives to remove the directory, so the next run sweeps it.
+    with blocked_cycle(tmp_path, monkeypatch) as (proc, processes):
         template, workload, _helper = processes
-        os.killpg(proc.pid, signal.SIGKILL)
+        template.kill()
+        proc.kill()
         proc.wait()
         # The workload is tied to the template by the parent-death signal. The helper it
-        # started is not ours to reach once both are gone: stop() ends it.
+        # started is not ours to reach once both are gone: blocked_cycle ends it.
         assert seconds_until_gone([template, workload]) < 2.0
         assert len(workdirs(proc.pid)) == 1
         (tmp_path / "test_next.py").write_text(NEXT_RUN)
