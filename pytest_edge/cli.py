@@ -138,10 +138,11 @@ def _ab(args: argparse.Namespace) -> int:
         )
     except (BadBenchmarkInput, ABError) as error:
         return _fail("ab", str(error))
-    except Terminated as stopped:
-        name = signal.Signals(stopped.signum).name
+    except (Terminated, KeyboardInterrupt) as stopped:
+        signum = stopped.signum if isinstance(stopped, Terminated) else signal.SIGINT
+        name = signal.Signals(signum).name
         print(f"pytest-edge ab: stopped by {name}; its worktrees are removed", file=sys.stderr)
-        return 128 + stopped.signum
+        return 128 + signum
     return _emit("ab", comparison, args, fmt)
 
 

@@ -5,6 +5,10 @@ in temporary git worktrees and runs their benchmarks alternately (A B, B A, A B,
 in a fresh pytest process, so slow drift of the machine hits both sides alike; then it compares
 each run's fastest round (by default) pair by pair (Student's t on log ratios). This is what a
 CI job comparing a pull request with main should run.
+
+A cancelled job leaves nothing: the runs die with this process (parent-death signal), SIGTERM
+and Ctrl-C unwind through the worktrees' removal, and a SIGKILLed run's worktrees are removed
+by the next run (`sweep_stale_worktrees`).
 """
 
 from __future__ import annotations

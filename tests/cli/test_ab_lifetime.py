@@ -1,7 +1,8 @@
 """`pytest-edge ab` killed mid-run: its benchmark run ends with it, its worktrees go.
 
-SIGTERM: ab unwinds (the run killed, worktrees removed) and exits 143. SIGKILL: nothing in ab
-runs, the run dies by its parent-death signal, and the next ab run removes the worktrees.
+SIGTERM or Ctrl-C: ab unwinds (the run killed, worktrees removed) and exits 128 + signal.
+SIGKILL: nothing in ab runs, the run dies by its parent-death signal, and the next ab run
+removes the worktrees.
 """
 
 from __future__ import annotations
@@ -72,16 +73,17 @@ def blocked_ab(
         stop(proc, processes)
 
 
-def test_sigterm_mid_run_ends_the_run_and_removes_the_worktrees(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_or_ctrl_c_mid_run_ends_the_run_and_removes_the_worktrees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
 ) -> None:
     with blocked_ab(tmp_path, monkeypatch) as (repo, proc, processes):
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 128 + sig
         assert seconds_until_gone(processes) < 2.0
         assert len(worktrees(repo)) == 1
         assert roots(proc.pid) == []
-        assert "stopped by SIGTERM" in (repo / "run.out").read_text()
+        assert f"stopped by {sig.name}; its worktrees are removed" in (repo / "run.out").read_text()
 
 
 def test_sigkill_mid_run_ends_the_run_and_the_next_run_removes_the_worktrees(
