@@ -144,7 +144,7 @@ def test_killing_pytest_mid_cycle_ends_every_child_and_removes_its_directory(
 def test_a_thread_method_timeout_mid_cycle_leaves_nothing_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = ("-p", "timeout", "--timeout=2", "--timeout-method=thread")
+    args = ("-p", "timeout", "--timeout=3", "--timeout-method=thread")
     with blocked_cycle(tmp_path, monkeypatch, *args) as (proc, processes):
         proc.wait(timeout=30)  # pytest-timeout's thread ends pytest with os._exit(1)
         assert seconds_until_gone(processes) < 2.0
