@@ -171,6 +171,9 @@ def test_a_directory_left_when_pytest_and_template_die_together_goes_at_the_next
     # nothing survives to remove the directory, so the next run sweeps it.
     with blocked_cycle(tmp_path, monkeypatch) as (proc, processes):
         template, workload, _helper = processes
+        # Stopped first, so neither sees the other die: pytest would remove the directory.
+        proc.send_signal(signal.SIGSTOP)
+        template.suspend()
         template.kill()
         proc.kill()
         proc.wait()
