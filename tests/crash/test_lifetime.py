@@ -123,18 +123,29 @@ def blocked_cycle(
         stop(proc, processes)
 
 
-@pytest.mark.parametrize(
-    ("sig", "test"),
-    [(signal.SIGTERM, TEST), (signal.SIGKILL, TEST), (signal.SIGKILL, TEST_FROM_A_THREAD)],
-    ids=["SIGTERM", "SIGKILL", "SIGKILL-session-made-in-an-ended-thread"],
-)
+# How pytest is killed: (signal, the inner test, to pytest's whole process group?)
+KILLS = {
+    "SIGTERM": (signal.SIGTERM, TEST, False),
+    "SIGKILL": (signal.SIGKILL, TEST, False),
+    # the template ignored the parent-death signal sent when the session's thread ended
+    "SIGKILL-session-made-in-an-ended-thread": (signal.SIGKILL, TEST_FROM_A_THREAD, False),
+    # How some CI runners cancel. The template has a process group of its own, so it outlives
+    # pytest long enough to end the workload's group and remove the directory.
+    "SIGKILL-to-pytests-process-group": (signal.SIGKILL, TEST, True),
+}
+
+
+@pytest.mark.parametrize("how", list(KILLS))
 def test_killing_pytest_mid_cycle_ends_every_child_and_removes_its_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, test: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    with blocked_cycle(tmp_path, monkeypatch, test=test) as (proc, processes):
-        # (made in a thread: the template ignored the signal for the thread's end)
+    sig, test, group = KILLS[how]
+    with blocked_cycle(tmp_path, monkeypatch, test=test, group=group) as (proc, processes):
         assert all(p.is_running() for p in processes)
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         proc.wait()
         assert seconds_until_gone(processes) < 2.0
         # the template outlived pytest long enough to remove the work directory itself
@@ -150,18 +161,6 @@ def test_a_thread_method_timeout_mid_cycle_leaves_nothing_running(
         assert seconds_until_gone(processes) < 2.0
         assert workdirs(proc.pid) == []
         assert "Timeout" in (tmp_path / "run.out").read_text()
-
-
-def test_killing_pytests_whole_process_group_mid_cycle_ends_every_child(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # How some CI runners cancel: SIGKILL to the group. The template has a group of its own,
-    # so it outlives pytest long enough to end the workload's group and remove the directory.
-    with blocked_cycle(tmp_path, monkeypatch, group=True) as (proc, processes):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert seconds_until_gone(processes) < 2.0
-        assert workdirs(proc.pid) == []
 
 
 def test_a_directory_left_when_pytest_and_template_die_together_goes_at_the_next_run(
