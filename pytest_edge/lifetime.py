@@ -51,16 +51,17 @@ def tie_to_parent(expected_parent: int, sig: int = signal.SIGKILL) -> bool:
     return tied
 
 
-# `python -I -c TIE PARENT PROGRAM ARGS...`: ties itself to PARENT, then execs PROGRAM (the
-# parent-death signal survives exec). Self-contained: the program may run another revision's
-# code (`pytest-edge ab`), which need not have this module; -I keeps that code off sys.path.
+# `python -I -c TIE PARENT PROGRAM ARGS...`: ties itself to PARENT (PR_SET_PDEATHSIG = 1,
+# SIGKILL = 9), then execs PROGRAM, found on PATH as subprocess would (the parent-death signal
+# survives exec). Self-contained: the program may run another revision's code (`pytest-edge
+# ab`), which need not have this module; -I keeps that code off the trampoline's sys.path.
 _TIE = (
     "import ctypes, os, sys\n"
     "if sys.platform.startswith('linux'):\n"
     "    ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
     "    if os.getppid() != int(sys.argv[1]):\n"
     "        os._exit(137)\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
 )
 
 

@@ -61,11 +61,11 @@ def test_tied_when_the_parent_is_already_gone_it_gets_the_signal_at_once() -> No
     assert done.returncode == -signal.SIGKILL
 
 
-def test_tied_command_runs_the_command() -> None:
-    done = subprocess.run(
-        tied_command([sys.executable, "-c", "print('hi')"]), capture_output=True, text=True
-    )
-    assert (done.returncode, done.stdout) == (0, "hi\n")
+def test_tied_command_runs_the_command_found_on_path() -> None:
+    # a bare name, found on PATH (run_ab's python= may be one)
+    command = tied_command(["sh", "-c", "echo hi; exit 3"])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (3, "hi\n")
 
 
 def _signal_self(*signals: int) -> list[str]:
