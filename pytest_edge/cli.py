@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -114,6 +115,7 @@ def _ab(args: argparse.Namespace) -> int:
 
     from pytest_edge.bench.ab import ABError, run_ab
     from pytest_edge.bench.data import BadBenchmarkInput
+    from pytest_edge.lifetime import Terminated
 
     try:
         fmt = _output_format(args)  # before the runs, which take minutes
@@ -136,6 +138,11 @@ def _ab(args: argparse.Namespace) -> int:
         )
     except (BadBenchmarkInput, ABError) as error:
         return _fail("ab", str(error))
+    except (Terminated, KeyboardInterrupt) as stopped:
+        signum = stopped.signum if isinstance(stopped, Terminated) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"pytest-edge ab: stopped by {name}; its worktrees are removed", file=sys.stderr)
+        return 128 + signum
     return _emit("ab", comparison, args, fmt)
 
 

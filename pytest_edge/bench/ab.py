@@ -5,6 +5,10 @@ in temporary git worktrees and runs their benchmarks alternately (A B, B A, A B,
 in a fresh pytest process, so slow drift of the machine hits both sides alike; then it compares
 each run's fastest round (by default) pair by pair (Student's t on log ratios). This is what a
 CI job comparing a pull request with main should run.
+
+A cancelled job leaves nothing: the runs die with this process (parent-death signal), SIGTERM
+and Ctrl-C unwind through the worktrees' removal, and a SIGKILLed run's worktrees are removed
+by the next run (`sweep_stale_worktrees`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +32,13 @@ from pytest_edge.bench.compare import (
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, BenchmarkRun, load_run
 from pytest_edge.bench.stats import paired_log_ratio
 from pytest_edge.errors import EdgeError
+from pytest_edge.lifetime import (
+    owned_tempdir,
+    signals_unwind,
+    sweep_stale,
+    tied_command,
+    uninterrupted,
+)
 
 # Fewer pairs than a rank test has samples, so a looser p; the threshold still applies.
 AB_ALPHA = 0.01
@@ -74,32 +84,60 @@ def resolve(repo: Path, label: str, ref: str) -> Revision:
     return Revision(label, ref, sha)
 
 
+def _git_quiet(*args: str, cwd: Path | None = None) -> bool:
+    """git run for clean-up: its failure is not the user's problem; True when it worked."""
+    done = subprocess.run(  # noqa: S603
+        ["git", *args],  # noqa: S607
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def _unregister(root: Path) -> None:
+    """Unregister the worktrees in a dead run's *root* from the repositories they belong to."""
+    for checkout in root.iterdir():
+        try:
+            pointer = (checkout / ".git").read_text().strip()
+        except OSError:
+            continue
+        if not pointer.startswith("gitdir:"):
+            continue
+        # <repository>/.git/worktrees/<name>: the worktree's admin directory
+        common = Path(pointer.removeprefix("gitdir:").strip()).parent.parent
+        if not _git_quiet("--git-dir", str(common), "worktree", "remove", "--force", str(checkout)):
+            shutil.rmtree(checkout, ignore_errors=True)
+            _git_quiet("--git-dir", str(common), "worktree", "prune")
+
+
+def sweep_stale_worktrees() -> list[Path]:
+    """Remove what ``ab`` runs that were killed (SIGKILL: no clean-up ran) left behind.
+
+    Their temporary roots ``pytest-edge-ab-<pid>-*`` whose owner is gone, and the worktrees
+    inside, unregistered from the repository each belongs to. Returns the roots removed.
+    """
+    return sweep_stale("ab", [None], _unregister, again=True)
+
+
 @contextmanager
-def worktrees(repo: Path, revisions: Sequence[Revision]) -> Iterator[dict[str, Path]]:
-    """Detached temporary worktrees of the revisions, removed afterwards whatever happens."""
-    root = Path(tempfile.mkdtemp(prefix="pytest-edge-ab-"))
+def worktrees(repo: Path, revisions: Sequence[Revision], root: Path) -> Iterator[dict[str, Path]]:
+    """Detached worktrees of the revisions in *root*, removed afterwards whatever happens.
+
+    Removal is `uninterrupted`: a SIGTERM or Ctrl-C arriving meanwhile is raised after it.
+    """
     made: dict[str, Path] = {}
     try:
         for rev in revisions:
-            path = root / rev.label
-            _git(repo, "worktree", "add", "--detach", "--quiet", str(path), rev.sha)
-            made[rev.label] = path
+            made[rev.label] = root / rev.label  # before `add`: it may be cut short half-way
+            _git(repo, "worktree", "add", "--detach", "--quiet", str(made[rev.label]), rev.sha)
         yield made
     finally:
-        for path in made.values():
-            subprocess.run(  # noqa: S603
-                ["git", "worktree", "remove", "--force", str(path)],  # noqa: S607
-                cwd=repo,
-                capture_output=True,
-                check=False,
-            )
-        shutil.rmtree(root, ignore_errors=True)
-        subprocess.run(
-            ["git", "worktree", "prune"],  # noqa: S607
-            cwd=repo,
-            capture_output=True,
-            check=False,
-        )
+        with uninterrupted():
+            for path in made.values():
+                _git_quiet("worktree", "remove", "--force", str(path), cwd=repo)
+            shutil.rmtree(root, ignore_errors=True)
+            _git_quiet("worktree", "prune", cwd=repo)
 
 
 def _env_for(checkout: Path) -> dict[str, str]:
@@ -130,7 +168,7 @@ def run_once(
         *pytest_args,
     ]
     done = subprocess.run(  # noqa: S603 - this interpreter running pytest, no shell
-        command,
+        tied_command(command),  # SIGKILLed if we die; on SIGTERM/Ctrl-C run() kills it
         cwd=checkout / subdir,
         env=_env_for(checkout),
         capture_output=True,
@@ -265,6 +303,7 @@ def run_ab(
 
     ``keep``: a directory to copy each run's pytest-benchmark JSON into (A0.json, B0.json...).
     """
+    sweep_stale_worktrees()  # first: even a run that fails on its input cleans up
     if statistic not in STATISTICS:
         raise BadBenchmarkInput(f"A/B: statistic {statistic!r} is not one of {STATISTICS}")
     if runs < 2:
@@ -274,7 +313,10 @@ def run_ab(
     a, b = resolve(top, "A", ref_a), resolve(top, "B", ref_b)
     a_runs: list[BenchmarkRun] = []
     b_runs: list[BenchmarkRun] = []
-    with worktrees(top, [a, b]) as paths, tempfile.TemporaryDirectory() as out:
+    root = owned_tempdir("ab")
+    with signals_unwind(), worktrees(top, [a, b], root) as paths:
+        out = root / "out"
+        out.mkdir()
         for i in range(runs):
             order = (a, b) if i % 2 == 0 else (b, a)
             for rev in order:
@@ -283,13 +325,13 @@ def run_ab(
                 result = run_once(
                     paths[rev.label],
                     subdir,
-                    Path(out) / f"{rev.label}{i}.json",
+                    out / f"{rev.label}{i}.json",
                     pytest_args,
                     python,
                 )
                 (a_runs if rev is a else b_runs).append(result)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
-            for file in Path(out).glob("*.json"):
+            for file in out.glob("*.json"):
                 shutil.copy(file, keep / file.name)
     return compare_pairs(a_runs, b_runs, a, b, threshold, alpha, statistic)

@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,6 +42,7 @@ from pytest_edge.crash.fsmodel import (
 from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
 from pytest_edge.crash.template import ChildExit, TemplateServer
 from pytest_edge.errors import EdgeInputError
+from pytest_edge.lifetime import owned_tempdir, sweep_stale
 
 MODES = ("kill", "power-loss")
 KILL_FORMS = (
@@ -331,12 +331,14 @@ class CrashSession:
             "workload": target_name(workload, "workload"),
             "recover": target_name(recover, "recover"),
         }
-        self._workdir = Path(
-            tempfile.mkdtemp(prefix="pytest-edge-crash-", dir=workroot or _default_workroot())
-        )
+        root = workroot or _default_workroot()
+        sweep_stale("crash", [root, None])
+        self._workdir = owned_tempdir("crash", root)
         self._owns_server = server is None
         try:
             self._server = TemplateServer(targets, self._workdir) if server is None else server
+            if server is not None:
+                server.adopt(self._workdir)
         except BaseException:
             shutil.rmtree(self._workdir, ignore_errors=True)
             raise

@@ -26,6 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from pytest_edge.crash.harness import CrashSession, Target, target_name
 from pytest_edge.crash.template import TemplateServer
+from pytest_edge.lifetime import owned_tempdir
 
 # One template process per (workload, recover) for all examples of a run: hypothesis runs
 # many short examples while shrinking, and starting an interpreter for each would dominate.
@@ -36,7 +37,7 @@ def _shared_server(workload: Target, recover: Target) -> TemplateServer:
     targets = (target_name(workload, "workload"), target_name(recover, "recover"))
     server = _SERVERS.get(targets)
     if server is None:
-        workdir = Path(tempfile.mkdtemp(prefix="pytest-edge-crash-machine-server-"))
+        workdir = owned_tempdir("crash")
         server = TemplateServer({"workload": targets[0], "recover": targets[1]}, workdir)
         _SERVERS[targets] = server
         atexit.register(_close, server, workdir)

@@ -56,8 +56,19 @@ class TemplateServer:
             env.setdefault(name, "1")
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-c", _BOOT, str(cmd_r), str(rep_w)],
+                [
+                    sys.executable,
+                    "-c",
+                    _BOOT,
+                    str(cmd_r),
+                    str(rep_w),
+                    str(os.getpid()),
+                    str(workdir),
+                ],
                 pass_fds=(cmd_r, rep_w),
+                # Its own process group: a kill of pytest's whole group (a CI runner cancelling)
+                # leaves it alive to end the workload's group and remove the directories.
+                process_group=0,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -147,13 +158,23 @@ class TemplateServer:
         tail = text.splitlines()[-lines:]
         return "child output (last lines):\n" + "\n".join(tail) if tail else ""
 
+    def adopt(self, directory: Path) -> None:
+        """Have the template remove *directory* too if pytest dies (it removes its own workdir)."""
+        self._send({"adopt": str(directory)})
+
     def close(self) -> None:
-        """End the server (closing its command pipe) and reap it; kill a child still running."""
+        """End the server (``bye``, then its pipes closed) and reap it; kill a child still running.
+
+        The end of the command pipe without ``bye`` tells the template pytest died.
+        """
         if self._running is not None:
             # e.g. KeyboardInterrupt while waiting: never leave a workload running
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._running, signal.SIGKILL)
             self._running = None
+        # The template is waiting for that child's status; it reads `bye` right after.
+        with contextlib.suppress(OSError):
+            self._send({"bye": True})
         for fd in (self._cmd_w, self._rep_r):
             with contextlib.suppress(OSError):
                 os.close(fd)

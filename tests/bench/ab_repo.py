@@ -26,19 +26,24 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def make_repo(tmp_path: Path) -> Path:
-    """A git repository whose revision B (tag B) does the same work as A (tag A) twice."""
+def repo_of(tmp_path: Path, a: dict[str, str], b: dict[str, str]) -> Path:
+    """A git repository of revision A (tag A: the files *a*), then B (tag B: *b* written over)."""
     root = tmp_path / "repo"
-    (root / "tests").mkdir(parents=True)
+    root.mkdir()
     git(root, "init", "-q")
     git(root, "config", "user.email", "ab@example.invalid")
     git(root, "config", "user.name", "ab")
-    (root / "work.py").write_text(WORK)
-    (root / "tests" / "test_work.py").write_text(BENCH.format(loops=20000))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "A")
-    git(root, "tag", "A")
-    (root / "tests" / "test_work.py").write_text(BENCH.format(loops=40000))
-    git(root, "commit", "-qam", "B")
-    git(root, "tag", "B")
+    for tag, files in (("A", a), ("B", b)):
+        for name, text in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "--allow-empty", "-m", tag)
+        git(root, "tag", tag)
     return root
+
+
+def make_repo(tmp_path: Path) -> Path:
+    """A git repository whose revision B (tag B) does the same work as A (tag A) twice."""
+    a = {"work.py": WORK, "tests/test_work.py": BENCH.format(loops=20000)}
+    return repo_of(tmp_path, a, {"tests/test_work.py": BENCH.format(loops=40000)})
