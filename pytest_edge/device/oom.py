@@ -48,9 +48,7 @@ class OomKilledError(EdgeError, MemoryError):
         self.budget_bytes = budget_bytes
         self.device = device
         self.top = top
-        consumers = ", ".join(
-            f"pid {c.pid} {c.command!r} {c.pss_bytes / MIB:.0f} MB" for c in top
-        )
+        consumers = ", ".join(f"pid {c.pid} {c.command!r} {c.pss_bytes / MIB:.0f} MB" for c in top)
         super().__init__(
             f"killed by the simulated OOM killer at {used_bytes / MIB:.0f} MB of "
             f"{budget_bytes / MIB:.0f} MB on {device} (the isolated child's process tree, "
