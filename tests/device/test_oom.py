@@ -209,3 +209,39 @@ def test_edge_isolated_test_fails_with_the_verdict(pytester: pytest.Pytester) ->
             "raspberry-pi-zero-2w*isolated child running test_grow.test_maps_too_much*"
         ]
     )
+
+
+def test_scenario_measured_run_fails_with_the_verdict(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        mapper="""
+        import mmap
+
+
+        def grow(state_dir, mb=1200):
+            size = mb * 1024 * 1024
+            m = mmap.mmap(-1, size)
+            for offset in range(0, size, mmap.PAGESIZE):
+                m[offset] = 1
+            return {"items": 1, "unit": "maps"}
+        """
+    )
+    pytester.syspathinsert()
+    pytester.makefile(
+        ".toml",
+        mapped="""
+        [scenario]
+        name = "mapped"
+        description = "maps 1,200 MB on a 448 MB device"
+        workload = "mapper:grow"
+        profile = "pi-zero-2w"
+        timeout = 60
+        """,
+    )
+    result = pytester.runpytest("mapped.toml", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mapped does not fit on raspberry-pi-zero-2w: killed by the simulated OOM killer "
+            "at * MB of 448 MB on raspberry-pi-zero-2w*"
+        ]
+    )
