@@ -5,14 +5,17 @@ An rlimit stops ``malloc`` but not ``mmap.mmap(-1, n)`` (a shared mapping), a ma
 under ``/dev/shm`` or a subprocess. A real device's kernel counts all of them, so the parent
 of an isolated child samples the child and all its descendants:
 
-- every tick (`TICK_S`, `NEAR_TICK_S` when past half the budget) it reads each process's
-  resident size from ``/proc/PID/statm`` (constant cost per process) and finds descendants
-  through ``/proc/PID/task/TID/children``;
+- every tick it reads each process's resident size from ``/proc/PID/statm`` (constant cost
+  per process) and finds descendants through ``/proc/PID/task/TID/children``; the next tick
+  comes before the tree could use half the remaining headroom growing at 4 GB/s (or the
+  fastest growth seen): every 50 ms far from the budget, down to every 2 ms close to it;
 - proportional set size (``Pss`` of ``/proc/PID/smaps_rollup``: anonymous, shared and
   file-backed pages, a shared page split between the processes that map it) costs about
-  9 µs per resident MB, so it is read only when the resident total could matter: past the
-  budget (PSS <= RSS, so below it there is nothing to decide) or at a new high for the peak,
-  and at most 10% of the time;
+  9 µs per resident MB and holds the child's memory-map lock while it walks, so it is read
+  only when the resident total could matter: past the budget (PSS <= RSS, so below it there
+  is nothing to decide), or for the peak at a new high (8 MB or 10% above the last reading),
+  at most 1% of the time (between readings the peak follows the resident total less the
+  shared part the last reading found);
 - past the budget, the tree is stopped (SIGSTOP, so nothing forks in between) and killed
   (SIGKILL), as the kernel's OOM killer does, and `OomKilledError` names the top consumers.
 
@@ -31,9 +34,13 @@ from dataclasses import dataclass
 from pytest_edge.errors import EdgeError
 
 MIB = 1024 * 1024
-TICK_S = 0.010  # sampling interval while the tree is below half its budget
-NEAR_TICK_S = 0.002  # sampling interval past half the budget
-_PSS_DUTY = 0.10  # most of the parent's time spent reading smaps_rollup
+MAX_TICK_S = 0.050  # sampling interval far from the budget (and with no budget)
+MIN_TICK_S = 0.002  # sampling interval close to it
+# The fastest the tree is assumed to grow (page faults of a few processes at once); the next
+# sample comes before growth at this rate, or the fastest seen, could use half the headroom.
+_ASSUMED_RATE = 4 * 1024 * MIB  # bytes per second
+_PEAK_PSS_DUTY = 0.01  # most of the time spent reading smaps_rollup for the peak alone
+_NEW_HIGH = 8 * MIB  # resident growth since the last PSS reading that makes a new reading
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _TOP = 3
 
@@ -170,6 +177,8 @@ class TreeWatch:
     latency_s: float | None = None  # estimated time from crossing the budget to the kill
     _last_rss_growth: int = 0
     _last_time: float = 0.0
+    _shared: int = 0  # RSS growth minus PSS growth at the last PSS reading
+    _fastest: float = 0.0  # fastest growth seen between two ticks, bytes per second
     _crossed_at: float | None = None
     _pss_mark: int = -1  # RSS growth at the last PSS reading
     _pss_next: float = 0.0  # earliest time of the next PSS reading for a new high
@@ -181,10 +190,12 @@ class TreeWatch:
 
     @property
     def interval(self) -> float:
-        """Seconds to the next tick: shorter once the tree is past half its budget."""
-        if self.budget is not None and self._last_rss_growth * 2 > self.budget:
-            return NEAR_TICK_S
-        return TICK_S
+        """Seconds to the next tick: shorter as the tree nears its budget."""
+        if self.budget is None:
+            return MAX_TICK_S
+        headroom = self.budget - self._last_rss_growth
+        wait = headroom / (2 * max(_ASSUMED_RATE, self._fastest))
+        return min(MAX_TICK_S, max(MIN_TICK_S, wait))
 
     def tick(self) -> OomKilledError | None:
         """Sample the tree once; the verdict (the tree already killed) or None."""
@@ -203,14 +214,21 @@ class TreeWatch:
         over = self.budget is not None and rss_growth > self.budget
         if over and self._crossed_at is None:
             self._crossed_at = self._crossing(now, rss_growth)
+        if self._last_time:
+            rate = (rss_growth - self._last_rss_growth) / max(now - self._last_time, 1e-6)
+            self._fastest = max(self._fastest, rate)
         self._last_rss_growth, self._last_time = rss_growth, now
-        new_high = rss_growth > self._pss_mark + max(self._pss_mark // 20, MIB)
+        new_high = rss_growth > self._pss_mark + max(self._pss_mark // 10, _NEW_HIGH)
         if not over and (not new_high or now < self._pss_next):
+            # Between readings the peak follows the resident total, less the shared part
+            # the last reading found.
+            self.peak_pss_growth = max(self.peak_pss_growth, rss_growth - self._shared)
             return None
         self._pss_mark = rss_growth
         pss = {pid: pss_bytes(pid) for pid in pids}
-        self._pss_next = now + (time.perf_counter() - now) / _PSS_DUTY
+        self._pss_next = now + (time.perf_counter() - now) / _PEAK_PSS_DUTY
         growth = sum(pss.values()) - baseline_pss
+        self._shared = max(0, rss_growth - growth)
         self.peak_pss_growth = max(self.peak_pss_growth, growth)
         if self.budget is None or growth <= self.budget:
             return None

@@ -82,7 +82,7 @@ def grow_subprocesses(each_mb: int, count: int, token: str) -> list[int]:
 def hold_subprocesses(each_mb: int, count: int, token: str) -> int:
     """Like `grow_subprocesses`, then give the sampler a few ticks and end them."""
     procs = [psutil.Process(pid) for pid in grow_subprocesses(each_mb, count, token)]
-    time.sleep(20 * oom.TICK_S)  # the parent samples on its own clock; this is its window
+    time.sleep(5 * oom.MAX_TICK_S)  # the parent samples on its own clock; this is its window
     for proc in procs:
         proc.kill()
         proc.wait()
