@@ -14,7 +14,7 @@ of an isolated child samples the child and all its descendants:
   9 µs per resident MB and holds the child's memory-map lock while it walks, so it is read
   only when the resident total could matter: past the budget (PSS <= RSS, so below it there
   is nothing to decide), or for the peak at a new high (8 MB or 10% above the last reading),
-  at most 1% of the time (between readings the peak follows the resident total less the
+  at most 0.5% of the time (between readings the peak follows the resident total less the
   shared part the last reading found);
 - past the budget, the tree is stopped (SIGSTOP, so nothing forks in between) and killed
   (SIGKILL), as the kernel's OOM killer does, and `OomKilledError` names the top consumers.
@@ -39,7 +39,7 @@ MIN_TICK_S = 0.002  # sampling interval close to it
 # The fastest the tree is assumed to grow (page faults of a few processes at once); the next
 # sample comes before growth at this rate, or the fastest seen, could use half the headroom.
 _ASSUMED_RATE = 4 * 1024 * MIB  # bytes per second
-_PEAK_PSS_DUTY = 0.01  # most of the time spent reading smaps_rollup for the peak alone
+_PEAK_PSS_DUTY = 0.005  # most of the time spent reading smaps_rollup for the peak alone
 _NEW_HIGH = 8 * MIB  # resident growth since the last PSS reading that makes a new reading
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _TOP = 3
