@@ -185,8 +185,8 @@ def run_isolated(
         with contextlib.suppress(ProcessLookupError, OSError):
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGCONT)
-        if process.is_alive():
-            process.kill()
+        if process.is_alive():  # timed out or interrupted: its descendants go with it
+            oom.kill_tree(process.pid)
         process.join()
         parent_conn.close()
         lifeline_w.close()

@@ -245,3 +245,19 @@ def test_scenario_measured_run_fails_with_the_verdict(pytester: pytest.Pytester)
             "at * MB of 448 MB on raspberry-pi-zero-2w*"
         ]
     )
+
+
+def start_and_block(token: str) -> None:
+    """Start a subprocess that blocks, then block: only a timeout ends this."""
+    subprocess.Popen([sys.executable, "-c", "import select; select.select([], [], [])", token])
+    import threading
+
+    threading.Event().wait()
+
+
+def test_a_timeout_kills_the_whole_tree(token: str) -> None:
+    from pytest_edge.device.isolated import IsolatedChildDied
+
+    with pytest.raises(IsolatedChildDied, match="no answer within the 1.0 s timeout"):
+        run_isolated(start_and_block, (token,), {}, IsolationLimits(None, None), timeout=1.0)
+    assert not psutil.wait_procs(_token_processes(token), timeout=2)[1]
