@@ -258,6 +258,6 @@ def start_and_block(token: str) -> None:
 def test_a_timeout_kills_the_whole_tree(token: str) -> None:
     from pytest_edge.device.isolated import IsolatedChildDied
 
-    with pytest.raises(IsolatedChildDied, match="no answer within the 1.0 s timeout"):
+    with pytest.raises(IsolatedChildDied, match=r"no answer within the 1\.0 s timeout"):
         run_isolated(start_and_block, (token,), {}, IsolationLimits(None, None), timeout=1.0)
     assert not psutil.wait_procs(_token_processes(token), timeout=2)[1]
