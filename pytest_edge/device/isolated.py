@@ -178,6 +178,7 @@ def run_isolated(
         label = f"isolated child running {_describe_callable(fn)}"
         watch = oom.TreeWatch(process.pid, limits.memory_budget_bytes, device, label)
     timed_out = False
+    message: tuple[Any, ...] | None = None
     verdict = None
     try:
         message, timed_out, verdict = _wait(process, parent_conn, limits, timeout, watch)
@@ -185,8 +186,10 @@ def run_isolated(
         with contextlib.suppress(ProcessLookupError, OSError):
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGCONT)
-        if process.is_alive():  # timed out or interrupted: its descendants go with it
+        if process.is_alive() and message is None:  # timed out or interrupted: the tree
             oom.kill_tree(process.pid)
+        elif process.is_alive():  # it answered and is exiting; what it started is its own
+            process.kill()
         process.join()
         parent_conn.close()
         lifeline_w.close()
@@ -430,8 +433,8 @@ def _child_main(
     lifeline_pipe: Connection | None = None,
     watched: bool = False,
 ) -> None:
+    _cap_arenas()  # before the lifeline's thread, which would take an arena of its own
     lifeline = _Lifeline(lifeline_pipe) if lifeline_pipe is not None else None
-    _cap_arenas()
     notes: list[str] = []
     if limits.cpus is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, limits.cpus)
