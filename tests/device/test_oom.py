@@ -192,23 +192,35 @@ def test_edge_isolated_test_fails_with_the_verdict(pytester: pytest.Pytester) ->
         import pytest
 
 
-        @pytest.mark.edge_isolated
-        @pytest.mark.edge_profile("pi-zero")
-        def test_maps_too_much():
+        def grow():
             size = 1200 * 1024 * 1024
             m = mmap.mmap(-1, size)
             for offset in range(0, size, mmap.PAGESIZE):
                 m[offset] = 1
+
+
+        @pytest.mark.edge_isolated
+        @pytest.mark.edge_profile("pi-zero")
+        def test_maps_too_much():
+            grow()
+
+
+        @pytest.mark.edge_profile("pi-zero")
+        def test_fixture_run(edge_device):
+            with pytest.raises(MemoryError, match="simulated OOM killer"):
+                edge_device.run_isolated(grow)
+            assert edge_device.last_peak_memory_mb > 448
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
         [
             "*OomKilledError: killed by the simulated OOM killer at * MB of 448 MB on "
             "raspberry-pi-zero-2w*isolated child running test_grow.test_maps_too_much*"
         ]
     )
+    result.stdout.fnmatch_lines(["*MB of     448 MB*test_grow.py::test_maps_too_much*"])
 
 
 def test_scenario_measured_run_fails_with_the_verdict(pytester: pytest.Pytester) -> None:
