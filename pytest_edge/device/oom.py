@@ -40,6 +40,7 @@ MIN_TICK_S = 0.002  # sampling interval close to it
 # sample comes before growth at this rate, or the fastest seen, could use half the headroom.
 _ASSUMED_RATE = 4 * 1024 * MIB  # bytes per second
 _PEAK_PSS_DUTY = 0.005  # most of the time spent reading smaps_rollup for the peak alone
+_CHECK_PSS_DUTY = 0.25  # ... while the resident total is past the budget but PSS was not
 _NEW_HIGH = 8 * MIB  # resident growth since the last PSS reading that makes a new reading
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _TOP = 3
@@ -182,6 +183,7 @@ class TreeWatch:
     _crossed_at: float | None = None
     _pss_mark: int = -1  # RSS growth at the last PSS reading
     _pss_next: float = 0.0  # earliest time of the next PSS reading for a new high
+    _check_next: float = 0.0  # ... while RSS is past the budget and PSS was not
     _spent: float = 0.0
 
     def begin(self, pss: int, rss: int) -> None:
@@ -193,7 +195,7 @@ class TreeWatch:
         """Seconds to the next tick: shorter as the tree nears its budget."""
         if self.budget is None:
             return MAX_TICK_S
-        headroom = self.budget - self._last_rss_growth
+        headroom = self.budget - (self._last_rss_growth - self._shared)
         wait = headroom / (2 * max(_ASSUMED_RATE, self._fastest))
         return min(MAX_TICK_S, max(MIN_TICK_S, wait))
 
@@ -218,15 +220,21 @@ class TreeWatch:
             rate = (rss_growth - self._last_rss_growth) / max(now - self._last_time, 1e-6)
             self._fastest = max(self._fastest, rate)
         self._last_rss_growth, self._last_time = rss_growth, now
+        # Between readings PSS growth is estimated as the resident growth less the shared
+        # part the last reading found; a page shared earlier and written since makes PSS grow
+        # under an unchanged RSS, so past the budget PSS is read again at least every 4 costs.
+        estimate = rss_growth - self._shared
+        likely = self.budget is not None and estimate > self.budget
+        recheck = over and now >= self._check_next
         new_high = rss_growth > self._pss_mark + max(self._pss_mark // 10, _NEW_HIGH)
-        if not over and (not new_high or now < self._pss_next):
-            # Between readings the peak follows the resident total, less the shared part
-            # the last reading found.
-            self.peak_pss_growth = max(self.peak_pss_growth, rss_growth - self._shared)
+        if not likely and not recheck and (not new_high or now < self._pss_next):
+            self.peak_pss_growth = max(self.peak_pss_growth, estimate)
             return None
         self._pss_mark = rss_growth
         pss = {pid: pss_bytes(pid) for pid in pids}
-        self._pss_next = now + (time.perf_counter() - now) / _PEAK_PSS_DUTY
+        cost = time.perf_counter() - now
+        self._pss_next = now + cost / _PEAK_PSS_DUTY
+        self._check_next = now + cost / _CHECK_PSS_DUTY
         growth = sum(pss.values()) - baseline_pss
         self._shared = max(0, rss_growth - growth)
         self.peak_pss_growth = max(self.peak_pss_growth, growth)

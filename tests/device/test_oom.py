@@ -273,3 +273,32 @@ def test_a_timeout_kills_the_whole_tree(token: str) -> None:
     with pytest.raises(IsolatedChildDied, match=r"no answer within the 1\.0 s timeout"):
         run_isolated(start_and_block, (token,), {}, IsolationLimits(None, None), timeout=1.0)
     assert not psutil.wait_procs(_token_processes(token), timeout=2)[1]
+
+
+def share_one_mapping(total_mb: int, sharers: int) -> str:
+    """One touched mapping shared by `sharers` forked processes: RSS counts it in each of
+    them, PSS once in all (what the kernel's accounting charges)."""
+    size = total_mb * MIB
+    m = mmap.mmap(-1, size)
+    touch(m, size)
+    read_end, write_end = os.pipe()
+    pids = []
+    for _ in range(sharers):
+        pid = os.fork()
+        if pid == 0:  # holds the shared pages until the pipe closes
+            os.close(write_end)
+            os.read(read_end, 1)
+            os._exit(0)
+        pids.append(pid)
+    time.sleep(5 * oom.MAX_TICK_S)  # the parent samples on its own clock; this is its window
+    os.close(write_end)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return "kept"
+
+
+def test_shared_pages_are_counted_once() -> None:
+    """300 MB seen by three processes: 900 MB resident in total, 300 MB proportional."""
+    outcome = run_isolated(share_one_mapping, (300, 2), {}, _limits())
+    assert outcome.value == "kept"
+    assert 250 * MIB < outcome.peak_growth_bytes < 448 * MIB
