@@ -17,6 +17,9 @@ if TYPE_CHECKING:
         RemoteError,
         run_isolated,
     )
+    from pytest_edge.device.oom import (
+        OomKilledError,
+    )
     from pytest_edge.device.simulated import (
         SimulatedMachine,
     )
@@ -30,6 +33,7 @@ __all__ = [
     "IsolatedChildDied",
     "IsolationError",
     "IsolationLimits",
+    "OomKilledError",
     "RemoteError",
     "SimulatedMachine",
     "run_isolated",
@@ -42,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "IsolatedChildDied": "pytest_edge.device.isolated",
     "IsolationError": "pytest_edge.device.isolated",
     "IsolationLimits": "pytest_edge.device.isolated",
+    "OomKilledError": "pytest_edge.device.oom",
     "RemoteError": "pytest_edge.device.isolated",
     "SimulatedMachine": "pytest_edge.device.simulated",
     "run_isolated": "pytest_edge.device.isolated",

@@ -8,7 +8,16 @@ The child is started by the ``forkserver`` method (``spawn`` where there is none
 - CPU affinity is set to ``min(device cores, host cores)`` of the CPUs the parent may use;
 - the view is installed, so `fn` sees the device as in-process tests do;
 - ``RLIMIT_DATA`` (``RLIMIT_AS`` where DATA is not enforced) is set to the child's current
-  size plus the memory budget, so growth past the budget fails with ``MemoryError``.
+  size plus the memory budget, so growth past the budget fails with ``MemoryError`` (the fast
+  path for heap allocations);
+- the parent samples the child's whole process tree (`pytest_edge.device.oom`): shared and
+  file-backed mappings and subprocesses count too, and past the budget the tree is killed as
+  the kernel's OOM killer would, raising `OomKilledError` (a ``MemoryError``).
+
+The child dies with pytest: it reads a pipe whose only writer is the test process and kills
+its own process tree when that closes (pytest ended by any signal), and on Linux its
+parent-death signal is SIGKILL. The forkserver and the resource tracker then see their pipes
+close and exit.
 
 `fn`, its arguments, its result and its exception travel by pickle between processes the
 test itself started (trusted data, never from outside).
@@ -33,12 +42,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_edge.device import probe
+from pytest_edge.device import oom, probe
 from pytest_edge.errors import EdgeError
 from pytest_edge.machine import MIB, use_machine
 from pytest_edge.profiles.model import DeviceProfile
 
 _M_ARENA_MAX = -8  # glibc mallopt parameter number
+_PR_SET_PDEATHSIG = 1  # prctl options (linux/prctl.h)
+_PR_SET_CHILD_SUBREAPER = 36
 _DUTY_PERIOD_S = 0.05
 
 
@@ -75,11 +86,14 @@ class IsolationLimits:
     cpus: tuple[int, ...] | None
     duty_cycle: float | None = None  # fraction of wall time the child may run (SIGSTOP/CONT)
     profile: DeviceProfile | None = None  # installs the view in the child
+    watchdog: bool = True  # sample the whole process tree (the simulated OOM killer)
 
     def describe(self, rlimit_name: str | None = None) -> str:
         parts = []
         if self.memory_budget_bytes is not None:
             how = rlimit_name or memory_rlimit_name() or "no rlimit available"
+            if self.watchdog and oom.supported():
+                how += " + process-tree PSS watchdog"
             parts.append(f"memory growth {self.memory_budget_bytes / MIB:.0f} MB ({how})")
         if self.cpus is not None:
             parts.append(f"CPU affinity {{{', '.join(map(str, self.cpus))}}}")
@@ -93,6 +107,7 @@ class IsolatedOutcome:
     value: Any
     peak_growth_bytes: int
     notes: list[str] = field(default_factory=list)
+    watch: oom.TreeWatch | None = None  # the process-tree sampler, when it ran
 
 
 def memory_rlimit_name() -> str | None:
@@ -131,8 +146,10 @@ def run_isolated(
     """Call ``fn(*args, **kwargs)`` in a limited child; return its value or re-raise its error.
 
     `peak_sink` receives the child's peak memory growth in bytes whenever the child reported
-    one, also when `fn` raised. `rewrite_module` (module name, file) asks the child to import
-    that test module with pytest's assertion rewriting, so failed asserts explain themselves.
+    one, also when `fn` raised: the larger of the process tree's sampled PSS growth and the
+    child's own exact peak RSS growth. `rewrite_module` (module name, file) asks the child to
+    import that test module with pytest's assertion rewriting, so failed asserts explain
+    themselves. Past the memory budget the tree is killed and `OomKilledError` raised.
     """
     __tracebackhide__ = True  # pytest shows the test's frames, not ours
     try:
@@ -145,24 +162,43 @@ def run_isolated(
         ) from exc
     ctx = _context()
     parent_conn, child_conn = ctx.Pipe(duplex=False)
+    lifeline_r, lifeline_w = ctx.Pipe(duplex=False)  # closes when this process ends
+    watching = limits.watchdog and oom.supported()
     process = ctx.Process(
         target=_child_main,
-        args=(child_conn, payload, limits, rewrite_module),
+        args=(child_conn, payload, limits, rewrite_module, lifeline_r, watching),
         name="pytest-edge-isolated",
     )
     process.start()
     child_conn.close()
+    lifeline_r.close()
+    watch = None
+    if watching:
+        device = limits.profile.name if limits.profile is not None else "this host"
+        label = f"isolated child running {_describe_callable(fn)}"
+        watch = oom.TreeWatch(process.pid, limits.memory_budget_bytes, device, label)
     timed_out = False
+    message: tuple[Any, ...] | None = None
+    verdict = None
     try:
-        message, timed_out = _wait(process, parent_conn, limits, timeout)
+        message, timed_out, verdict = _wait(process, parent_conn, limits, timeout, watch)
     finally:
         with contextlib.suppress(ProcessLookupError, OSError):
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGCONT)
-        if process.is_alive():
+        if process.is_alive() and message is None:  # timed out or interrupted: the tree
+            oom.kill_tree(process.pid)
+        elif process.is_alive():  # it answered and is exiting; what it started is its own
             process.kill()
         process.join()
         parent_conn.close()
+        lifeline_w.close()
+    if verdict is not None:
+        if peak_sink is not None:
+            peak_sink(verdict.used_bytes)
+        raise verdict
+    if message is not None and watch is not None:
+        message = _with_tree_peak(message, watch.peak_pss_growth)
     if message is None:
         how = (
             f"no answer within the {timeout} s timeout (killed by pytest-edge)"
@@ -174,31 +210,62 @@ def run_isolated(
         peak_sink(message[-1])
     elif peak_sink is not None and message[0] == "ok":
         peak_sink(message[2])
-    return _unpack(message)
+    outcome = _unpack(message)
+    outcome.watch = watch
+    return outcome
+
+
+def _with_tree_peak(message: tuple[Any, ...], tree_peak: int) -> tuple[Any, ...]:
+    """The child's message with its peak raised to the tree's sampled PSS peak."""
+    if message[0] == "ok":
+        return (message[0], message[1], max(message[2], tree_peak), message[3])
+    if isinstance(message[-1], int):
+        return (*message[:-1], max(message[-1], tree_peak))
+    return message
+
+
+_Waited = tuple[tuple[Any, ...] | None, bool, "oom.OomKilledError | None"]
 
 
 def _wait(
-    process: Any, conn: Connection, limits: IsolationLimits, timeout: float | None
-) -> tuple[tuple[Any, ...] | None, bool]:
-    """(the child's message or None, whether the timeout expired)."""
+    process: Any,
+    conn: Connection,
+    limits: IsolationLimits,
+    timeout: float | None,
+    watch: oom.TreeWatch | None = None,
+) -> _Waited:
+    """(the child's message or None, whether the timeout expired, the OOM verdict or None).
+
+    Between polls of the pipe the process tree is sampled every `watch.interval` seconds.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     duty = limits.duty_cycle
     pid = process.pid
     while True:
         if deadline is not None and time.monotonic() > deadline:
-            return None, True
+            return None, True, None
         run_for = _DUTY_PERIOD_S * duty if duty else _DUTY_PERIOD_S
+        if watch is not None and not duty:
+            run_for = watch.interval
         if conn.poll(run_for):
             try:
                 message: tuple[Any, ...] = conn.recv()
             except EOFError:
-                return None, False
-            return message, False
+                return None, False, None
+            if message[0] == "started":
+                if watch is not None:
+                    watch.begin(message[1], message[2])
+                continue
+            return message, False, None
+        if watch is not None:
+            verdict = watch.tick()
+            if verdict is not None:
+                return None, False, verdict
         if not process.is_alive():
             try:
-                return (conn.recv() if conn.poll(0) else None), False
+                return (conn.recv() if conn.poll(0) else None), False, None
             except EOFError:
-                return None, False
+                return None, False, None
         if duty:
             try:
                 os.kill(pid, signal.SIGSTOP)
@@ -317,13 +384,57 @@ def _import_rewritten(name: str, path: str) -> None:
         raise
 
 
+def _prctl(option: int, value: int) -> bool:
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class _Lifeline:
+    """The child's tie to the test process: its tree dies when the test process does.
+
+    A daemon thread blocks on a pipe whose only writer is the test process; end of file
+    while the child has not reported means pytest is gone (killed by any signal), so the
+    child kills its descendants, then itself. On Linux the parent-death signal (SIGKILL)
+    and the child-subreaper flag (orphaned descendants stay in this tree) are set as well.
+    """
+
+    def __init__(self, pipe: Connection) -> None:
+        self.pipe = pipe
+        self.reported = False
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        import threading
+
+        threading.Thread(target=self._watch, name="pytest-edge-lifeline", daemon=True).start()
+
+    def _watch(self) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                self.pipe.recv_bytes()
+        if self.reported:
+            return
+        me = os.getpid()
+        for pid in reversed(oom.tree(me)[1:]):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os.kill(me, signal.SIGKILL)
+
+
 def _child_main(
     conn: Connection,
     payload: bytes,
     limits: IsolationLimits,
     rewrite_module: tuple[str, str] | None = None,
+    lifeline_pipe: Connection | None = None,
+    watched: bool = False,
 ) -> None:
-    _cap_arenas()
+    _cap_arenas()  # before the lifeline's thread, which would take an arena of its own
+    lifeline = _Lifeline(lifeline_pipe) if lifeline_pipe is not None else None
     notes: list[str] = []
     if limits.cpus is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, limits.cpus)
@@ -337,6 +448,9 @@ def _child_main(
     with view_cm:
         tracker = probe.PeakTracker()
         tracker.start()
+        if watched:
+            me = os.getpid()
+            conn.send(("started", oom.pss_bytes(me), oom.rss_bytes(me)))
         restore = None
         if limits.memory_budget_bytes is not None:
             restore = _set_memory_limit(limits.memory_budget_bytes)
@@ -368,8 +482,7 @@ def _child_main(
                     peak,
                 )
             del exc
-            conn.send(message)
-            conn.close()
+            _report(conn, lifeline, message)
             return
         _lift(restore)
         peak = tracker.peak_growth_bytes()
@@ -377,8 +490,14 @@ def _child_main(
             message = ("ok", pickle.dumps(value), peak, notes)
         except Exception as exc:
             message = ("result-unpicklable", type(value).__qualname__, str(exc), peak)
-        conn.send(message)
-        conn.close()
+        _report(conn, lifeline, message)
+
+
+def _report(conn: Connection, lifeline: _Lifeline | None, message: tuple[Any, ...]) -> None:
+    if lifeline is not None:
+        lifeline.reported = True
+    conn.send(message)
+    conn.close()
 
 
 def _lift(restore: tuple[int, tuple[int, int]] | None) -> None:

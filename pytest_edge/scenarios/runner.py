@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_edge.device.oom import OomKilledError
 from pytest_edge.device.speed import device_speed_factor
 from pytest_edge.errors import EdgeError
 from pytest_edge.profiles.model import DeviceProfile
@@ -118,6 +119,8 @@ class ScenarioRunner:
         }
         try:
             run = self.isolate(child.execute, kwargs, self.device, sc.timeout)
+        except OomKilledError as exc:  # the process tree passed the device's memory
+            raise DoesNotFitError(f"{sc.name} does not fit on {self.device.name}: {exc}") from exc
         except MemoryError as exc:
             budget = self.device.budget_mb
             raise DoesNotFitError(
