@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         EdgeDevice,
         IsolatedChildDied,
         IsolationError,
+        OomKilledError,
         RemoteError,
         SimulatedMachine,
     )
@@ -96,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     "EdgeDevice": "pytest_edge.device",
     "IsolatedChildDied": "pytest_edge.device",
     "IsolationError": "pytest_edge.device",
+    "OomKilledError": "pytest_edge.device",
     "RemoteError": "pytest_edge.device",
     "SimulatedMachine": "pytest_edge.device",
 }
@@ -127,6 +129,7 @@ __all__ = [
     "LostWritesError",
     "Machine",
     "MemoryReading",
+    "OomKilledError",
     "ProfileError",
     "RemoteError",
     "SimulatedMachine",

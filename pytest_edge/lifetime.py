@@ -27,9 +27,21 @@ from pathlib import Path
 import psutil
 
 PREFIX = "pytest-edge-"
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PR_SET_PDEATHSIG = 1  # prctl options, <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
 # mtime and a process's start time come from different clocks' rounding: allow this much.
 _CLOCK_SLACK = 1.0
+
+
+def prctl(option: int, value: int) -> bool:
+    """Set a per-process flag with Linux's ``prctl``; False where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def tie_to_parent(expected_parent: int, sig: int = signal.SIGKILL) -> bool:
@@ -39,16 +51,11 @@ def tie_to_parent(expected_parent: int, sig: int = signal.SIGKILL) -> bool:
     before the call took effect (``os.getppid()`` is no longer *expected_parent*), *sig* is
     sent to this process at once, as the kernel would have.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        tied = bool(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0)
-    except (OSError, AttributeError):
+    if not prctl(PR_SET_PDEATHSIG, int(sig)):
         return False
     if os.getppid() != expected_parent:
         os.kill(os.getpid(), sig)
-    return tied
+    return True
 
 
 # `python -I -c TIE PARENT PROGRAM ARGS...`: ties itself to PARENT (PR_SET_PDEATHSIG = 1,

@@ -42,14 +42,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pytest_edge import lifetime
 from pytest_edge.device import oom, probe
 from pytest_edge.errors import EdgeError
 from pytest_edge.machine import MIB, use_machine
 from pytest_edge.profiles.model import DeviceProfile
 
 _M_ARENA_MAX = -8  # glibc mallopt parameter number
-_PR_SET_PDEATHSIG = 1  # prctl options (linux/prctl.h)
-_PR_SET_CHILD_SUBREAPER = 36
 _DUTY_PERIOD_S = 0.05
 
 
@@ -384,16 +383,6 @@ def _import_rewritten(name: str, path: str) -> None:
         raise
 
 
-def _prctl(option: int, value: int) -> bool:
-    if sys.platform != "linux":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
 class _Lifeline:
     """The child's tie to the test process: its tree dies when the test process does.
 
@@ -406,8 +395,8 @@ class _Lifeline:
     def __init__(self, pipe: Connection) -> None:
         self.pipe = pipe
         self.reported = False
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        lifetime.prctl(lifetime.PR_SET_PDEATHSIG, signal.SIGKILL)
+        lifetime.prctl(lifetime.PR_SET_CHILD_SUBREAPER, 1)
         import threading
 
         threading.Thread(target=self._watch, name="pytest-edge-lifeline", daemon=True).start()
