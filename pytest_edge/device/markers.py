@@ -1,5 +1,5 @@
-"""Arguments of the edge markers, checked where they enter: bad ones raise `ValueError`
-naming the marker, the test and what is allowed (the plugin turns that into a usage error)."""
+"""Arguments of the edge markers, checked where they enter: bad ones raise `MarkerError`
+naming the marker, the test and what is allowed (the plugin fails that test with it)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_edge.device.units import parse_size_mb
+from pytest_edge.errors import EdgeInputError
 from pytest_edge.schema import MAX_SECONDS, SECONDS_NOTE
 
 if TYPE_CHECKING:
     from pytest_edge.profiles.model import DeviceProfile
 
 
+class MarkerError(EdgeInputError):
+    """An edge marker's arguments are not allowed; the message names the test and marker."""
+
+
 def marker_profiles(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> list[str]:
     """``edge_profile("pi-zero", "rpi5")``: one or more profile names or aliases."""
     if kwargs:
-        raise ValueError(
+        raise MarkerError(
             f"{where}: edge_profile takes profile names only, got keyword {next(iter(kwargs))!r}"
         )
     if not args or not all(isinstance(a, str) and a.strip() for a in args):
-        raise ValueError(
+        raise MarkerError(
             f"{where}: edge_profile needs one or more profile names, e.g. "
             f"@pytest.mark.edge_profile('rpi4', 'jetson'); got {tuple(args)!r}"
         )
@@ -58,33 +63,33 @@ class Requirements:
 def marker_requirements(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> Requirements:
     allowed = ("memory_mb", "cores", "gpu")
     if args:
-        raise ValueError(
+        raise MarkerError(
             f"{where}: edge_requires takes keywords only ({', '.join(allowed)}), got {args!r}"
         )
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise MarkerError(
             f"{where}: edge_requires got unknown keyword {unknown[0]!r}; "
             f"allowed: {', '.join(allowed)}"
         )
     if not kwargs:
-        raise ValueError(f"{where}: edge_requires needs at least one of {', '.join(allowed)}")
+        raise MarkerError(f"{where}: edge_requires needs at least one of {', '.join(allowed)}")
     memory = kwargs.get("memory_mb")
     if memory is not None:
         memory = parse_size_mb(memory, f"{where}: edge_requires(memory_mb=...)")
     cores = kwargs.get("cores")
     if cores is not None and (isinstance(cores, bool) or not isinstance(cores, int) or cores < 1):
-        raise ValueError(f"{where}: edge_requires(cores={cores!r}): expected a whole number >= 1")
+        raise MarkerError(f"{where}: edge_requires(cores={cores!r}): expected a whole number >= 1")
     gpu = kwargs.get("gpu")
     if gpu is not None and not isinstance(gpu, bool):
-        raise ValueError(f"{where}: edge_requires(gpu={gpu!r}): expected True or False")
+        raise MarkerError(f"{where}: edge_requires(gpu={gpu!r}): expected True or False")
     return Requirements(memory, cores, gpu)
 
 
 def marker_budget_mb(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> float:
     """``edge_memory_budget("300 MB")``: the most a test's peak memory may grow."""
     if kwargs or len(args) != 1:
-        raise ValueError(
+        raise MarkerError(
             f"{where}: edge_memory_budget takes one size, e.g. "
             f"@pytest.mark.edge_memory_budget('300 MB'); got args={tuple(args)!r} "
             f"kwargs={dict(kwargs)!r}"
@@ -98,7 +103,7 @@ def marker_isolated_timeout(
     """``edge_isolated`` or ``edge_isolated(timeout=60)``."""
     unknown = sorted(set(kwargs) - {"timeout"})
     if args or unknown:
-        raise ValueError(
+        raise MarkerError(
             f"{where}: edge_isolated takes no arguments except timeout=SECONDS; "
             f"got args={tuple(args)!r} kwargs={dict(kwargs)!r}"
         )
@@ -110,7 +115,7 @@ def marker_isolated_timeout(
         or not isinstance(timeout, int | float)
         or not 0 < timeout <= MAX_SECONDS
     ):
-        raise ValueError(
+        raise MarkerError(
             f"{where}: edge_isolated(timeout={timeout!r}): expected seconds > 0 and <= "
             f"{MAX_SECONDS} ({SECONDS_NOTE})"
         )
@@ -144,7 +149,7 @@ def read_marks(
 ) -> EdgeMarks:
     """Parse the edge markers among `marks` (closest first, as pytest yields them).
 
-    The closest marker of each name wins, like ``get_closest_marker``. Raises `ValueError`
+    The closest marker of each name wins, like ``get_closest_marker``. Raises `MarkerError`
     (or `UnknownProfileError` from `resolve`) naming `where`.
     """
     seen: dict[str, _Mark] = {}
@@ -160,7 +165,7 @@ def read_marks(
         try:
             profiles = tuple(resolve(name) for name in names)
         except LookupError as exc:  # UnknownProfileError: say which marker of which test
-            raise ValueError(f"{where}: edge_profile: {str(exc).splitlines()[0]}") from None
+            raise MarkerError(f"{where}: edge_profile: {str(exc).splitlines()[0]}") from None
     requires_mark = seen.get("edge_requires")
     if requires_mark is not None:
         requires = marker_requirements(requires_mark.args, requires_mark.kwargs, where)
