@@ -107,6 +107,7 @@ def _timed_run(folder: Path, *extra: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.benchmark(group="edge-startup")
 def test_unused_edge_costs_a_one_test_run_at_most_50ms(benchmark: Any, one_test: Path) -> None:
     without: list[float] = []
