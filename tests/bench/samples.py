@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pytest_edge.bench.data import BenchmarkResult, BenchmarkRun
@@ -37,3 +39,24 @@ def run(*results: BenchmarkResult, machine: dict[str, str] | None = None) -> Ben
 
 def history_of(*factors: float) -> list[BenchmarkRun]:
     return [run(result("b", noisy(100 + i, f))) for i, f in enumerate(factors)]
+
+
+def json_entry(name: str, data: list[float], fullname: str | None = None) -> dict[str, Any]:
+    """One benchmark of a pytest-benchmark JSON file, with its samples (seconds) and stats."""
+    q1, med, q3 = np.percentile(data, [25, 50, 75])
+    stats = {
+        "median": med,
+        "q1": q1,
+        "q3": q3,
+        "min": min(data),
+        "max": max(data),
+        "rounds": len(data),
+        "data": data,
+    }
+    return {
+        "name": name,
+        "fullname": fullname or name,
+        "group": None,
+        "stats": stats,
+        "extra_info": {},
+    }

@@ -14,14 +14,7 @@ from pytest_edge.bench.instructions import (
     target_of,
 )
 from pytest_edge.errors import EdgeInputError
-
-WORK = """
-def work(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
-"""
+from tests.bench.ab_repo import WORK
 
 
 def test_without_valgrind_the_error_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ from pytest_edge.bench.compare import compare_runs
 from pytest_edge.bench.corpus import make_corpus
 from pytest_edge.bench.data import run_from_json
 from pytest_edge.bench.throughput import EdgeBenchmark, peak_memory_of
+from tests.bench.samples import json_entry
 
 
 def _median_time(function: Callable[[], object], repeat: int) -> float:
@@ -50,17 +51,7 @@ def _runs_document(benchmarks: int, samples: int, seed: int, factor: float) -> s
     entries = []
     for i in range(benchmarks):
         data = (rng.lognormal(np.log(1e-3), 0.05, samples) * factor).tolist()
-        q1, med, q3 = np.percentile(data, [25, 50, 75])
-        stats = {
-            "median": med,
-            "q1": q1,
-            "q3": q3,
-            "min": min(data),
-            "max": max(data),
-            "rounds": samples,
-            "data": data,
-        }
-        entries.append({"name": f"b{i}", "fullname": f"t::b{i}", "stats": stats})
+        entries.append(json_entry(f"b{i}", data, fullname=f"t::b{i}"))
     return json.dumps({"benchmarks": entries})
 
 

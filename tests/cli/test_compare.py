@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pytest_edge.cli import main
+from tests.bench.samples import json_entry
 
 
 def write_run(path: Path, factor: float, seed: int, names: tuple[str, ...] = ("t::a",)) -> Path:
@@ -16,19 +17,7 @@ def write_run(path: Path, factor: float, seed: int, names: tuple[str, ...] = ("t
     benchmarks = []
     for name in names:
         data = (rng.lognormal(np.log(1e-3), 0.03, 40) * factor).tolist()
-        q1, med, q3 = np.percentile(data, [25, 50, 75])
-        stats = {
-            "median": med,
-            "q1": q1,
-            "q3": q3,
-            "min": min(data),
-            "max": max(data),
-            "rounds": len(data),
-            "data": data,
-        }
-        benchmarks.append(
-            {"name": name, "fullname": name, "group": None, "stats": stats, "extra_info": {}}
-        )
+        benchmarks.append(json_entry(name, data))
     path.write_text(json.dumps({"benchmarks": benchmarks, "machine_info": {"node": "n"}}))
     return path
 

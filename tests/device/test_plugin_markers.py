@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.markers import assert_bad_marker_errors_that_test_alone
+
 
 def test_edge_profile_marker_pins_profiles(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
@@ -62,23 +64,7 @@ def test_edge_requires_skips_with_the_reason(pytester: pytest.Pytester) -> None:
 def test_a_bad_marker_argument_errors_that_test_alone_in_one_line(
     pytester: pytest.Pytester, marker: str, message: str
 ) -> None:
-    pytester.makepyfile(
-        f"""
-        import pytest
-        @pytest.mark.{marker}
-        def test_x():
-            pass
-
-        def test_other():
-            pass
-        """
-    )
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at setup of test_x*", f"test_*.py::test_x: {message}"])
-    assert "Traceback" not in result.stdout.str()
-    # -k leaving the test out: a clean run, as if the marker were not there
-    pytester.runpytest("-k", "test_other").assert_outcomes(passed=1)
+    assert_bad_marker_errors_that_test_alone(pytester, marker, message)
 
 
 def test_memory_budget_fails_with_the_measured_figure(pytester: pytest.Pytester) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.markers import assert_bad_marker_errors_that_test_alone
+
 LEAK_CHECK = """
 import builtins, io, os, socket, sqlite3
 import pytest
@@ -150,26 +152,9 @@ def test_without_marker(tmp_path):
 def test_a_bad_marker_errors_that_test_alone_in_one_line(
     pytester: pytest.Pytester, marker: str, message: str
 ) -> None:
-    pytester.makepyfile(
-        f"""
-import pytest
-
-@pytest.mark.edge_fault({marker})
-def test_x():
-    pass
-
-def test_other():
-    pass
-"""
+    assert_bad_marker_errors_that_test_alone(
+        pytester, f"edge_fault({marker})", f"@pytest.mark.edge_fault(*): {message}"
     )
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
-        ["*ERROR at setup of test_x*", f"test_*.py::test_x: @pytest.mark.edge_fault(*): {message}"]
-    )
-    assert "Traceback" not in result.stdout.str()
-    # -k leaving the test out: a clean run, as if the marker were not there
-    pytester.runpytest("-k", "test_other").assert_outcomes(passed=1)
 
 
 def test_probability_replays_with_the_run_seed(pytester: pytest.Pytester) -> None:
