@@ -102,9 +102,13 @@ def read_setting(config: pytest.Config, setting: Setting) -> tuple[Any, str]:
 
     Values from the environment and the ini file go through the same `parse` as the flag's; a
     bad one is a ``pytest.UsageError`` naming where it came from.
-    Returns ``(default, "default")`` when it was given nowhere.
+    Returns ``(default, "default")`` when it was given nowhere. A repeatable setting
+    (``action="append"``) is the ini key's list followed by the flag's values, as its help says.
     """
     value = config.getoption(setting.dest)
+    if setting.action == "append" and setting.ini is not None:
+        values = [*config.getini(setting.ini), *value]
+        return values, f"{setting.flag} and the {setting.ini} ini key"
     if value not in (None, [], False):
         return value, setting.flag
     if setting.env is not None:

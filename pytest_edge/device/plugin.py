@@ -131,7 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def build_edge_run(config: pytest.Config) -> EdgeRun:
     """The run's devices from the options; a bad profile name or file is a usage error."""
     setting, where = read_setting(config, PROFILE)
-    files = [*config.getini("edge_profile_files"), *config.getoption(PROFILE_FILES.dest)]
+    files, _ = read_setting(config, PROFILE_FILES)
     names = split_names(setting or "")
     run = EdgeRun(
         requested=names,

@@ -150,6 +150,13 @@ def test_a_big_scenario_warns_unless_under_a_configured_scenario_path(
     wl.runpytest("--edge-scenario-path", "long").assert_outcomes(passed=1)
     wl.makeini("[pytest]\nedge_scenario_paths = long\n")
     wl.runpytest().assert_outcomes(passed=1)
+    # The flag adds to the ini key's paths (the help says so), it does not replace them.
+    other = wl.path / "other"
+    other.mkdir()
+    (other / "big2.toml").write_text(
+        scenario_toml("big2", "calls") + "# padding\n" * (MAX_SCENARIO_BYTES // 10)
+    )
+    wl.runpytest("--edge-scenario-path", "other").assert_outcomes(passed=2)
 
 
 def test_every_toml_under_a_scenario_path_is_a_scenario(wl: pytest.Pytester) -> None:
