@@ -555,29 +555,41 @@ static void b_begin(struct buf *b, const char *t) {
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* Two base64 characters for each 12-bit value: 3 bytes take two table loads. */
+static char B64_PAIRS[4096][2];
 
-static void b_base64(struct buf *b, const char *key, const unsigned char *d, size_t n) {
-    b_key(b, key);
-    if (b_reserve(b, (n + 2) / 3 * 4 + 2) != 0) return;
-    char *o = b->p + b->len;
-    *o++ = '"';
+__attribute__((constructor)) static void b64_init(void) {
+    for (int i = 0; i < 4096; i++) {
+        B64_PAIRS[i][0] = B64[i >> 6];
+        B64_PAIRS[i][1] = B64[i & 63];
+    }
+}
+
+static void b64_encode(char *restrict o, const unsigned char *restrict d, size_t n) {
     size_t i = 0;
     for (; i + 2 < n; i += 3) {
         uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = B64[(v >> 6) & 63];
-        *o++ = B64[v & 63];
+        memcpy(o, B64_PAIRS[v >> 12], 2);
+        memcpy(o + 2, B64_PAIRS[v & 4095], 2);
+        o += 4;
     }
     if (i < n) {
         uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0);
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = i + 1 < n ? B64[(v >> 6) & 63] : '=';
-        *o++ = '=';
+        o[0] = B64[v >> 18];
+        o[1] = B64[(v >> 12) & 63];
+        o[2] = i + 1 < n ? B64[(v >> 6) & 63] : '=';
+        o[3] = '=';
     }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
+}
+
+static void b_base64(struct buf *b, const char *key, const unsigned char *d, size_t n) {
+    size_t len = (n + 2) / 3 * 4;
+    b_key(b, key);
+    if (b_reserve(b, len + 2) != 0) return;
+    b->p[b->len] = '"';
+    if (n) b64_encode(b->p + b->len + 1, d, n);
+    b->p[b->len + 1 + len] = '"';
+    b->len += len + 2;
 }
 
 static void write_all(int fd, const char *p, size_t n) {
