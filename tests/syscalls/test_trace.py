@@ -433,3 +433,88 @@ def test_odd_file_names_round_trip(tmp_path: Path, name: str) -> None:
         tmp_path / "root",
     )
     assert [rec["path"] for rec in r.of("open")] == [name]
+
+
+def test_rename_into_and_out_of_the_root(tmp_path: Path) -> None:
+    r = ok(
+        """
+        outside = os.path.dirname(ROOT)
+        with open(os.path.join(outside, "incoming"), "wb") as f:
+            f.write(b"brought in")
+        with open(os.path.join(ROOT, "leaving"), "wb") as f:
+            f.write(b"x")
+        with tracing(ROOT, REC):
+            os.rename(os.path.join(outside, "incoming"), os.path.join(ROOT, "in"))
+            os.rename(os.path.join(ROOT, "leaving"), os.path.join(outside, "gone"))
+        """,
+        tmp_path / "root",
+    )
+    imported, removed = r.records
+    assert imported["t"] == "import"
+    assert imported["path"] == "in"
+    assert base64.b64decode(imported["data"]) == b"brought in"
+    assert imported["ino"] == (tmp_path / "root" / "in").stat().st_ino
+    assert (removed["t"], removed["path"]) == ("unlink", "leaving")
+
+
+def test_sync_family_and_creat(tmp_path: Path) -> None:
+    r = ok(
+        """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        with tracing(ROOT, REC):
+            fd = libc.creat(os.path.join(ROOT, "c").encode(), 0o644)
+            assert fd >= 0
+            os.write(fd, b"abc")
+            assert libc.sync_file_range(fd, ctypes.c_long(0), ctypes.c_long(0), 2) == 0
+            assert libc.syncfs(fd) == 0
+            os.sync()
+            os.posix_fallocate(fd, 0, 100)
+            os.close(fd)
+        """,
+        tmp_path / "root",
+    )
+    assert [(rec["t"], rec["sys"]) for rec in r.records] == [
+        ("open", "creat"),
+        ("write", "write"),
+        ("sfr", "sync_file_range"),
+        ("syncfs", "syncfs"),
+        ("syncfs", "sync"),
+        ("trunc", "posix_fallocate64"),
+    ]
+    assert r.records[-1]["size"] == 100
+
+
+def test_a_forked_child_inherits_tracing(tmp_path: Path) -> None:
+    r = ok(
+        """
+        with tracing(ROOT, REC):
+            pid = os.fork()
+            if pid == 0:
+                fd = os.open(os.path.join(ROOT, "from-child"), os.O_WRONLY | os.O_CREAT, 0o644)
+                os.write(fd, b"c")
+                os._exit(0)
+            os.waitpid(pid, 0)
+        """,
+        tmp_path / "root",
+    )
+    assert [(rec["t"], rec["path"]) for rec in r.records] == [
+        ("open", "from-child"),
+        ("write", "from-child"),
+    ]
+
+
+def test_nothing_is_recorded_before_or_after_tracing(tmp_path: Path) -> None:
+    r = ok(
+        """
+        def touch(name):
+            with open(os.path.join(ROOT, name), "wb") as f:
+                f.write(b"x")
+        touch("before")
+        with tracing(ROOT, REC):
+            touch("during")
+        touch("after")
+        """,
+        tmp_path / "root",
+    )
+    assert {rec["path"] for rec in r.records} == {"during"}
