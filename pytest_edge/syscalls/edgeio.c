@@ -90,6 +90,9 @@ static ssize_t (*real_pwritev64v2)(int, const struct iovec *, int, off64_t, int)
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_pread)(int, void *, size_t, off_t);
 static ssize_t (*real_pread64)(int, void *, size_t, off64_t);
+static ssize_t (*real___read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real___pread_chk)(int, void *, size_t, off_t, size_t);
+static ssize_t (*real___pread64_chk)(int, void *, size_t, off64_t, size_t);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_ftruncate64)(int, off64_t);
 static int (*real_truncate)(const char *, off_t);
@@ -149,7 +152,9 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_root[PATH_MAX];
 static size_t g_root_len;
 static dev_t g_root_dev;
-static int g_rec_fd = -1;
+static int g_rec_fd = -1; /* the library's own duplicate of the caller's record fd */
+static dev_t g_rec_dev;
+static ino_t g_rec_ino;
 static long g_calls;          /* traced calls numbered so far */
 static char g_kill_call[32];  /* "" when no kill point */
 static long g_kill_n;
@@ -201,6 +206,7 @@ __attribute__((constructor)) static void edgeio_init(void) {
     LOAD(__openat_2); LOAD(__openat64_2); LOAD(creat); LOAD(creat64); LOAD(write);
     LOAD(pwrite); LOAD(pwrite64); LOAD(writev); LOAD(pwritev); LOAD(pwritev64);
     LOAD(pwritev2); LOAD(pwritev64v2); LOAD(read); LOAD(pread); LOAD(pread64);
+    LOAD(__read_chk); LOAD(__pread_chk); LOAD(__pread64_chk);
     LOAD(ftruncate); LOAD(ftruncate64); LOAD(truncate); LOAD(truncate64); LOAD(fallocate);
     LOAD(fallocate64); LOAD(posix_fallocate); LOAD(posix_fallocate64); LOAD(fsync);
     LOAD(fdatasync); LOAD(sync_file_range); LOAD(syncfs); LOAD(sync); LOAD(rename);
@@ -264,6 +270,7 @@ static int normalize(const char *in, char *out, size_t size) {
 }
 
 static void fd_store(int fd, const char *path, const struct stat *st);
+static void write_all(int fd, const char *p, size_t n);
 
 /* The absolute path an fd names (from the table, else /proc/self/fd), "" when it has none.
  * Fills *st with the fd's fstat. Returns -1 when the fd is not open. */
@@ -350,8 +357,11 @@ static const char *rel_of(const char *abs) {
 /* ---------------------------------------------------------------------------------------- */
 /* The fd table                                                                              */
 
+/* Descriptors above this are resolved afresh each time rather than kept in the table. */
+#define FD_TABLE_MAX (1 << 20)
+
 static void fd_store(int fd, const char *path, const struct stat *st) {
-    if (fd < 0) return;
+    if (fd < 0 || fd >= FD_TABLE_MAX) return;
     lock();
     if (fd >= g_nfds) {
         int n = g_nfds ? g_nfds : 64;
@@ -592,6 +602,22 @@ static void b_base64(struct buf *b, const char *key, const unsigned char *d, siz
     b->len += len + 2;
 }
 
+/* Write a record line; if the program closed the record fd behind the library's back (and
+ * the number now names another file), stop recording rather than write into that file. */
+static void write_record(const char *p, size_t n) {
+    struct stat st;
+    if (g_rec_fd < 0) return;
+    if (fstat(g_rec_fd, &st) != 0 || st.st_dev != g_rec_dev || st.st_ino != g_rec_ino) {
+        static const char msg[] =
+            "pytest-edge: the system-call trace's record fd was closed by the program; "
+            "tracing records stop here\n";
+        real_write(2, msg, sizeof msg - 1);
+        g_rec_fd = -1;
+        return;
+    }
+    write_all(g_rec_fd, p, n);
+}
+
 static void write_all(int fd, const char *p, size_t n) {
     while (n) {
         ssize_t w = real_write(fd, p, n);
@@ -616,11 +642,11 @@ static void b_emit(struct buf *b, const char *sys, long n) {
                            "memory while recording\",\"sys\":\"%s\",\"n\":%ld}\n",
                            sys, n);
         lock();
-        if (g_rec_fd >= 0) write_all(g_rec_fd, line, (size_t)len);
+        write_record(line, (size_t)len);
         unlock();
     } else {
         lock();
-        if (g_rec_fd >= 0) write_all(g_rec_fd, b->p, b->len);
+        write_record(b->p, b->len);
         unlock();
     }
     b_free(b);
@@ -874,7 +900,7 @@ static int hook_open(enum openv v, const char *sys, int dirfd, const char *path,
 
 #define MODE_ARG(flags, mode)                                                              \
     mode_t mode = 0;                                                                       \
-    if ((flags) & (O_CREAT | O_TMPFILE)) {                                                 \
+    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) {                       \
         va_list ap;                                                                        \
         va_start(ap, flags);                                                               \
         mode = (mode_t)va_arg(ap, int);                                                    \
@@ -1281,6 +1307,23 @@ EXPORT ssize_t pread64(int fd, void *buf, size_t count, off64_t off) {
     NEED(pread64, -1);
     if (INERT()) return real_pread64(fd, buf, count, off);
     READ_HOOK(real_pread64(fd, buf, count, off));
+}
+
+/* The fortified forms (_FORTIFY_SOURCE callers with a known buffer size). */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen) {
+    NEED(__read_chk, -1);
+    if (INERT()) return real___read_chk(fd, buf, count, buflen);
+    READ_HOOK(real___read_chk(fd, buf, count, buflen));
+}
+EXPORT ssize_t __pread_chk(int fd, void *buf, size_t count, off_t off, size_t buflen) {
+    NEED(__pread_chk, -1);
+    if (INERT()) return real___pread_chk(fd, buf, count, off, buflen);
+    READ_HOOK(real___pread_chk(fd, buf, count, off, buflen));
+}
+EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t count, off64_t off, size_t buflen) {
+    NEED(__pread64_chk, -1);
+    if (INERT()) return real___pread64_chk(fd, buf, count, off, buflen);
+    READ_HOOK(real___pread64_chk(fd, buf, count, off, buflen));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1816,6 +1859,10 @@ EXPORT int mkdirat(int dirfd, const char *path, mode_t mode) {
 EXPORT int close(int fd) {
     NEED(close, -1);
     if (!INERT()) {
+        if (fd >= 0 && fd == __atomic_load_n(&g_rec_fd, __ATOMIC_RELAXED)) {
+            errno = EBADF; /* the trace's own descriptor: not the program's to close */
+            return -1;
+        }
         int e = errno;
         t_guard++;
         fd_forget(fd);
@@ -2000,20 +2047,32 @@ EXPORT int edgeio_interposing(void) {
  * Returns 0 or an errno value. */
 EXPORT int edgeio_trace_start(const char *root, int record_fd, const char *kill_call,
                               long kill_n) {
-    struct stat st;
+    struct stat st, rec;
     if (!root || root[0] != '/' || strlen(root) >= sizeof g_root) return EINVAL;
     if (stat(root, &st) != 0) return errno;
     if (strlen(kill_call) >= sizeof g_kill_call) return EINVAL;
+    if (fstat(record_fd, &rec) != 0) return errno;
     lock();
     if (__atomic_load_n(&g_on, __ATOMIC_RELAXED) & ON_TRACE) {
         unlock();
         return EBUSY;
     }
+    /* A private duplicate above the usual numbers, closed on exec: the program may close its
+     * own record fd while tracing; an exec'd process does not inherit it. */
+    int own = real_fcntl(record_fd, F_DUPFD_CLOEXEC, 512);
+    if (own < 0) own = real_fcntl(record_fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0) {
+        int e = errno;
+        unlock();
+        return e;
+    }
     snprintf(g_root, sizeof g_root, "%s", root);
     g_root_len = strlen(g_root);
     while (g_root_len > 1 && g_root[g_root_len - 1] == '/') g_root[--g_root_len] = '\0';
     g_root_dev = st.st_dev;
-    g_rec_fd = record_fd;
+    g_rec_fd = own;
+    g_rec_dev = rec.st_dev;
+    g_rec_ino = rec.st_ino;
     g_calls = 0;
     snprintf(g_kill_call, sizeof g_kill_call, "%s", kill_call);
     g_kill_n = kill_n;
@@ -2027,6 +2086,7 @@ EXPORT int edgeio_trace_start(const char *root, int record_fd, const char *kill_
 EXPORT int edgeio_trace_stop(void) {
     lock();
     __atomic_fetch_and(&g_on, ~ON_TRACE, __ATOMIC_SEQ_CST);
+    if (g_rec_fd >= 0) real_close(g_rec_fd);
     g_rec_fd = -1;
     g_kill_call[0] = '\0';
     unlock();

@@ -222,6 +222,11 @@ def test_io_error_eintr_short_write_open_rename_read(tmp_path: Path) -> None:
             except OSError as exc:
                 out(read=errno.errorcode[exc.errno])
             out(second_read=os.pread(fd, 3, 0).decode())
+        import ctypes  # C code built with _FORTIFY_SOURCE reads through __read_chk
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(3)
+        with arm("io_error", ROOT, on="read"):
+            out(read_chk=[libc.__read_chk(fd, buf, 3, 3), ctypes.get_errno()])
         """,
         tmp_path / "root",
     )
@@ -232,6 +237,7 @@ def test_io_error_eintr_short_write_open_rename_read(tmp_path: Path) -> None:
         "rename": "EIO",
         "read": "EIO",
         "second_read": "xab",
+        "read_chk": [-1, 5],
     }
 
 

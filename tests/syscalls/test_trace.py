@@ -518,3 +518,23 @@ def test_nothing_is_recorded_before_or_after_tracing(tmp_path: Path) -> None:
         tmp_path / "root",
     )
     assert {rec["path"] for rec in r.records} == {"during"}
+
+
+def test_records_survive_the_program_closing_its_record_fd(tmp_path: Path) -> None:
+    r = ok(
+        """
+        import subprocess
+        with tracing(ROOT, REC):
+            os.close(REC)  # the library writes through its own duplicate
+            with open(os.path.join(ROOT, "a"), "wb") as f:
+                f.write(b"1")
+            # an exec'd program does not inherit the library's descriptor
+            fds = subprocess.run(
+                ["ls", "/proc/self/fd"], capture_output=True, text=True, check=True
+            ).stdout.split()
+            out(inherited=len(fds))
+        """,
+        tmp_path / "root",
+    )
+    assert [rec["t"] for rec in r.records] == ["open", "write"]
+    assert r.out["inherited"] <= 4  # 0, 1, 2 and ls's own directory fd
