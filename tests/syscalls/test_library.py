@@ -168,23 +168,19 @@ def test_installed_library_is_the_packaged_one() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this machine")
 def test_a_wheel_contains_the_library(tmp_path: Path) -> None:
+    # built from a copy: a build writes build/ and egg-info beside the sources
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info")
+    shutil.copytree(REPO / "pytest_edge", source / "pytest_edge", ignore=ignore)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
+        [*pip, "-w", str(tmp_path / "dist"), str(source)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("pytest_edge-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("pytest_edge-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert f"pytest_edge/syscalls/{LIBRARY_NAME}" in names
     assert "pytest_edge/syscalls/trace.py" in names
