@@ -1161,17 +1161,24 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off
     return hook_write(W_PWRITEV64V2, "pwritev64v2", fd, iov, cnt, off, flags);
 }
 
-/* copy_file_range / sendfile: the kernel moves the bytes; they are read back from where they
- * landed (with the real pread) to record them. */
-static void record_copied(const char *rel, int fd, const struct stat *st, long long off,
-                          size_t n, const char *sys, long num) {
-    unsigned char *data = malloc(n ? n : 1);
+static size_t pread_all(int fd, unsigned char *data, size_t n, long long off) {
     size_t got = 0;
-    while (data && got < n) {
+    while (got < n) {
         ssize_t r = real_pread64(fd, data + got, n - got, (off64_t)(off + (long long)got));
         if (r <= 0) break;
         got += (size_t)r;
     }
+    return got;
+}
+
+/* copy_file_range / sendfile: the kernel moves the bytes; they are read back (with the real
+ * pread) from where they landed, or, when the destination is write-only, from where they came
+ * from (in_off: the source offset before the call, -1 when unknown). */
+static void record_copied(const char *rel, int fd, const struct stat *st, long long off,
+                          size_t n, int in_fd, long long in_off, const char *sys, long num) {
+    unsigned char *data = malloc(n ? n : 1);
+    size_t got = data ? pread_all(fd, data, n, off) : 0;
+    if (data && got < n && in_off >= 0) got = pread_all(in_fd, data, n, in_off);
     if (data && got == n) {
         record_write_bytes(rel, st, off, data, n, sys, num);
     } else { /* not readable back (a write-only fd): the bytes cannot be seen */
@@ -1179,15 +1186,16 @@ static void record_copied(const char *rel, int fd, const struct stat *st, long l
         b_begin(&b, "unobserved");
         b_str(&b, "path", rel);
         b_int(&b, "ino", (long long)st->st_ino);
-        b_str(&b, "why", "copied bytes not readable back (write-only fd)");
+        b_str(&b, "why", "copied bytes not readable back");
         b_emit(&b, sys, num);
     }
     free(data);
 }
 
 /* Shared by copy_file_range and sendfile: `out_off` is the explicit offset or NULL. */
-static ssize_t hook_copy(const char *sys, int out_fd, long long *out_off_value, size_t len,
-                         ssize_t (*call)(size_t len, void *ctx), void *ctx) {
+static ssize_t hook_copy(const char *sys, int out_fd, long long *out_off_value, int in_fd,
+                         long long in_off, size_t len, ssize_t (*call)(size_t len, void *ctx),
+                         void *ctx) {
     struct scope s;
     struct stat st;
     char abs[PATH_MAX];
@@ -1222,7 +1230,8 @@ static ssize_t hook_copy(const char *sys, int out_fd, long long *out_off_value, 
     if (reserved) space_settle(pre_off, ret, st.st_size, &r);
     if (ret > 0 && rel) {
         long long landed = out_off_value ? pre_off : (long long)lseek(out_fd, 0, SEEK_CUR) - ret;
-        record_copied(rel, out_fd, &st, landed, (size_t)ret, sys, n);
+        if (in_off < 0) in_off = (long long)lseek(in_fd, 0, SEEK_CUR) - ret;
+        record_copied(rel, out_fd, &st, landed, (size_t)ret, in_fd, in_off, sys, n);
     }
     leave(&s, e);
     return ret;
@@ -1243,7 +1252,9 @@ EXPORT ssize_t copy_file_range(int fd_in, off64_t *off_in, int fd_out, off64_t *
     if (INERT()) return real_copy_file_range(fd_in, off_in, fd_out, off_out, len, flags);
     struct cfr_args a = {fd_in, fd_out, off_in, off_out, flags};
     long long out_off = off_out ? (long long)*off_out : 0;
-    return hook_copy("copy_file_range", fd_out, off_out ? &out_off : NULL, len, cfr_call, &a);
+    long long in_off = off_in ? (long long)*off_in : -1;
+    return hook_copy("copy_file_range", fd_out, off_out ? &out_off : NULL, fd_in, in_off, len,
+                     cfr_call, &a);
 }
 
 struct sf_args {
@@ -1260,13 +1271,15 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     NEED(sendfile, -1);
     if (INERT()) return real_sendfile(out_fd, in_fd, offset, count);
     struct sf_args a = {0, out_fd, in_fd, offset, NULL};
-    return hook_copy("sendfile", out_fd, NULL, count, sf_call, &a);
+    return hook_copy("sendfile", out_fd, NULL, in_fd, offset ? (long long)*offset : -1, count,
+                     sf_call, &a);
 }
 EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count) {
     NEED(sendfile64, -1);
     if (INERT()) return real_sendfile64(out_fd, in_fd, offset, count);
     struct sf_args a = {1, out_fd, in_fd, NULL, offset};
-    return hook_copy("sendfile64", out_fd, NULL, count, sf_call, &a);
+    return hook_copy("sendfile64", out_fd, NULL, in_fd, offset ? (long long)*offset : -1, count,
+                     sf_call, &a);
 }
 
 /* ---------------------------------------------------------------------------------------- */

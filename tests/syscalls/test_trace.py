@@ -279,6 +279,28 @@ def test_copy_file_range_and_sendfile_record_the_bytes(tmp_path: Path) -> None:
     assert [w["sys"] for w in r.of("write")] == ["write", "copy_file_range", "sendfile64"]
 
 
+def test_copies_into_a_write_only_file_are_read_back_from_their_source(tmp_path: Path) -> None:
+    r = ok(
+        """
+        import shutil
+        src = os.path.join(os.path.dirname(ROOT), "src")
+        with open(src, "wb") as f:
+            f.write(bytes(range(256)) * 40)
+        with tracing(ROOT, REC):
+            shutil.copyfile(src, os.path.join(ROOT, "copy"))  # sendfile into an O_WRONLY fd
+            i = os.open(src, os.O_RDONLY)
+            o = os.open(os.path.join(ROOT, "cfr"), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.lseek(i, 100, os.SEEK_SET)
+            os.copy_file_range(i, o, 50)
+            os.copy_file_range(i, o, 10, 7)
+        """,
+        tmp_path / "root",
+    )
+    assert r.of("unobserved") == []
+    assert r.written("copy") == bytes(range(256)) * 40
+    assert r.written("cfr") == bytes(range(100, 150)) + bytes(range(7, 17))
+
+
 def test_stdio_stream_for_writing_is_unobserved(tmp_path: Path) -> None:
     # Python's own open() does not use stdio; ctypes reaches libc's fopen as C code does.
     r = ok(
