@@ -24,7 +24,6 @@ prints the figures. They are in each benchmark's extra_info too.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 import pytest
 
 from pytest_edge.syscalls import preload_env, unavailable_reason
+from tests.syscalls.child import without_library
 
 pytestmark = pytest.mark.skipif(
     unavailable_reason() is not None,
@@ -86,7 +86,7 @@ FULL = pytest.mark.slow
 
 def _child(code: str, root: Path, *args: int, preload: bool) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
-    env = preload_env() if preload else dict(os.environ)
+    env = preload_env() if preload else without_library()
     proc = subprocess.run(
         [sys.executable, "-c", code, str(root), *map(str, args)],
         env=env,
