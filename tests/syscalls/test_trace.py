@@ -560,3 +560,34 @@ def test_records_survive_the_program_closing_its_record_fd(tmp_path: Path) -> No
     )
     assert [rec["t"] for rec in r.records] == ["open", "write"]
     assert r.out["inherited"] <= 4  # 0, 1, 2 and ls's own directory fd
+
+
+def test_fork_while_another_thread_traces_does_not_deadlock(tmp_path: Path) -> None:
+    # The library's lock is taken around fork (pthread_atfork): a child never starts with it
+    # held by a thread that does not exist in the child.
+    r = ok(
+        """
+        import threading
+        stop = threading.Event()
+        def hammer():
+            fd = os.open(os.path.join(ROOT, "busy"), os.O_WRONLY | os.O_CREAT, 0o644)
+            while not stop.is_set():
+                os.pwrite(fd, b"x" * 64, 0)
+        with tracing(ROOT, REC):
+            t = threading.Thread(target=hammer)
+            t.start()
+            for i in range(40):
+                pid = os.fork()
+                if pid == 0:
+                    fd = os.open(os.path.join(ROOT, f"child{i}"), os.O_WRONLY | os.O_CREAT, 0o644)
+                    os.write(fd, b"c")
+                    os._exit(0)
+                os.waitpid(pid, 0)
+            stop.set()
+            t.join()
+        """,
+        tmp_path / "root",
+        timeout=60,
+    )
+    children = {rec["path"] for rec in r.of("write")} - {"busy"}
+    assert children == {f"child{i}" for i in range(40)}
