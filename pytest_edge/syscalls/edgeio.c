@@ -1085,6 +1085,7 @@ static ssize_t hook_write(enum writev_kind k, const char *sys, int fd, const str
         struct iovec *dst = clipped;
         if (cnt > 64) heap = dst = malloc((size_t)cnt * sizeof *dst);
         if (!dst) {
+            if (reserved) space_settle(pre_off, -1, st.st_size, &r);
             leave(&s, ENOMEM);
             return -1;
         }
@@ -1440,7 +1441,7 @@ static int hook_fallocate(const char *sys, int fd, int mode, long long off, long
     int have = fd_info(fd, &st, abs, sizeof abs) == 0 && abs[0] && S_ISREG(st.st_mode);
     const char *rel = have ? rel_of(abs) : NULL;
     long long end = off + len;
-    int grows = mode == 0 && end > st.st_size;
+    int grows = have && mode == 0 && end > st.st_size;
     long n = rel && grows ? number_call("trunc", sys, rel) : 0;
     if (have && FAULTING()) {
         int err = fault_gate(0, abs, NULL, 1, NULL);
