@@ -169,8 +169,8 @@ def test_traced_fsync_loop_ratio(
     assert kinds.count("write") == writes
     assert kinds.count("fsync") == writes
     assert estimate <= 1.5
-    if not hasattr(request.config, "workerinput"):
-        assert ratio <= 1.5  # the wall-clock bar, where the test has the machine to itself
+    if request.node.get_closest_marker("timing") is not None:
+        assert ratio <= 1.5  # the wall-clock bar: the full size, run alone (make bench)
 
 
 @pytest.mark.parametrize(
