@@ -85,6 +85,15 @@ class ValueCheck(Protocol):
 Target = Callable[[str], Any] | str
 
 
+def _libc_calls() -> frozenset[str]:
+    """The libc function names the system-call layer counts (empty without the layer)."""
+    try:
+        from pytest_edge.syscalls import KILL_CALLS
+    except ImportError:
+        return frozenset()
+    return frozenset(KILL_CALLS)
+
+
 @dataclass(frozen=True)
 class KillSpec:
     """Where to kill the workload: random, random-time:S, acks:N, crashpoint:NAME[:N], syscall.
@@ -139,9 +148,11 @@ class KillSpec:
         call, sep, nth = rest.rpartition(":")
         if not sep:
             call = "any"
-        if call not in SYSCALL_KINDS:
+        if call not in SYSCALL_KINDS and call not in _libc_calls():
             raise EdgeInputError(
-                f"kill={spec!r}: CALL in 'syscall:CALL:N' must be one of {', '.join(SYSCALL_KINDS)}"
+                f"kill={spec!r}: CALL in 'syscall:CALL:N' must be one of "
+                f"{', '.join(SYSCALL_KINDS)}, or a libc function the system-call layer "
+                "counts (pwrite64, fdatasync, unlinkat, ...)"
             )
         if not (nth.isdigit() and int(nth) >= 1):
             form = "syscall:N" if call == "any" and not sep else "syscall:CALL:N"

@@ -213,6 +213,7 @@ def test_unimportable_target_is_a_clear_error(tmp_path: Path) -> None:
         ("syscall:any:7", KillSpec("syscall", 7, "any")),
         ("syscall:fsync:2", KillSpec("syscall", 2, "fsync")),
         ("syscall:write:1", KillSpec("syscall", 1, "write")),
+        ("syscall:pwrite64:3", KillSpec("syscall", 3, "pwrite64")),
     ],
 )
 def test_kill_spec_forms(spec: str, parsed: KillSpec) -> None:
