@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pytest_edge.syscalls import preload_env, unavailable_reason
+from pytest_edge.syscalls import LIBRARY_NAME, preload_env, unavailable_reason
 
 REASON = unavailable_reason()
 needs_library = pytest.mark.skipif(
@@ -61,11 +61,24 @@ class Run:
         return bytes(data)
 
 
+def without_library() -> dict[str, str]:
+    """os.environ without the library in LD_PRELOAD (pytest itself may run with it)."""
+    env = dict(os.environ)
+    kept = [
+        p
+        for p in env.pop("LD_PRELOAD", "").replace(":", " ").split()
+        if os.path.basename(p) != LIBRARY_NAME
+    ]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    return env
+
+
 def run(code: str, root: Path, *, preload: bool = True, timeout: float = 60) -> Run:
     """Run `code` (after the preamble) in a child traced nowhere until it says so."""
     root.mkdir(parents=True, exist_ok=True)
     record = root.parent / f"{root.name}.records"
-    env = preload_env() if preload else dict(os.environ)
+    env = preload_env() if preload else without_library()
     env.pop("PYTEST_XDIST_WORKER", None)
     script = PREAMBLE + textwrap.dedent(code)
     proc = subprocess.run(
