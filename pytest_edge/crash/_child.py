@@ -500,10 +500,6 @@ def _observe(args: Mapping[str, Any], rec: Recorder) -> contextlib.AbstractConte
         elif kind == "events":
             kill_at = syscalls.KillAt("any", int(plan["events"]))
         if args.get("trace") or kill_at is not None:
-            # shutil's sendfile fast path copies into a write-only file, where the layer
-            # cannot read the copied bytes back (it would record the file unobserved);
-            # read/write copies the same bytes where the layer sees them.
-            shutil._USE_CP_SENDFILE = False  # type: ignore[attr-defined]
             tracing: contextlib.AbstractContextManager[Any] = syscalls.tracing(
                 str(args["state_dir"]), rec.fd, kill_at=kill_at
             )
