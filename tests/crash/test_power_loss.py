@@ -88,8 +88,8 @@ def test_states_are_sampled_down_to_max_states(tmp_path: Path) -> None:
     assert all(c.states_possible > 100 for c in report.cycles)
 
 
-def test_sqlite_writes_outside_the_trace_are_warned_about(tmp_path: Path) -> None:
-    with pytest.warns(CrashHarnessWarning, match=r"kv.db .*SQLite.*mode='kill'"):
+def test_sqlite_writes_outside_the_python_trace_are_warned_about(tmp_path: Path) -> None:
+    with pytest.warns(CrashHarnessWarning, match=r"kv.db .*SQLite.*Python-level trace"):
         report = H.run(
             w.sqlite_writer,
             w.sqlite_recover,
@@ -97,8 +97,11 @@ def test_sqlite_writes_outside_the_trace_are_warned_about(tmp_path: Path) -> Non
             cycles=1,
             mode="power-loss",
             kill="acks:3",
+            layer="python",
         )
     assert any("kv.db" in warning for warning in report.warnings)
+    assert report.observed_at == "python"
+    assert "observed at: python (layer='python' was asked for)" in report.summary()
 
 
 def test_sqlite_under_kill_mode_keeps_committed_rows(tmp_path: Path) -> None:
@@ -137,7 +140,9 @@ def test_power_loss_with_timed_kills(tmp_path: Path) -> None:
         mode="power-loss",
         kill="random-time:0.05",
     )
-    report.assert_ok()
+    # on a loaded machine every delay may end before the first ack (verdict inconclusive);
+    # what must hold is that no timed kill is mistaken for a loss
+    assert report.failures == [], str(report)
     assert all(c.ended.startswith("random-time: killed after") for c in report.cycles)
 
 
