@@ -47,6 +47,7 @@ from pytest_edge.faults.patching import Attachment, attach, detach, resolve_targ
 from pytest_edge.faults.plan import FaultPlan, FaultSpec
 from pytest_edge.faults.schedule import Counter
 from pytest_edge.faults.sqlite import SqliteFault
+from pytest_edge.faults.verdict import FaultVerdict, may_not_fire
 from pytest_edge.schema import Invalid
 
 P = ParamSpec("P")
@@ -64,6 +65,10 @@ class ArmedFault:
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _calls: Callable[[], int] | None = field(default=None, repr=False)
     active: bool = True
+    #: where the fault acts: "python" (patched calls) or "syscall" (the LD_PRELOAD library)
+    layer: str = "python"
+    #: events logged while arming (sqlite "corrupt" damaging its page): not fires
+    _setup_events: int = field(default=0, repr=False)
 
     @property
     def calls(self) -> int:
@@ -78,14 +83,38 @@ class ArmedFault:
     def _owns(self, event: FaultEvent) -> bool:
         return event.index == self.index
 
+    @property
+    def fires(self) -> int:
+        """How many times it fired (events logged while arming are not fires)."""
+        return max(0, len(self.fired) - self._setup_events)
+
+    def verdict(self, test: str = "") -> FaultVerdict:
+        """Whether it fired, with the calls that reached it and its layer."""
+        calls, fires = self.calls, self.fires
+        return FaultVerdict(
+            index=self.index,
+            kind=self.kind,
+            target=self.target,
+            layer=self.layer,
+            calls=calls,
+            fired=fires,
+            described=self.spec(),
+            maybe=may_not_fire(self.options, calls, fires),
+            test=test,
+        )
+
     def disarm(self) -> None:
         """Undo this fault's patches and state; safe to call twice."""
         self.injector.disarm(self)
 
     def describe(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         state = "" if self.active else " (disarmed)"
-        return f"#{self.index} {self.kind}({opts}){state}"
+        return f"{self.spec()}{state}"
+
+    def spec(self) -> str:
+        """``#1 disk_full(path='/x', free_bytes=0)``: its number, kind and options."""
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"#{self.index} {self.kind}({opts})"
 
 
 class _Arming:
@@ -199,10 +228,12 @@ class FaultInjector:
         undo: list[Callable[[], None]],
         calls: Callable[[], int] | None,
         log: BoundLog,
+        layer: str = "python",
     ) -> ArmedFault:
         """Keep the armed fault; its options are those given, `resolved` (real paths) replacing."""
         options = {**args.options(), **resolved}
-        armed = ArmedFault(args.kind, target, options, self, log.index, undo, calls)
+        armed = ArmedFault(args.kind, target, options, self, log.index, undo, calls, layer=layer)
+        armed._setup_events = len(armed.fired)
         with self._lock:
             self._armed.append(armed)
         return armed
@@ -342,13 +373,18 @@ class FaultInjector:
         with self._lock:
             return FaultPlan(tuple(FaultSpec(f.kind, dict(f.options)) for f in self._armed))
 
-    def report(self) -> str:
-        """Seed, armed faults and fired events, for a failing test's report."""
-        lines = [f"seed: {self.seed} (replay with --edge-seed={self.seed})"]
+    def verdicts(self, test: str = "") -> list[FaultVerdict]:
+        """Whether each fault armed so far (active or not) fired, in arming order."""
         with self._lock:
             armed = list(self._armed)
-        lines.append(f"armed ({len(armed)}):")
-        lines += [f"  {a.describe()}" for a in armed]
+        return [a.verdict(test) for a in armed]
+
+    def report(self) -> str:
+        """Seed, armed faults (whether each fired) and fired events, for a test's report."""
+        lines = [f"seed: {self.seed} (replay with --edge-seed={self.seed})"]
+        verdicts = self.verdicts()
+        lines.append(f"armed ({len(verdicts)}):")
+        lines += [f"  {v.line()}" for v in verdicts]
         fired = self.fired
         lines.append(f"fired ({len(fired)}):")
         lines += [f"  {e.describe()}" for e in fired]
