@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,52 @@ def test_disk_full_raises_enospc_at_the_write_that_crosses_the_quota(tmp_path: P
     events = faults.fired
     assert [e.call for e in events] == [2, 4]
     assert events[0].where == str((tmp_path / "a.bin").resolve())
+
+
+@pytest.mark.parametrize(
+    "free",
+    [
+        lambda p: os.unlink(p),
+        lambda p: os.remove(p),
+        lambda p: os.truncate(p, 2),
+        lambda p: open(p, "w").close(),
+        lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)),
+        lambda p: os.replace(p.with_name("small"), p),
+        lambda p: _ftruncate(p),
+    ],
+    ids=["unlink", "remove", "truncate", "open-w", "O_TRUNC", "replace", "file.truncate"],
+)
+def test_disk_full_gives_space_back_when_files_shrink_or_go(
+    tmp_path: Path, free: Callable[[Path], None]
+) -> None:
+    target = tmp_path / "big"
+    target.write_bytes(b"x" * 8)  # before arming: space the disk had already given
+    (tmp_path / "small").write_bytes(b"")
+    with FaultInjector() as faults:
+        full = faults.disk_full(tmp_path, free_bytes=8)
+        (tmp_path / "a").write_bytes(b"y" * 8)
+        with pytest.raises(OSError, match="No space left"):
+            (tmp_path / "b").write_bytes(b"z")
+        free(target)  # frees 6 or 8 bytes
+        (tmp_path / "b").write_bytes(b"z" * 6)
+        with pytest.raises(OSError, match="No space left"):
+            (tmp_path / "c").write_bytes(b"z" * 3)
+    assert full.fires == 2
+
+
+def _ftruncate(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(2)
+
+
+def test_disk_full_gives_nothing_back_for_a_file_with_another_link(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(b"x" * 8)
+    os.link(tmp_path / "big", tmp_path / "other")
+    with FaultInjector() as faults:
+        faults.disk_full(tmp_path, free_bytes=0)
+        os.unlink(tmp_path / "big")  # the data stays, under "other"
+        with pytest.raises(OSError, match="No space left"):
+            (tmp_path / "b").write_bytes(b"z")
 
 
 def test_disk_full_covers_text_mode_pathlib_json_and_tempfile(tmp_path: Path) -> None:
