@@ -37,16 +37,19 @@ from pytest_edge.faults.declarations import (
     Sqlite,
     fault_args,
 )
+from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.events import BoundLog, EventLog, FaultEvent
 from pytest_edge.faults.fs import FsRule
 from pytest_edge.faults.generic import CallFault
 from pytest_edge.faults.kinds import FAULT_KINDS
+from pytest_edge.faults.layer import LAYERS, PYTHON, SYSCALL, Layer, current_layer
 from pytest_edge.faults.memory import MemoryPressureFault
 from pytest_edge.faults.net import NetworkFault
 from pytest_edge.faults.patching import Attachment, attach, detach, resolve_target
 from pytest_edge.faults.plan import FaultPlan, FaultSpec
 from pytest_edge.faults.schedule import Counter
 from pytest_edge.faults.sqlite import SqliteFault
+from pytest_edge.faults.sysfs import SyscallFsFault
 from pytest_edge.faults.verdict import FaultVerdict, may_not_fire
 from pytest_edge.schema import Invalid
 
@@ -69,6 +72,8 @@ class ArmedFault:
     layer: str = "python"
     #: events logged while arming (sqlite "corrupt" damaging its page): not fires
     _setup_events: int = field(default=0, repr=False)
+    #: the fire count where it is kept apart from the events (the syscall library's counter)
+    _fires: Callable[[], int] | None = field(default=None, repr=False)
 
     @property
     def calls(self) -> int:
@@ -86,6 +91,8 @@ class ArmedFault:
     @property
     def fires(self) -> int:
         """How many times it fired (events logged while arming are not fires)."""
+        if self._fires is not None:
+            return self._fires()
         return max(0, len(self.fired) - self._setup_events)
 
     def verdict(self, test: str = "") -> FaultVerdict:
@@ -169,12 +176,19 @@ class FaultInjector:
     """Arms faults until `disarm()` (or the end of a ``with`` block) and logs those that fire.
 
     `seed` makes ``probability`` draws replayable; `label` (e.g. the test id) is mixed in so
-    two tests with the same seed draw independently.
+    two tests with the same seed draw independently. `layer` is where filesystem faults act:
+    ``"auto"`` (the system-call library when this process was started with it, else Python),
+    ``"python"`` (always patch Python) or ``"syscall"`` (raise `SyscallLayerUnavailable`,
+    saying why, when the library is not loaded here).
     """
 
-    def __init__(self, seed: int = 0, *, label: str = "") -> None:
+    def __init__(self, seed: int = 0, *, label: str = "", layer: str = "auto") -> None:
+        if layer not in LAYERS:
+            raise FaultArgumentError(f"one of {', '.join(LAYERS)}", "layer", layer)
         self.seed = seed
         self.label = label
+        self.layer = layer
+        self._pollers: list[Callable[[], None]] = []
         self._log = EventLog()
         self._armed: list[ArmedFault] = []
         self._count = 0
@@ -195,7 +209,11 @@ class FaultInjector:
 
     @property
     def fired(self) -> list[FaultEvent]:
-        """Every fault that fired, in order: fault, target, call number, where, effect."""
+        """Every fault that fired, in order: fault, target, call number, where, effect, layer."""
+        with self._lock:
+            pollers = list(self._pollers)
+        for poll in pollers:  # faults of the syscall layer log their fires when read
+            poll()
         return self._log.snapshot()
 
     @property
@@ -238,11 +256,11 @@ class FaultInjector:
             self._armed.append(armed)
         return armed
 
-    def _begin(self) -> BoundLog:
+    def _begin(self, layer: str = PYTHON) -> BoundLog:
         """Number the fault being armed; returns the event sink that tags its events."""
         with self._lock:
             self._count += 1
-            return self._log.bound(self._count)
+            return self._log.bound(self._count, layer)
 
     def _seed_for(self, log: BoundLog, kind: str, target: str) -> str:
         """The random stream of one armed fault: run seed, test, arming number, what."""
@@ -292,6 +310,8 @@ class FaultInjector:
         raise TypeError(f"arm_args({args!r}): not a record of faults.declarations")
 
     def _arm_fs(self, args: DiskFull | IoError | ReadOnly | SlowIo) -> ArmedFault:
+        if self._fs_layer().syscall:
+            return self._arm_fs_syscall(args)
         root = os.path.realpath(args.path)
         log = self._begin()
         counter = self._counter(args, log, root)
@@ -299,6 +319,31 @@ class FaultInjector:
         undo = self._arm_attachments(rule.arm, rule.attachments)
         calls = (lambda: counter.calls) if counter is not None else (lambda: rule.matching_calls)
         return self._register(args, root, {"path": root}, undo, calls, log)
+
+    def _fs_layer(self) -> Layer:
+        """The layer filesystem faults are armed at: the syscall library when it is loaded in
+        this process (or asked for), else Python; one layer at a time, never both."""
+        if self.layer == PYTHON:
+            return Layer(PYTHON, "FaultInjector(layer='python')")
+        layer = current_layer()
+        if self.layer == SYSCALL and not layer.syscall:
+            from pytest_edge.syscalls import require_active
+
+            require_active("FaultInjector(layer='syscall')")
+        return layer
+
+    def _arm_fs_syscall(self, args: DiskFull | IoError | ReadOnly | SlowIo) -> ArmedFault:
+        root = os.path.realpath(args.path)
+        log = self._begin(SYSCALL)
+        options = {o.name: getattr(args, o.name) for o in args.declared()}
+        fault = SyscallFsFault(args.kind, root, log, self._seed_for(log, args.kind, root), options)
+        with self._lock:
+            self._pollers.append(fault.poll)
+        armed = self._register(
+            args, root, {"path": root}, [fault.disarm], lambda: fault.calls, log, SYSCALL
+        )
+        armed._fires = lambda: fault.fires
+        return armed
 
     def _arm_call(self, args: Fail | Slow) -> ArmedFault:
         parent, name = resolve_target(args.target)

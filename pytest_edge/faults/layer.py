@@ -9,11 +9,19 @@ so no call fires twice. This module says which, and why the syscall layer is not
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 SYSCALL = "syscall"
 PYTHON = "python"
-RUN_HINT = "start pytest with it: pytest-edge run -- pytest ARGS (see docs/faults.md)"
+#: the library's file name (`pytest_edge.syscalls.LIBRARY_NAME`; named here to keep ctypes
+#: out of every pytest start)
+LIBRARY_NAME = "libedgeio.so"
+#: `FaultInjector(layer=...)`: choose by what is loaded, or force one
+LAYERS = ("auto", PYTHON, SYSCALL)
+RUN_HINT = "start it with: pytest-edge run -- pytest ARGS (see docs/faults.md)"
 
 
 @dataclass(frozen=True)
@@ -33,18 +41,39 @@ class Layer:
         return f"python layer ({self.why_not_syscall})"
 
 
+def _named_in_preload() -> bool:
+    """Whether ``LD_PRELOAD`` names the library: only then can it be loaded in this process."""
+    words = os.environ.get("LD_PRELOAD", "").replace(":", " ").split()
+    return any(os.path.basename(w) == LIBRARY_NAME for w in words)
+
+
 def current_layer() -> Layer:
-    """The layer filesystem faults armed in this process use now."""
-    try:
-        from pytest_edge import syscalls
-    except ImportError as exc:  # a partial install: say so, never fail
-        return Layer(PYTHON, f"pytest_edge.syscalls cannot be imported: {exc}")
-    if syscalls.active():
-        return Layer(SYSCALL)
-    reason = syscalls.unavailable_reason()
-    if reason is None:
-        return Layer(PYTHON, f"the syscall library is built but not loaded in pytest; {RUN_HINT}")
-    return Layer(PYTHON, f"the syscall library is unavailable: {reason}")
+    """The layer filesystem faults armed in this process use now.
+
+    Cheap when pytest was not started with the library (every pytest start asks, for the
+    header): ctypes and the library are loaded only when ``LD_PRELOAD`` names it.
+    """
+    if _named_in_preload():
+        from pytest_edge.syscalls import SyscallLayerUnavailable, active, require_active
+
+        if active():
+            return Layer(SYSCALL)
+        try:
+            require_active("the syscall layer")
+        except SyscallLayerUnavailable as exc:
+            return Layer(PYTHON, str(exc))
+    if not sys.platform.startswith("linux"):
+        return Layer(PYTHON, f"the syscall library is Linux-only; this is {sys.platform}")
+    from pytest_edge import syscalls
+
+    built = Path(syscalls.__file__).resolve().parent / LIBRARY_NAME
+    if not built.is_file():
+        return Layer(
+            PYTHON,
+            f"the syscall library is not built ({built} is missing: no C compiler when "
+            "pytest-edge was installed?); pytest-edge run -- pytest ARGS says why",
+        )
+    return Layer(PYTHON, f"pytest was not started with the syscall library; {RUN_HINT}")
 
 
 def header_line() -> str:
