@@ -42,7 +42,7 @@ from pytest_edge.faults.events import BoundLog, EventLog, FaultEvent
 from pytest_edge.faults.fs import FsRule
 from pytest_edge.faults.generic import CallFault
 from pytest_edge.faults.kinds import FAULT_KINDS
-from pytest_edge.faults.layer import LAYERS, PYTHON, SYSCALL, Layer, current_layer
+from pytest_edge.faults.layer import LAYERS, PYTHON, SYSCALL, Layer, chosen_layer
 from pytest_edge.faults.memory import MemoryPressureFault
 from pytest_edge.faults.net import NetworkFault
 from pytest_edge.faults.patching import Attachment, attach, detach, resolve_target
@@ -323,9 +323,7 @@ class FaultInjector:
     def _fs_layer(self) -> Layer:
         """The layer filesystem faults are armed at: the syscall library when it is loaded in
         this process (or asked for), else Python; one layer at a time, never both."""
-        if self.layer == PYTHON:
-            return Layer(PYTHON, "FaultInjector(layer='python')")
-        layer = current_layer()
+        layer = chosen_layer(self.layer)
         if self.layer == SYSCALL and not layer.syscall:
             from pytest_edge.syscalls import require_active
 

@@ -76,6 +76,14 @@ def current_layer() -> Layer:
     return Layer(PYTHON, f"pytest was not started with the syscall library; {RUN_HINT}")
 
 
-def header_line() -> str:
+def chosen_layer(asked: str = "auto") -> Layer:
+    """The layer for `asked` (one of `LAYERS`): ``"python"`` forces Python, else the current
+    one (a caller asking for ``"syscall"`` checks that it got it)."""
+    if asked == PYTHON:
+        return Layer(PYTHON, "asked for: --edge-fault-layer=python or layer='python'")
+    return current_layer()
+
+
+def header_line(asked: str = "auto") -> str:
     """The pytest header line naming the layer."""
-    return f"pytest-edge faults: {current_layer().describe()}"
+    return f"pytest-edge faults: {chosen_layer(asked).describe()}"

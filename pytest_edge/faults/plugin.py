@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 FAULTS_KEY = pytest.StashKey["FaultInjector"]()
 _CALL_PASSED = pytest.StashKey[bool]()
 _MODE_KEY = pytest.StashKey[str]()
+_LAYER_KEY = pytest.StashKey[str]()
 _TMP_PATH = "{tmp_path}"
 #: the ``user_properties`` key of a test's fault verdicts
 PROPERTY = "edge_faults"
@@ -51,7 +52,32 @@ UNFIRED = Setting(
     ini="edge_unfired_faults",
     env="PYTEST_EDGE_UNFIRED_FAULTS",
 )
-SETTINGS: tuple[Setting, ...] = (UNFIRED,)
+
+
+def _fault_layer(text: str) -> str:
+    import argparse
+
+    from pytest_edge.faults.layer import LAYERS
+
+    value = text.strip().lower()
+    if value not in LAYERS:
+        raise argparse.ArgumentTypeError(
+            f"--edge-fault-layer: {text!r} is not one of {', '.join(LAYERS)}"
+        )
+    return value
+
+
+FAULT_LAYER = Setting(
+    "--edge-fault-layer",
+    "where filesystem faults act: auto (the system-call library when pytest was started with "
+    "it, e.g. by pytest-edge run, else Python; the default), python (always patch Python), "
+    "syscall (the library or an error saying why it is not loaded).",
+    metavar="auto|python|syscall",
+    parse=_fault_layer,
+    ini="edge_fault_layer",
+    env="PYTEST_EDGE_FAULT_LAYER",
+)
+SETTINGS: tuple[Setting, ...] = (UNFIRED, FAULT_LAYER)
 _SIGNATURE, _, _HELP = MARKER_HELP.partition(": ")
 MARKERS: tuple[MarkerSpec, ...] = (
     MarkerSpec("edge_fault", _SIGNATURE.removeprefix("edge_fault"), _HELP),
@@ -66,13 +92,24 @@ def pytest_configure(config: pytest.Config) -> None:
     register_markers(config, MARKERS)
     mode, _ = read_setting(config, UNFIRED)
     config.stash[_MODE_KEY] = mode or "warn"
+    layer, where = read_setting(config, FAULT_LAYER)
+    config.stash[_LAYER_KEY] = layer or "auto"
+    if layer == "syscall":
+        from pytest_edge.faults.layer import current_layer
+
+        found = current_layer()
+        if not found.syscall:
+            raise pytest.UsageError(
+                f"{where}=syscall: the system-call layer is not in use in this pytest: "
+                f"{found.why_not_syscall}"
+            )
     config.pluginmanager.register(FaultsRun(), "edge-faults-run")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     from pytest_edge.faults.layer import header_line
 
-    return header_line()
+    return header_line(config.stash.get(_LAYER_KEY, "auto"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -159,7 +196,8 @@ def edge_faults(request: pytest.FixtureRequest) -> Iterator[FaultInjector]:
     from pytest_edge.faults import FaultInjector
     from pytest_edge.faults.marker import marker_arguments
 
-    injector = FaultInjector(seed=run_seed(request.config), label=request.node.nodeid)
+    layer = request.config.stash.get(_LAYER_KEY, "auto")
+    injector = FaultInjector(seed=run_seed(request.config), label=request.node.nodeid, layer=layer)
     request.node.stash[FAULTS_KEY] = injector
     with injector:
         for mark in reversed(list(request.node.iter_markers("edge_fault"))):

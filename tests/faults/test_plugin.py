@@ -81,7 +81,9 @@ def test_passes(edge_faults):
     edge_faults.fail("os.fsync", OSError(), nth=99)
 """
     )
-    result = pytester.runpytest("--edge-seed=1234", "--edge-unfired-faults=ignore")
+    result = pytester.runpytest(
+        "--edge-seed=1234", "--edge-unfired-faults=ignore", "--edge-fault-layer=python"
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [

@@ -15,8 +15,9 @@ from pytest_edge.faults.declarations import Schedule
 from pytest_edge.faults.verdict import _eligible, may_not_fire
 
 # The outer run's filterwarnings=error reaches pytester's in-process runs: show the warning
-# (a filter naming the class would import pytest_edge before pytest's assertion rewriting).
-SHOW = ("-W", "always::UserWarning", "-p", "no:randomly")
+# (a filter naming the class would import pytest_edge before pytest's assertion rewriting);
+# the Python layer's wording, also under pytest-edge run.
+SHOW = ("-W", "always::UserWarning", "-p", "no:randomly", "--edge-fault-layer=python")
 
 UNFIRED_TESTS = """
 import os
