@@ -71,11 +71,13 @@ class InPlaceStore:
 
 def test_in_place_rewrite_under_disk_full_leaves_a_file_it_cannot_read(edge_faults, tmp_path):
     store = InPlaceStore(tmp_path / "state.json")
-    store.save({"notes": ["a" * 40]})
-    edge_faults.disk_full(tmp_path, free_bytes=0)  # what was truncated comes back, no more
-    with pytest.raises(OSError):
-        store.save({"notes": ["a" * 40, "b" * 40]})
-    store.close()
+    try:
+        store.save({"notes": ["a" * 40]})
+        edge_faults.disk_full(tmp_path, free_bytes=0)  # what was truncated comes back, no more
+        with pytest.raises(OSError):
+            store.save({"notes": ["a" * 40, "b" * 40]})
+    finally:
+        store.close()
     with pytest.raises(ValueError):  # json.JSONDecodeError: caught, the store is unsafe
         json.loads((tmp_path / "state.json").read_text())
 
@@ -123,6 +125,16 @@ def test_sqlite_commit_fails_with_the_engines_own_error(edge_faults, tmp_path, f
     con.close()
 
 
+def test_sqlite_retries_an_interrupted_write_itself(edge_faults, tmp_path):
+    con = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
+    con.execute("CREATE TABLE notes (body TEXT)")
+    eintr = edge_faults.io_error(tmp_path, errno="EINTR")
+    con.execute("INSERT INTO notes VALUES ('x')")  # interrupted once, retried by SQLite
+    assert con.execute("SELECT count(*) FROM notes").fetchone() == (1,)
+    assert eintr.fires == 1
+    con.close()
+
+
 def test_unfired_at_this_layer(edge_faults, tmp_path):
     edge_faults.read_only(tmp_path / "nothing-here")
 '''
@@ -140,7 +152,7 @@ def test_pytest_started_with_the_library_faults_at_the_syscall_layer(
 ) -> None:
     monkeypatch.setenv("LD_PRELOAD", launch_env(require=True)[0]["LD_PRELOAD"])
     result = _run_cases(pytester, subprocess=True)  # LD_PRELOAD acts when a process starts
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["pytest-edge faults: syscall layer (LD_PRELOAD)"])
     result.stdout.fnmatch_lines(
         [
@@ -156,7 +168,7 @@ def test_the_python_layer_misses_them_and_says_so(pytester: pytest.Pytester) -> 
     result = _run_cases(pytester, "--edge-fault-layer=python", subprocess=False)
     out = result.stdout.str()
     # Each miss is a failing test or a fault that never fired: none passes silently.
-    result.assert_outcomes(passed=1, failed=6)
+    result.assert_outcomes(passed=1, failed=7)
     assert "pytest-edge faults: python layer (asked for: --edge-fault-layer=python" in out
     for name in (
         "test_disk_full_fires_on_a_handle_opened_before_arming",
