@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_edge.faults import FaultArgumentError, FaultInjector
 from pytest_edge.faults.launch import NOT_FOUND, launch_env, run
 from pytest_edge.faults.layer import LIBRARY_NAME, chosen_layer, current_layer, header_line
 from pytest_edge.syscalls import LIBRARY_NAME as SYSCALLS_LIBRARY_NAME
@@ -214,6 +215,27 @@ def test_ld_preload_naming_a_library_the_loader_did_not_load_says_why(
     assert "LD_PRELOAD names /nowhere/libedgeio.so but the dynamic loader did not load it" in (
         layer.why_not_syscall
     )
+
+
+def test_asking_for_the_syscall_layer_without_it_is_a_usage_error_saying_why(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if current_layer().syscall:
+        pytest.skip("this pytest runs with the library (pytest-edge run)")
+    pytester.makepyfile("def test_x(): pass")
+    monkeypatch.setenv("PYTEST_EDGE_FAULT_LAYER", "syscall")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*the PYTEST_EDGE_FAULT_LAYER environment variable=syscall: the system-call layer "
+            "is not in use in this pytest: *"
+        ]
+    )
+    with pytest.raises(SyscallLayerUnavailable, match=r"FaultInjector\(layer='syscall'\)"):
+        FaultInjector(layer="syscall").disk_full(pytester.path)
+    with pytest.raises(FaultArgumentError, match="layer='both': one of auto, python, syscall"):
+        FaultInjector(layer="both")
 
 
 def test_the_fallback_is_said_plainly_and_require_refuses(
