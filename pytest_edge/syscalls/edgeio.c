@@ -45,6 +45,12 @@
 #ifndef RWF_APPEND
 #define RWF_APPEND 0x00000010
 #endif
+#ifndef RWF_DSYNC
+#define RWF_DSYNC 0x00000002
+#endif
+#ifndef RWF_SYNC
+#define RWF_SYNC 0x00000004
+#endif
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -1018,6 +1024,17 @@ static void record_write_iov(const char *rel, const struct stat *st, long long o
     free(flat);
 }
 
+/* A write to an O_SYNC/O_DSYNC file (or with RWF_SYNC/RWF_DSYNC) is durable when it returns,
+ * as if fdatasync followed: recorded as an fsync of the same call. */
+static void record_implied_sync(const char *rel, const struct stat *st, const char *sys,
+                                long n) {
+    struct buf b;
+    b_begin(&b, "fsync");
+    b_str(&b, "path", rel);
+    b_int(&b, "ino", (long long)st->st_ino);
+    b_emit(&b, sys, n);
+}
+
 static size_t iov_total(const struct iovec *iov, int cnt) {
     size_t total = 0;
     for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
@@ -1085,6 +1102,7 @@ static ssize_t hook_write(enum writev_kind k, const char *sys, int fd, const str
         struct iovec *dst = clipped;
         if (cnt > 64) heap = dst = malloc((size_t)cnt * sizeof *dst);
         if (!dst) {
+            if (reserved) space_settle(pre_off, -1, st.st_size, &r);
             leave(&s, ENOMEM);
             return -1;
         }
@@ -1109,6 +1127,9 @@ static ssize_t hook_write(enum writev_kind k, const char *sys, int fd, const str
             landed = (long long)lseek(fd, 0, SEEK_CUR) - ret;
         }
         record_write_iov(rel, &st, landed, use, ucnt, (size_t)ret, sys, n);
+        if ((fl >= 0 && (fl & O_DSYNC)) ||
+            ((k == W_PWRITEV2 || k == W_PWRITEV64V2) && (flags & (RWF_DSYNC | RWF_SYNC))))
+            record_implied_sync(rel, &st, sys, n);
     }
     free(heap);
     leave(&s, e);
@@ -1232,6 +1253,8 @@ static ssize_t hook_copy(const char *sys, int out_fd, long long *out_off_value, 
         long long landed = out_off_value ? pre_off : (long long)lseek(out_fd, 0, SEEK_CUR) - ret;
         if (in_off < 0) in_off = (long long)lseek(in_fd, 0, SEEK_CUR) - ret;
         record_copied(rel, out_fd, &st, landed, (size_t)ret, in_fd, in_off, sys, n);
+        int fl = real_fcntl(out_fd, F_GETFL);
+        if (fl >= 0 && (fl & O_DSYNC)) record_implied_sync(rel, &st, sys, n);
     }
     leave(&s, e);
     return ret;
@@ -1440,7 +1463,7 @@ static int hook_fallocate(const char *sys, int fd, int mode, long long off, long
     int have = fd_info(fd, &st, abs, sizeof abs) == 0 && abs[0] && S_ISREG(st.st_mode);
     const char *rel = have ? rel_of(abs) : NULL;
     long long end = off + len;
-    int grows = mode == 0 && end > st.st_size;
+    int grows = have && mode == 0 && end > st.st_size;
     long n = rel && grows ? number_call("trunc", sys, rel) : 0;
     if (have && FAULTING()) {
         int err = fault_gate(0, abs, NULL, 1, NULL);
@@ -1764,16 +1787,21 @@ static int hook_link(int at, const char *sys, int odir, const char *oldp, int nd
     int h2 = resolve(ndir, newp, a2, sizeof a2) == 0;
     const char *rs = h1 ? rel_of(a1) : NULL;
     const char *rd = h2 ? rel_of(a2) : NULL;
-    long n = rd ? number_call("link", sys, rd) : 0;
+    long n = rd ? number_call(rs ? "link" : "import", sys, rd) : 0;
     int err = h2 && FAULTING() ? fault_gate(0, a2, NULL, 1, NULL) : 0;
     if (err) {
         leave(&s, err);
         return -1;
     }
+    /* A file linked into the root from outside it appears with its content: an import. */
+    size_t ilen = 0;
+    unsigned char *idata = !rs && rd && h1 ? slurp(a1, &ilen) : NULL;
     errno = s.saved_errno;
     int ret = at ? real_linkat(odir, oldp, ndir, newp, flags) : real_link(oldp, newp);
     int e = errno;
     if (ret == 0 && rs && rd) record_names("link", "src", rs, "dst", rd, sys, n);
+    if (ret == 0 && !rs && rd && idata) record_import(a1, rd, a2, idata, ilen, sys, n);
+    free(idata);
     leave(&s, e);
     return ret;
 }

@@ -286,11 +286,14 @@ def test_slow_io_delays_the_picked_call(tmp_path: Path) -> None:
                 t = time.monotonic()
                 os.fsync(fd)
                 times.append(time.monotonic() - t)
-            out(slow=[t >= 0.2 for t in times], fired=fault.fired)
+            out(second=times[1], calls=fault.calls, fired=fault.fired)
         """,
         tmp_path / "root",
     )
-    assert r.out == {"slow": [False, True, False], "fired": 1}
+    # Only lower bounds are certain on a loaded machine: the picked (2nd) call slept its 0.2 s,
+    # and the fault says it fired once in three calls.
+    assert r.out["second"] >= 0.2
+    assert (r.out["calls"], r.out["fired"]) == (3, 1)
 
 
 def test_disarmed_fault_keeps_its_counts_and_stops_firing(tmp_path: Path) -> None:

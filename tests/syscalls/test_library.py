@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pytest_edge.syscalls import (
     unavailable_reason,
 )
 from pytest_edge.syscalls import library as library_module
-from tests.syscalls.child import needs_library, run
+from tests.syscalls.child import needs_library, run, without_library
 
 SOURCE = Path(library_module.__file__).with_name("edgeio.c")
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +111,7 @@ def test_a_library_the_loader_refused_is_named(tmp_path: Path) -> None:
     broken = tmp_path / "lib" / LIBRARY_NAME
     broken.parent.mkdir()
     broken.write_bytes(b"\x7fELF broken")
-    env = {**os.environ, "LD_PRELOAD": str(broken)}
+    env = {**without_library(), "LD_PRELOAD": str(broken)}
     code = (
         "from pytest_edge.syscalls import require_active\n"
         "try:\n    require_active('the test')\n"

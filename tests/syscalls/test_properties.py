@@ -57,11 +57,11 @@ def check(append, ops):
         for o in ops:
             if o[0] == "write":
                 os.write(fd, o[1])
-            elif o[0] == "pwrite" and not append:
+            elif o[0] == "pwrite":  # on an O_APPEND fd, Linux appends
                 os.pwrite(fd, o[1], o[2])
             elif o[0] == "writev":
                 os.writev(fd, o[1])
-            elif o[0] == "pwritev" and not append:
+            elif o[0] == "pwritev":
                 os.pwritev(fd, o[1], o[2])
             elif o[0] == "seek":
                 os.lseek(fd, o[1], os.SEEK_SET)

@@ -560,3 +560,72 @@ def test_records_survive_the_program_closing_its_record_fd(tmp_path: Path) -> No
     )
     assert [rec["t"] for rec in r.records] == ["open", "write"]
     assert r.out["inherited"] <= 4  # 0, 1, 2 and ls's own directory fd
+
+
+def test_fork_while_another_thread_traces_does_not_deadlock(tmp_path: Path) -> None:
+    # The library's lock is taken around fork (pthread_atfork): a child never starts with it
+    # held by a thread that does not exist in the child.
+    r = ok(
+        """
+        import threading
+        stop = threading.Event()
+        def hammer():
+            fd = os.open(os.path.join(ROOT, "busy"), os.O_WRONLY | os.O_CREAT, 0o644)
+            while not stop.is_set():
+                os.pwrite(fd, b"x" * 64, 0)
+        with tracing(ROOT, REC):
+            t = threading.Thread(target=hammer)
+            t.start()
+            for i in range(40):
+                pid = os.fork()
+                if pid == 0:
+                    fd = os.open(os.path.join(ROOT, f"child{i}"), os.O_WRONLY | os.O_CREAT, 0o644)
+                    os.write(fd, b"c")
+                    os._exit(0)
+                os.waitpid(pid, 0)
+            stop.set()
+            t.join()
+        """,
+        tmp_path / "root",
+        timeout=60,
+    )
+    children = {rec["path"] for rec in r.of("write")} - {"busy"}
+    assert children == {f"child{i}" for i in range(40)}
+
+
+def test_a_write_to_an_o_dsync_file_is_also_an_fsync(tmp_path: Path) -> None:
+    r = ok(
+        """
+        with tracing(ROOT, REC):
+            fd = os.open(os.path.join(ROOT, "s"), os.O_WRONLY | os.O_CREAT | os.O_DSYNC, 0o644)
+            os.write(fd, b"durable")
+            plain = os.open(os.path.join(ROOT, "p"), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.pwritev(plain, [b"one"], 0, os.RWF_DSYNC)
+            os.pwritev(plain, [b"two"], 3)
+        """,
+        tmp_path / "root",
+    )
+    assert [(rec["t"], rec["path"], rec["n"]) for rec in r.records[1:]] == [
+        ("write", "s", 2),
+        ("fsync", "s", 2),  # the same call: durable when it returned
+        ("open", "p", 3),
+        ("write", "p", 4),
+        ("fsync", "p", 4),
+        ("write", "p", 5),
+    ]
+
+
+def test_a_hard_link_from_outside_imports_the_file(tmp_path: Path) -> None:
+    r = ok(
+        """
+        outside = os.path.join(os.path.dirname(ROOT), "o")
+        with open(outside, "wb") as f:
+            f.write(b"linked in")
+        with tracing(ROOT, REC):
+            os.link(outside, os.path.join(ROOT, "l"))
+        """,
+        tmp_path / "root",
+    )
+    (record,) = r.records
+    assert (record["t"], record["path"], record["sys"]) == ("import", "l", "link")
+    assert base64.b64decode(record["data"]) == b"linked in"
