@@ -67,6 +67,14 @@ def wrap(text: str, width_px: float) -> list[str]:
     return lines
 
 
+def run_label_lines(label: str) -> list[str]:
+    """A run's label on the x axis: commit over date (``5fe51ae9 2026-12-01 23:33``)."""
+    if "\n" in label:
+        return label.split("\n")
+    match = re.match(r"^(\S+) (\d{4}-\d\d-\d\d.*)$", label)
+    return [match.group(1), match.group(2)] if match else [label]
+
+
 def _text(x: float, y: float, lines: Sequence[str], anchor: str = "start", css: str = "") -> str:
     cls = f' class="{css}"' if css else ""
     spans = "".join(
@@ -232,7 +240,7 @@ def render_line_chart(chart: LineChart) -> str:
     top, bottom = 12.0, 220.0
     count = max(len(chart.points), 2)
     slot = (right - left) / (count - 1)
-    label_lines = [label.split("\n") for label, _ in chart.points]
+    label_lines = [run_label_lines(label) for label, _ in chart.points]
     widest = max((len(line) for lines in label_lines for line in lines), default=1) * CHAR_PX
     every = max(1, math.ceil((widest + 8) / slot))
 

@@ -166,12 +166,25 @@ class Problem:
 
     ``kind`` is a singular noun phrase the banner counts ("failed test", "regression",
     "failed scenario"); ``anchor`` is the id of the part of the report with the details.
+    ``test`` names the pytest test this problem is also reported as (a scenario is a test):
+    a failed test whose id is ``test``, ends with ``::test`` or with ``::test[...]`` is
+    counted once, as this problem.
     """
 
     kind: str
     name: str
     message: str = ""
     anchor: str = ""
+    test: str = ""
+
+    def is_test(self, nodeid: str) -> bool:
+        if not self.test:
+            return False
+        return (
+            nodeid == self.test
+            or nodeid.endswith(f"::{self.test}")
+            or (f"::{self.test}[" in nodeid and nodeid.endswith("]"))
+        )
 
 
 @dataclass(frozen=True)
@@ -266,7 +279,6 @@ class EdgeReport:
         counted once, as the section's kind.
         """
         section_problems = [p for s in self.sections for p in s.problems]
-        named = {p.name for p in section_problems}
         tests = [
             Problem(
                 "error" if f.outcome == "error" else f"{f.outcome} test",
@@ -275,7 +287,7 @@ class EdgeReport:
                 failure_anchor(f.nodeid),
             )
             for f in (self.outcome.failures if self.outcome else ())
-            if f.nodeid not in named
+            if not any(p.is_test(f.nodeid) for p in section_problems)
         ]
         return (*tests, *section_problems)
 

@@ -25,10 +25,10 @@ def short_message(report: Any) -> str:
     if not message:
         if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
             message = str(longrepr[2])
-        else:
+        else:  # an item's own repr_failure (a scenario's): its first lines say what broke
             text = str(getattr(report, "longreprtext", "") or longrepr or "")
-            lines = [line for line in text.splitlines() if line.strip()]
-            message = lines[-1] if lines else ""
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            message = " ".join(lines)[: MAX_MESSAGE * 2]
     message = " ".join(str(message).split())
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 1] + "…"
