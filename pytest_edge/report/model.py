@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pytest_edge.errors import EdgeInputError
 
@@ -101,7 +101,7 @@ class BoxSeries:
     @classmethod
     def from_samples(
         cls, label: str, samples: Sequence[float], verdict: str = "", max_outliers: int = 40
-    ) -> BoxSeries:
+    ) -> Self:
         """Quartiles, whiskers at the last sample within 1.5 IQR of the box, and the samples
         beyond as outliers (the ``max_outliers`` most extreme when there are more)."""
         data = sorted(float(v) for v in samples if math.isfinite(v))
