@@ -164,9 +164,12 @@ def _value_axis_svg(axis: Axis, left: float, right: float, top: float, bottom: f
     parts = []
     for tick in axis.ticks:
         x = left + axis.position(tick) * (right - left)
+        label = _tick_label(tick, axis)
+        half = len(label) * CHAR_PX / 2
+        at = min(max(x, half + 2), WIDTH - half - 2)  # the end ticks' labels stay inside
         parts.append(
             f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" class="grid"/>'
-            + _text(x, bottom + 14, [_tick_label(tick, axis)], "middle", "tick")
+            + _text(at, bottom + 14, [label], "middle", "tick")
         )
     return "".join(parts)
 

@@ -143,8 +143,10 @@ def _paragraph(block: Paragraph) -> str:
 
 
 def _similar_key(text: str) -> str:
-    """What near-identical notes share: the text before their last ``: `` part."""
-    return text.rsplit(": ", 1)[0] if ": " in text else text
+    """What near-identical notes share: their first two ``: ``-separated parts when they
+    have three or more (``disk-full: fault fired: #1 ... call #145 ...``), else the text."""
+    parts = text.split(": ", 2)
+    return ": ".join(parts[:2]) if len(parts) == 3 else text
 
 
 def _runs(blocks: Sequence[Block]) -> Iterator[list[Block]]:
@@ -172,7 +174,7 @@ def _collapsed(paragraphs: Sequence[Paragraph]) -> str:
     first = paragraphs[0]
     key = _similar_key(first.text)
     items = "".join(
-        f"<li>{linkify(p.text[len(key) + 2 :] if p.text != key else p.text)}</li>"
+        f"<li>{linkify(p.text[len(key) + 2 :] if p.text.startswith(key + ': ') else p.text)}</li>"
         for p in paragraphs
     )
     label = _PARAGRAPH_LABELS.get(first.kind, "")

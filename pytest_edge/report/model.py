@@ -188,7 +188,7 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class TestOutcome:
+class FailedTest:
     """One test that did not pass (failed, error or xpassed strictly), with its message."""
 
     nodeid: str
@@ -207,7 +207,7 @@ class OutcomeSummary:
 
     counts: Mapping[str, int] = field(default_factory=dict)
     exit_code: int | None = None
-    failures: tuple[TestOutcome, ...] = ()
+    failures: tuple[FailedTest, ...] = ()
     duration_s: float | None = None
 
     @property

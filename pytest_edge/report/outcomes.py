@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pytest_edge.report.model import OUTCOMES, OutcomeSummary, TestOutcome
+from pytest_edge.report.model import OUTCOMES, FailedTest, OutcomeSummary
 
 MAX_MESSAGE = 300
 MAX_DETAILS = 8000
@@ -48,7 +48,7 @@ class OutcomeRecorder:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
-        self.failures: list[TestOutcome] = []
+        self.failures: list[FailedTest] = []
 
     def restart(self) -> None:
         """Start the session's clock (the recorder exists from configure on)."""
@@ -66,7 +66,7 @@ class OutcomeRecorder:
             category == "xpassed" and getattr(report, "failed", False)
         ):
             self.failures.append(
-                TestOutcome(
+                FailedTest(
                     report.nodeid or "(collection)",
                     category,
                     short_message(report),
