@@ -48,8 +48,8 @@ border-radius:4px}
 table{border-collapse:collapse;font-size:.85rem;min-width:100%}
 caption{text-align:left;padding:.3rem .5rem;font-weight:600}
 th,td{border-bottom:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;
-overflow-wrap:anywhere;min-width:4.5rem}
-th{background:#f6f8fa}td.name{min-width:12rem}
+overflow-wrap:break-word}
+th{background:#f6f8fa}td.name{min-width:10rem;overflow-wrap:anywhere}
 tr.bad td{background:#ffebe9}tr.bad td:first-child{border-left:4px solid #cf222e}
 .note,.warning,.estimate,.failure{padding:.4rem .7rem;border-left:4px solid;margin:.5rem 0}
 .note{border-color:#0969da;background:#ddf4ff}.warning{border-color:#bf8700;background:#fff8c5}
@@ -73,7 +73,7 @@ nav.toc ol{padding-left:1.2rem}
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
 dl.meta dt{font-weight:600}dl.meta dd{margin:0}
 @media (max-width:600px){dl.meta{grid-template-columns:1fr}main{padding:.5rem}}
-figure.chart{margin:.5rem 0 1.5rem;max-width:760px}
+figure.chart{margin:.5rem 0 1.5rem;max-width:640px}
 figure.chart figcaption{font-size:.9rem;margin-bottom:.3rem}
 figure.chart .legend{color:#57606a;font-size:.8rem}
 figure.chart svg{width:100%;height:auto;display:block}

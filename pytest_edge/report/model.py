@@ -297,7 +297,9 @@ class EdgeReport:
         counts: dict[str, int] = {}
         for problem in self.problems:
             counts[problem.kind] = counts.get(problem.kind, 0) + 1
-        return ", ".join(f"{n} {plural(kind, n)}" for kind, n in counts.items())
+        first = {"failed test": 0, "error": 1, "xpassed test": 2}  # then the sections' order
+        kinds = sorted(counts, key=lambda kind: first.get(kind, len(first)))
+        return ", ".join(f"{counts[kind]} {plural(kind, counts[kind])}" for kind in kinds)
 
 
 def plural(noun: str, count: int) -> str:
