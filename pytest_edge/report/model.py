@@ -9,7 +9,6 @@ first (0), benchmarks (20), scenarios (30); others default to 50.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -104,6 +103,8 @@ class BoxSeries:
     ) -> Self:
         """Quartiles, whiskers at the last sample within 1.5 IQR of the box, and the samples
         beyond as outliers (the ``max_outliers`` most extreme when there are more)."""
+        import statistics  # not at import time: the report model loads in every pytest run
+
         data = sorted(float(v) for v in samples if math.isfinite(v))
         if not data:
             raise EdgeInputError(f"box {label!r}: no finite sample to summarise")

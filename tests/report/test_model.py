@@ -72,3 +72,9 @@ def test_box_series_from_samples_puts_far_samples_beyond_the_whiskers() -> None:
     assert box.whiskers == (1.0, 1.7)
     assert (box.minimum, box.maximum, box.n) == (1.0, 9.0, 9)
     assert box.scaled(0.1).outliers == (90.0,)
+
+
+def test_outcome_categories_agree_between_recorder_and_model() -> None:
+    from pytest_edge.report import model, outcomes
+
+    assert outcomes.OUTCOMES == model.OUTCOMES
