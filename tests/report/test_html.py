@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pytest_edge.bench.compare import compare_history
 from pytest_edge.bench.report import benchmark_section
 from pytest_edge.report import (
     BoxSeries,
     DistributionChart,
     EdgeReport,
+    FailedTest,
     LineChart,
+    OutcomeSummary,
     Paragraph,
+    Problem,
     Section,
     Table,
     render,
@@ -118,3 +124,19 @@ def test_charts_pick_units_wrap_labels_and_start_at_zero() -> None:
     assert any(label.count("<tspan") >= 2 for label in labels)  # wrapped, not clipped
     assert "#cf222e" in page
     assert page.index("<figcaption>") < page.index("<svg")  # caption above its chart
+
+
+@given(st.text(alphabet=st.sampled_from("<>&\"'`[]()|:/ abcjs\n\x1b"), max_size=40))
+def test_no_user_string_reaches_the_page_as_markup(text: str) -> None:
+    marker = "<zq" + text
+    outcome = OutcomeSummary({"failed": 1}, 1, (FailedTest(marker, "failed", marker, marker),))
+    report = EdgeReport(title=marker, outcome=outcome, metadata=(("command line", marker),))
+    section = Section(
+        marker,
+        marker,
+        (Paragraph(marker, "note"), Table((marker,), ((marker,),), caption=marker)),
+        problems=(Problem("regression", marker, marker, marker),),
+    )
+    page = render(report.with_section(section), "html")
+    assert "<zq" not in page
+    assert 'href="javascript' not in page
