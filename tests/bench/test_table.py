@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -21,7 +20,11 @@ def test_edge(edge_benchmark):
 """
 
 
-def test_a_first_run_reports_every_benchmark_with_a_chart_each(pytester: pytest.Pytester) -> None:
+def test_a_first_run_reports_every_benchmark_with_a_chart_each(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In an xdist worker pytest-benchmark reads this and would disable the inner run too.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.makepyfile(test_speed=TESTS)
     args = ["-p", "no:cacheprovider", "-p", "no:xdist", "--benchmark-max-time=0.01"]
     result = pytester.runpytest(*args, "--edge-report=r.html")
@@ -36,7 +39,4 @@ def test_a_first_run_reports_every_benchmark_with_a_chart_each(pytester: pytest.
     assert "numbers/s" not in plain
     assert "a plain `benchmark` test measures time only" in page  # why the cells are '-'
     assert page.count('<figure class="chart">') == 2  # one panel per benchmark, no comparison
-    pytester.runpytest(*args, "--edge-report=r.json")
-    document = json.loads((pytester.path / "r.json").read_text())
-    (bench,) = [s for s in document["sections"] if s["key"] == "benchmarks"]
-    assert bench["status"] == "info"
+    assert '<section id="section-benchmarks"><h2>Benchmarks <span class="tag tag-info">' in page
