@@ -42,10 +42,11 @@ screenshots: install chromium
 	$(BIN)/python -m tests.report.browser.screenshots docs
 
 chromium:
-	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
-	    exit 0; fi; \
+	@if [ -n "$$EDGE_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || \
+	    command -v chromium-browser >/dev/null 2>&1; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "chromium: not on PATH and no apt-get to install it: install Chromium yourself" >&2; \
+	    echo "chromium: not on PATH and no apt-get to install it: install Chromium" \
+	         "(or set EDGE_CHROMIUM to its binary)" >&2; \
 	    exit 1; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=; \
 	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \

@@ -155,16 +155,12 @@ def box_axis(chart: DistributionChart) -> Axis:
     return Axis(unit, factor, 0.0, ticks[-1], ticks)
 
 
-def _tick_label(value: float, axis: Axis) -> str:
-    return number(value, 3)
-
-
 def _value_axis_svg(axis: Axis, left: float, right: float, top: float, bottom: float) -> str:
     """Vertical grid lines with tick labels under them, for a horizontal value axis."""
     parts = []
     for tick in axis.ticks:
         x = left + axis.position(tick) * (right - left)
-        label = _tick_label(tick, axis)
+        label = number(tick, 3)
         half = len(label) * CHAR_PX / 2
         at = min(max(x, half + 2), WIDTH - half - 2)  # the end ticks' labels stay inside
         parts.append(

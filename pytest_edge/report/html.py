@@ -188,7 +188,6 @@ def _collapsed(paragraphs: Sequence[Paragraph]) -> str:
 def _blocks(blocks: Sequence[Block]) -> list[str]:
     out: list[str] = []
     for run in _runs(blocks):
-        block = run[0]
         if len(run) >= _COLLAPSE_AT:
             out.append(_collapsed([b for b in run if isinstance(b, Paragraph)]))
             continue

@@ -63,3 +63,24 @@ def test_failing_run_puts_failures_first(browser: Browser, failing_html: Path, w
     assert any("FAILED SCENARIO" in i and "flaky-backend" in i for i in items)
     assert measured["charts"] >= 3  # box plots and the history of the regressed benchmark
     assert measured["labels"] > 20
+
+
+BROKEN = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
+<div style="width:2000px">wide</div>
+<svg viewBox="0 0 100 40" width="100"><text x="90" y="20">clipped label</text></svg>
+<img src="http://127.0.0.1:9/x.png">
+<script>console.error("boom")</script>
+</body></html>"""
+
+
+def test_the_checks_catch_a_broken_page(browser: Browser, tmp_path: Path) -> None:
+    # What the report tests rely on, seen failing: overflow, a clipped label, a network
+    # request, a console error, and a page laid out at 980 px for want of a viewport tag.
+    page = tmp_path / "broken.html"
+    page.write_text(BROKEN)
+    result, measured = load(browser, page, 400)
+    assert measured["scrollWidth"] > measured["clientWidth"]
+    assert [o["text"] for o in measured["labelsOutside"]] == ["clipped label"]
+    assert result.requests == ["http://127.0.0.1:9/x.png"]
+    assert any("boom" in e for e in result.console_errors)
+    assert measured["innerWidth"] != 400
