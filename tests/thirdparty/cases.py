@@ -84,7 +84,10 @@ CASES = (
         "values of 32 KiB and more go to their own file, written with open()/write() and "
         "never fsynced (nor its new directories): the committed row can point at a file "
         "that is missing or torn",
-        evidence=(r" write cache/cache\.db-wal ", r" write cache/[0-9a-f]{2}/[0-9a-f]{2}/\w+\.val "),
+        evidence=(
+            r" write cache/cache\.db-wal ",
+            r" write cache/[0-9a-f]{2}/[0-9a-f]{2}/\w+\.val ",
+        ),
         python_layer=SQLITE_UNSEEN + "; it sees the value files but not the rows",
     ),
     Case(

@@ -6,7 +6,7 @@ import importlib
 
 
 def crash_layer() -> str:
-    """"syscall" when the interposition library is built and can be preloaded, else "python"."""
+    """ "syscall" when the interposition library is built and can be preloaded, else "python"."""
     try:
         syscalls = importlib.import_module("pytest_edge.syscalls")
     except ImportError:  # the layer is not part of this checkout
