@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed-stamp
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# setup.py and the C source too: a changed library is rebuilt (the editable install copies it
+# into pytest_edge/syscalls/).
+$(STAMP): pyproject.toml setup.py pytest_edge/syscalls/edgeio.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,thirdparty]'
 	touch $(STAMP)
