@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import fcntl
 import io
 import json
@@ -70,6 +71,11 @@ class Recorder:
         self.events = 0
         self.acks = 0
         self._cp_seen = 0
+
+    @property
+    def fd(self) -> int:
+        """The record file (append-only; the system-call layer writes its records there too)."""
+        return self._fd
 
     def write(self, record: Mapping[str, Any]) -> None:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
@@ -475,15 +481,39 @@ class _TracedFileIO(io.FileIO):
 # -- roles -----------------------------------------------------------------------------------
 
 
+def _observe(args: Mapping[str, Any], rec: Recorder) -> contextlib.AbstractContextManager[Any]:
+    """Turn on whichever layer observes the child's file I/O (tracing and kill points).
+
+    With the system-call layer the library records every libc file call under the state
+    directory to the record file and fires syscall kill points; the Python-level tracer is
+    then not installed (no double records). ``random``/``events:N`` kill before the Nth
+    traced call or the Nth ack/intent/crashpoint, whichever comes first.
+    """
+    plan = args["plan"]
+    kind = plan.get("kind")
+    if args.get("layer") == "syscall":
+        from pytest_edge import syscalls
+
+        kill_at = None
+        if kind == "syscall":
+            kill_at = syscalls.KillAt(str(plan["call"]), int(plan["nth"]))
+        elif kind == "events":
+            kill_at = syscalls.KillAt("any", int(plan["events"]))
+        if args.get("trace") or kill_at is not None:
+            return syscalls.tracing(str(args["state_dir"]), rec.fd, kill_at=kill_at)
+    elif args.get("trace") or kind == "events":
+        Tracer(str(args["state_dir"]), rec, record_ops=bool(args.get("trace"))).install()
+    return contextlib.nullcontext()
+
+
 def run_workload(workload: Callable[[str], Any], args: Mapping[str, Any]) -> int:
     """Run the workload until it returns or a kill point fires; returns the exit code."""
     rec = Recorder(str(args["record"]), args["plan"])
     rec.write({"t": "start", "pid": os.getpid()})
-    if args.get("trace") or args["plan"].get("kind") == "events":
-        Tracer(str(args["state_dir"]), rec, record_ops=bool(args.get("trace"))).install()
     durable.install_sink(rec)
     try:
-        workload(str(args["state_dir"]))
+        with _observe(args, rec):
+            workload(str(args["state_dir"]))
     except BaseException as exc:  # the report shows any failure of the workload
         rec.write({"t": "error", "error": repr(exc), "tb": traceback.format_exc()})
         return 1

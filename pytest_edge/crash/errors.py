@@ -25,5 +25,13 @@ class LostWritesError(CrashHarnessError):
     """Recovery lost or changed acknowledged writes; the message is the full failure report."""
 
 
+class InconclusiveError(CrashHarnessError):
+    """Power loss could not be judged: a file was written where the trace cannot see it.
+
+    Neither a pass nor a fail; the message names each file and why (e.g. a writable shared
+    memory map).
+    """
+
+
 class CrashHarnessWarning(EdgeWarning):
     """Something the harness cannot model, e.g. a file changed by C code outside the trace."""

@@ -1,10 +1,20 @@
-"""What a power cut can leave on disk, rebuilt from a trace of Python-level file operations.
+"""What a power cut can leave on disk, rebuilt from a trace of file operations.
 
-The model (after SQLite's crash VFS, ALICE and LazyFS): every file has durable bytes (last
-fsync) and a list of data operations since then; each of those may be missing, present, or
-torn at sector granularity (512 B or 4 KiB). Namespace operations (create, rename, unlink,
-mkdir, rmdir) persist in order, as a journaling file system commits them, and become durable
-only when a directory is fsynced; fsyncing a file does not make its directory entry durable.
+The trace comes from the system-call layer (`pytest_edge.syscalls`: every libc file call of
+the child, C code included) or, where that layer is unavailable, from Python-level patches;
+both write the same records. The model (after SQLite's crash VFS, ALICE and LazyFS): every
+file has durable bytes (last fsync) and a list of data operations since then (byte ranges
+written at offsets, truncations); each of those may be missing, present, or torn at sector
+granularity (512 B or 4 KiB). Namespace operations (create, rename, link, unlink, mkdir,
+rmdir) persist in order, as a journaling file system commits them, and become durable only
+when a directory is fsynced; fsyncing a file does not make its directory entry durable.
+``syncfs`` makes everything durable; ``sync_file_range`` does not make anything durable.
+
+Files written through a writable shared map (or a ``FILE*`` stream the layer cannot see) are
+recorded ``unobserved``: the model cannot know their content, so a verdict that depends on them
+is inconclusive. The one exception is SQLite's wal-index (``*-shm``), which holds no durable
+content and which SQLite rebuilds from the WAL after a crash
+(https://sqlite.org/walformat.html): it is dropped from crash states.
 """
 
 from __future__ import annotations
@@ -12,12 +22,20 @@ from __future__ import annotations
 import base64
 import os
 import random
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.errors import EdgeInputError
+
 SECTOR_SIZES = (512, 4096)
+SQLITE_HEADER = b"SQLite format 3\x00"
+WAL_INDEX_NOTE = (
+    "SQLite wal-index (a writable shared map, holds no durable content; SQLite rebuilds it "
+    "from the WAL after a crash: https://sqlite.org/walformat.html)"
+)
 VARIANTS = ("nothing-pending", "all-pending", "metadata-only", "data-only")
 
 
@@ -36,18 +54,30 @@ class Snapshot:
         inodes: dict[int, str] = {}
         for dirpath, dirnames, filenames in os.walk(root):
             base = os.path.relpath(dirpath, root)
+            for name in (*dirnames, *filenames):
+                refuse_special(os.path.join(dirpath, name))
             for name in dirnames:
                 dirs.add(os.path.normpath(os.path.join(base, name)))
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 rel = os.path.normpath(os.path.join(base, name))
-                with open(path, "rb") as f:
-                    files[rel] = f.read()
-                inodes[os.stat(path).st_ino] = rel
+                # A path swapped after the check is refused too, never followed or blocked on.
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                try:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):
+                        refuse_special(path)
+                    with os.fdopen(fd, "rb", closefd=False) as f:
+                        files[rel] = f.read()
+                    inodes[st.st_ino] = rel
+                finally:
+                    os.close(fd)
         return cls(files, frozenset(dirs), inodes)
 
     def write(self, root: Path) -> None:
         """Create this snapshot under *root* (which must be empty or absent)."""
+        for rel in (*self.dirs, *self.files):
+            _check_inside(rel)
         root.mkdir(parents=True, exist_ok=True)
         for rel in sorted(self.dirs):
             (root / rel).mkdir(parents=True, exist_ok=True)
@@ -55,6 +85,46 @@ class Snapshot:
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+
+
+class SpecialFileError(EdgeInputError):
+    """The state directory holds a symlink, FIFO, socket or device file (the path is named)."""
+
+
+_SPECIAL = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def refuse_special(path: str) -> None:
+    """Raise `SpecialFileError` unless *path* is a regular file or a directory (not followed)."""
+    mode = os.lstat(path).st_mode
+    for test, what in _SPECIAL:
+        if test(mode):
+            raise SpecialFileError(
+                f"crash harness: {path} is {what}; a state directory may hold only regular "
+                "files and directories (the trace and the crash states never follow a path "
+                "out of the state directory)"
+            )
+
+
+def check_state_dir(root: Path) -> None:
+    """Refuse a state directory holding anything but regular files and directories."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            refuse_special(os.path.join(dirpath, name))
+
+
+def _check_inside(rel: str) -> None:
+    """A crash state is written only inside its own directory: no absolute or ``..`` path."""
+    if os.path.isabs(rel) or ".." in rel.split(os.sep):
+        raise EdgeInputError(
+            f"crash harness: trace path {rel!r} leaves the state directory; refused"
+        )
 
 
 @dataclass
@@ -126,6 +196,8 @@ class FsModel:
         self.dirs = set(self.durable_dirs)
         self.meta_pending: list[tuple[str, str, str, int]] = []
         self.unknown: list[str] = []
+        #: model inode -> (path, why) its writes cannot be seen (writable shared map, FILE*)
+        self.unobserved: dict[int, tuple[str, str]] = {}
 
     def _new(self, data: bytes = b"") -> int:
         self._next += 1
@@ -181,9 +253,17 @@ class FsModel:
                 node.durable = bytes(node.current)
                 node.pending.clear()
         elif kind == "dirsync":
-            for op in self.meta_pending:
-                _replay_meta(self.durable_ns, self.durable_dirs, op)
-            self.meta_pending.clear()
+            self._meta_durable()
+        elif kind == "syncfs":
+            for node in self.inodes.values():
+                node.durable = bytes(node.current)
+                node.pending.clear()
+            self._meta_durable()
+        elif kind == "unobserved":
+            target = self._inode_of(record)
+            if target is not None:
+                why = str(record.get("why", "not observable"))
+                self.unobserved.setdefault(target, (str(record.get("path", "?")), why))
         elif kind == "rename":
             self._meta(("rename", str(record["src"]), str(record["dst"]), 0))
         elif kind == "link":
@@ -194,6 +274,29 @@ class FsModel:
             self._meta(("mkdir", str(record["path"]), "", 0))
         elif kind == "rmdir":
             self._meta(("rmdir", str(record["path"]), "", 0))
+
+    def _meta_durable(self) -> None:
+        for op in self.meta_pending:
+            _replay_meta(self.durable_ns, self.durable_dirs, op)
+        self.meta_pending.clear()
+
+    def wal_index(self, path: str) -> bool:
+        """Whether *path* is SQLite's wal-index: ``X-shm`` beside an SQLite database ``X``."""
+        if not path.endswith("-shm"):
+            return False
+        db = self.ns.get(path[: -len("-shm")])
+        return db is not None and bytes(self.inodes[db].current[:16]) == SQLITE_HEADER
+
+    def unobserved_files(self) -> dict[str, str]:
+        """Files (path when recorded) whose content the trace cannot know, and why.
+
+        SQLite's wal-index is not among them: it is dropped from crash states instead.
+        """
+        return {path: why for path, why in self.unobserved.values() if not self.wal_index(path)}
+
+    def dropped_files(self) -> list[str]:
+        """Files left out of every crash state (SQLite wal-indexes written through a map)."""
+        return sorted(path for path, _ in self.unobserved.values() if self.wal_index(path))
 
     def current(self) -> Snapshot:
         """What the files look like to the running program (every operation applied)."""
@@ -217,6 +320,9 @@ class FsModel:
         sector = rng.choice(SECTOR_SIZES)
         files: dict[str, bytes] = {}
         for path, inode in sorted(ns.items()):
+            if inode in self.unobserved and self.wal_index(path):
+                notes.append(f"{path}: dropped (SQLite wal-index)")
+                continue
             node = self.inodes[inode]
             content = bytearray(node.durable)
             fates: list[str] = []
@@ -274,6 +380,7 @@ STATE_RECORDS = frozenset(
         "trunc",
         "fsync",
         "dirsync",
+        "syncfs",
         "rename",
         "link",
         "unlink",

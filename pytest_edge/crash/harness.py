@@ -6,6 +6,7 @@ power-loss harness".
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -33,12 +34,16 @@ from pytest_edge.crash.errors import (
 from pytest_edge.crash.fsmodel import (
     STATE_RECORDS,
     VARIANTS,
+    WAL_INDEX_NOTE,
     CrashState,
     FsModel,
     Snapshot,
+    check_state_dir,
     cut_positions,
     iter_states,
 )
+from pytest_edge.crash.layer import LayerUnavailableError
+from pytest_edge.crash.layer import choose as choose_layer
 from pytest_edge.crash.report import CrashReport, CycleResult, Failure, Loss
 from pytest_edge.crash.template import ChildExit, TemplateServer
 from pytest_edge.errors import EdgeInputError
@@ -46,8 +51,23 @@ from pytest_edge.lifetime import owned_tempdir, sweep_stale
 
 MODES = ("kill", "power-loss")
 KILL_FORMS = (
-    "'random', 'random-time:SECONDS', 'events:N', 'acks:N', 'crashpoint:NAME' or "
-    "'crashpoint:NAME:N'"
+    "'random', 'random-time:SECONDS', 'events:N', 'acks:N', 'crashpoint:NAME', "
+    "'crashpoint:NAME:N', 'syscall:N' or 'syscall:CALL:N'"
+)
+#: ``syscall:CALL:N`` kinds: the Nth traced call of that kind (``any``: of every kind)
+SYSCALL_KINDS = (
+    "any",
+    "open",
+    "write",
+    "trunc",
+    "fsync",
+    "dirsync",
+    "syncfs",
+    "rename",
+    "link",
+    "unlink",
+    "mkdir",
+    "rmdir",
 )
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", "-wal", "-journal", "-shm")
 
@@ -65,14 +85,25 @@ class ValueCheck(Protocol):
 Target = Callable[[str], Any] | str
 
 
+def _libc_calls() -> frozenset[str]:
+    """The libc function names the system-call layer counts (empty without the layer)."""
+    try:
+        from pytest_edge.syscalls import KILL_CALLS
+    except ImportError:
+        return frozenset()
+    return frozenset(KILL_CALLS)
+
+
 @dataclass(frozen=True)
 class KillSpec:
-    """Where to kill the workload: random, random-time:S, acks:N, crashpoint:NAME[:N].
+    """Where to kill the workload: random, random-time:S, acks:N, crashpoint:NAME[:N], syscall.
 
     ``random`` kills before a seeded random event (an ack, intent, crashpoint or traced file
     operation) and replays exactly; ``random-time:S`` kills after a seeded random delay of up
-    to S seconds, for code whose writes are not traced (C extensions such as sqlite3): the
-    delay replays, the instruction it lands on depends on timing.
+    to S seconds: the delay replays, the instruction it lands on depends on timing.
+    ``syscall:N`` kills before the Nth traced system call of the cycle, ``syscall:CALL:N``
+    before the Nth of one kind (``syscall:fsync:2``: between the writes that precede the
+    second fsync and that fsync); these need the system-call layer.
     """
 
     kind: str
@@ -101,6 +132,8 @@ class KillSpec:
             if not rest.isdigit() or int(rest) < 1:
                 raise EdgeInputError(f"kill={spec!r}: N in '{head}:N' must be an integer >= 1")
             return cls(head, int(rest))
+        if head == "syscall":
+            return cls._parse_syscall(spec, rest)
         if head == "crashpoint" and rest:
             name, sep, nth = rest.rpartition(":")
             if sep and nth.isdigit() and name:
@@ -110,10 +143,28 @@ class KillSpec:
             return cls("crashpoint", 1, rest)
         raise EdgeInputError(f"kill={spec!r} is not a kill point; use {KILL_FORMS}")
 
+    @classmethod
+    def _parse_syscall(cls, spec: str, rest: str) -> KillSpec:
+        call, sep, nth = rest.rpartition(":")
+        if not sep:
+            call = "any"
+        if call not in SYSCALL_KINDS and call not in _libc_calls():
+            raise EdgeInputError(
+                f"kill={spec!r}: CALL in 'syscall:CALL:N' must be one of "
+                f"{', '.join(SYSCALL_KINDS)}, or a libc function the system-call layer "
+                "counts (pwrite64, fdatasync, unlinkat, ...)"
+            )
+        if not (nth.isdigit() and int(nth) >= 1):
+            form = "syscall:N" if call == "any" and not sep else "syscall:CALL:N"
+            raise EdgeInputError(f"kill={spec!r}: N in '{form}' must be an integer >= 1")
+        return cls("syscall", int(nth), call)
+
     def plan(self, rng: random.Random, random_events: int) -> dict[str, Any]:
         """The child's kill plan for one cycle (random points are drawn from *rng*)."""
         if self.kind == "random":
             return {"kind": "events", "events": rng.randint(1, random_events)}
+        if self.kind == "syscall":
+            return {"kind": "syscall", "call": self.name, "nth": self.count}
         if self.kind == "time":
             return {"kind": "time", "delay": rng.uniform(0.0, self.seconds)}
         if self.kind == "events":
@@ -127,6 +178,8 @@ class KillSpec:
             return f"{self.kind}:{self.count}"
         if self.kind == "crashpoint":
             return f"crashpoint:{self.name}:{self.count}"
+        if self.kind == "syscall":
+            return f"syscall:{self.name}:{self.count}"
         if self.kind == "time":
             return f"random-time:{self.seconds:g}"
         return "random"
@@ -238,29 +291,38 @@ _FLAG_NAMES = (("O_CREAT", os.O_CREAT), ("O_TRUNC", os.O_TRUNC), ("O_APPEND", os
 
 
 def format_record(index: int, record: Mapping[str, Any]) -> str:
-    """One trace step, for humans."""
+    """One trace step, for humans (with the libc call, when the system-call layer saw it)."""
+    text = _describe_record(record)
+    call = record.get("sys")
+    return f"#{index} {text}" + (f" [{call}]" if call else "")
+
+
+def _describe_record(record: Mapping[str, Any]) -> str:
     kind = record["t"]
     if kind == "open":
         flags = int(record["flags"])
         names = [n for n, bit in _FLAG_NAMES if flags & bit] or ["existing"]
-        return f"#{index} open {record['path']} ({'|'.join(names)})"
+        return f"open {record['path']} ({'|'.join(names)})"
     if kind == "write":
-        size = len(record["data"]) * 3 // 4
-        return f"#{index} write {record['path']} @{record['off']} (~{size} bytes)"
-    if kind in ("fsync", "dirsync", "unlink", "mkdir", "rmdir", "opendir", "import"):
-        return f"#{index} {kind} {record.get('path', '')}"
+        size = len(base64.b64decode(record["data"]))
+        return f"write {record['path']} @{record['off']} ({size} bytes)"
+    if kind in ("fsync", "dirsync", "unlink", "mkdir", "rmdir", "opendir", "import", "sfr"):
+        return f"{kind} {record.get('path', '')}"
+    if kind == "unobserved":
+        return f"unobserved {record.get('path', '')}: {record.get('why', '')}"
     if kind == "trunc":
-        return f"#{index} truncate to {record['size']}"
+        path = record.get("path")
+        return f"truncate {path} to {record['size']}" if path else f"truncate to {record['size']}"
     if kind in ("rename", "link"):
-        return f"#{index} {kind} {record['src']} -> {record['dst']}"
+        return f"{kind} {record['src']} -> {record['dst']}"
     if kind in ("ack", "intent"):
         value = "DELETED" if record["v"] is None else record["v"]
         if len(value) > 60:
             value = value[:57] + "..."
-        return f"#{index} {kind} {record['key']!r} = {value}"
+        return f"{kind} {record['key']!r} = {value}"
     if kind == "cp":
-        return f"#{index} crashpoint {record['name']!r}"
-    return f"#{index} {kind}"
+        return f"crashpoint {record['name']!r}"
+    return str(kind)
 
 
 def _default_workroot() -> str | None:
@@ -281,6 +343,9 @@ class CrashOptions(TypedDict, total=False):
     max_states: int
     #: ``kill="random"``: the kill lands before one of the first N events
     random_events: int
+    #: who observes the child's file I/O: ``"auto"`` (the system-call layer where it is
+    #: available, else Python), ``"syscall"`` (required) or ``"python"``
+    layer: str
 
 
 class CrashSession:
@@ -303,6 +368,7 @@ class CrashSession:
         max_states: int = 64,
         random_events: int = 200,
         random_variants: int = 4,
+        layer: str = "auto",
         workroot: str | None = None,
         server: TemplateServer | None = None,
     ) -> None:
@@ -321,10 +387,21 @@ class CrashSession:
         self.max_states = max_states
         self.random_events = random_events
         self.variants = (*VARIANTS, *(f"random-{j}" for j in range(random_variants)))
+        self.layer = choose_layer(layer)
+        if server is not None and self.layer.name != server.layer.name == "python":
+            if layer == "syscall":
+                raise LayerUnavailableError(
+                    f"layer='syscall': the shared template process runs without the "
+                    f"system-call library ({server.layer.why})"
+                )
+            self.layer = server.layer
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        check_state_dir(self.state_dir)
         self.ledger = Ledger()
-        self.report = CrashReport(mode=mode, seed=seed)
+        self.report = CrashReport(
+            mode=mode, seed=seed, observed_at=self.layer.name, observed_why=self.layer.why
+        )
         self.cycle_no = 0
         self._warned: set[str] = set()
         targets = {
@@ -336,7 +413,11 @@ class CrashSession:
         self._workdir = owned_tempdir("crash", root)
         self._owns_server = server is None
         try:
-            self._server = TemplateServer(targets, self._workdir) if server is None else server
+            self._server = (
+                TemplateServer(targets, self._workdir, layer=self.layer)
+                if server is None
+                else server
+            )
             if server is not None:
                 server.adopt(self._workdir)
         except BaseException:
@@ -359,6 +440,11 @@ class CrashSession:
     def cycle(self, kill: str | KillSpec = "random") -> Failure | None:
         """Run one crash cycle; returns the failure it found (also added to the report)."""
         spec = kill if isinstance(kill, KillSpec) else KillSpec.parse(kill)
+        if spec.kind == "syscall" and self.layer.name != "syscall":
+            raise LayerUnavailableError(
+                f"kill={str(spec)!r}: system-call kill points need the system-call layer, "
+                f"which this session does not use ({self.layer.why})"
+            )
         self.cycle_no += 1
         n = self.cycle_no
         rng = random.Random(f"{self.seed}:{n}")  # noqa: S311 - seeded replay, not crypto
@@ -375,11 +461,21 @@ class CrashSession:
             failure, result = self._check_kill(n, where, ended, records, acks)
         else:
             assert snapshot is not None
+            model = FsModel(snapshot)
+            for record in records:
+                model.apply(record)
             # A timed kill can land between an operation and its record: the real directory
             # may then be one operation ahead of the trace, which is no sign of C writes.
             if plan["kind"] != "time":
-                self._warn_untraced(snapshot, records)
-            failure, result = self._check_power_loss(n, where, ended, records, acks, snapshot, rng)
+                self._warn_untraced(model, records)
+            self._note_dropped(model)
+            unobserved = model.unobserved_files()
+            if unobserved:
+                failure, result = self._inconclusive(n, where, ended, records, acks, unobserved)
+            else:
+                failure, result = self._check_power_loss(
+                    n, where, ended, records, acks, snapshot, rng
+                )
         self.report.cycles.append(result)
         if failure is not None:
             self.report.failures.append(failure)
@@ -392,6 +488,7 @@ class CrashSession:
             "record": str(records),
             "plan": plan,
             "trace": self.mode == "power-loss",
+            "layer": self.layer.name,
         }
         pid = self._server.spawn("workload", args)
         delay = float(plan["delay"]) if plan["kind"] == "time" else None
@@ -570,26 +667,63 @@ class CrashSession:
             else:
                 shutil.copy2(entry, self.state_dir / entry.name)
 
-    def _warn_untraced(self, snapshot: Snapshot, records: Sequence[Mapping[str, Any]]) -> None:
-        """Warn about files that changed in ways the Python-level trace cannot explain."""
-        model = FsModel(snapshot)
+    def _inconclusive(
+        self,
+        n: int,
+        where: str,
+        ended: str,
+        records: Sequence[Mapping[str, Any]],
+        acks: int,
+        unobserved: Mapping[str, str],
+    ) -> tuple[None, CycleResult]:
+        """No crash state is built: files the trace cannot see make the verdict inconclusive.
+
+        The cycle goes on as a kill cycle would (the directory as the workload left it), so
+        the run still exercises the workload, but it can neither pass nor fail power loss.
+        """
+        for path, why in sorted(unobserved.items()):
+            message = (
+                f"{path} in {self.state_dir}: {why}; its writes cannot be observed, so no "
+                "crash state of it can be built: the power-loss verdict is inconclusive"
+            )
+            if message not in self.report.inconclusive:
+                self.report.inconclusive.append(message)
         for record in records:
-            model.apply(record)
+            self.ledger.apply(record)
+        return None, CycleResult(n, where, ended, acks, inconclusive=True)
+
+    def _note_dropped(self, model: FsModel) -> None:
+        for path in model.dropped_files():
+            note = f"{path} dropped from every crash state: {WAL_INDEX_NOTE}"
+            if note not in self.report.notes:
+                self.report.notes.append(note)
+
+    def _warn_untraced(self, model: FsModel, records: Sequence[Mapping[str, Any]]) -> None:
+        """Warn about files that changed in ways the trace cannot explain."""
         expected = model.current().files
         actual = Snapshot.read(self.state_dir).files
+        skip = {path for path, _ in model.unobserved.values()}
         for path in sorted(set(expected) | set(actual)):
-            if expected.get(path) == actual.get(path) or path in self._warned:
+            if expected.get(path) == actual.get(path) or path in self._warned or path in skip:
                 continue
             self._warned.add(path)
             data = actual.get(path, b"")
             sqlite = path.endswith(_SQLITE_SUFFIXES) or data.startswith(b"SQLite format 3\x00")
-            why = (
-                "an SQLite file written by C code: power-loss states cannot model it; test "
-                "SQLite with mode='kill' and the sqlite faults"
-                if sqlite
-                else "written outside Python-level file operations (C code, mmap or another "
-                "process); power-loss states do not include those writes"
-            )
+            if self.layer.name == "syscall":
+                why = (
+                    "written by a call the system-call layer does not see (another process, "
+                    "a direct system call); power-loss states do not include those writes"
+                )
+            elif sqlite:
+                why = (
+                    "an SQLite file written by C code, which the Python-level trace cannot "
+                    f"see ({self.layer.why}); power-loss states cannot model it"
+                )
+            else:
+                why = (
+                    "written outside Python-level file operations (C code, mmap or another "
+                    f"process; {self.layer.why}); power-loss states do not include those writes"
+                )
             message = f"{path} in {self.state_dir} changed outside the trace: {why}"
             self.report.warnings.append(message)
             warnings.warn(message, CrashHarnessWarning, stacklevel=4)
@@ -669,6 +803,7 @@ class CrashHarness:
         with self.session(workload, recover, state_dir=state_dir, seed=seed, **options) as session:
             for _ in range(cycles):
                 failure = session.cycle(spec)
-                if failure is not None and stop_on_failure:
+                # inconclusive: every later cycle would be too (the same files stay unseen)
+                if (failure is not None or session.report.inconclusive) and stop_on_failure:
                     break
             return session.report

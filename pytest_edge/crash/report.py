@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pytest_edge.crash.errors import LostWritesError
+from pytest_edge.crash.errors import InconclusiveError, LostWritesError
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,28 @@ class CycleResult:
     states_checked: int = 0
     states_possible: int = 0
     check_seconds: float = 0.0  # power loss: building the states and recovering each
+    inconclusive: bool = False  # power loss: a file the trace cannot see; no state was built
 
 
 @dataclass
 class CrashReport:
-    """Everything a crash run found; ``assert_ok()`` raises when an acknowledged write was lost."""
+    """Everything a crash run found; ``assert_ok()`` raises unless the verdict is ``pass``.
+
+    ``verdict``: ``"fail"`` (an acknowledged write was lost), ``"inconclusive"`` (power loss:
+    a file was written where the trace cannot see, e.g. through a writable shared map; never
+    a pass, never a fail) or ``"pass"``. ``observed_at`` names the layer that saw the child's
+    file I/O (``"syscall"`` or ``"python"``) and ``observed_why`` why not the system-call one.
+    """
 
     mode: str
     seed: int
     cycles: list[CycleResult] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    observed_at: str = "python"
+    observed_why: str = ""
+    inconclusive: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def cycles_run(self) -> int:
@@ -101,8 +112,22 @@ class CrashReport:
         return self.states_checked / seconds if seconds else 0.0
 
     @property
+    def verdict(self) -> str:
+        """``"fail"``, ``"inconclusive"`` or ``"pass"`` (see the class docstring)."""
+        if self.failures:
+            return "fail"
+        return "inconclusive" if self.inconclusive else "pass"
+
+    @property
     def ok(self) -> bool:
-        return not self.failures
+        """The verdict is ``pass``: no write lost, and (power loss) every file observable."""
+        return self.verdict == "pass"
+
+    @property
+    def observed(self) -> str:
+        """``observed at: LAYER`` and, for the Python layer, why."""
+        why = f" ({self.observed_why})" if self.observed_why else ""
+        return f"observed at: {self.observed_at}{why}"
 
     def summary(self) -> str:
         text = (
@@ -112,13 +137,16 @@ class CrashReport:
         if self.mode == "power-loss":
             text += (
                 f", {self.states_checked} crash states checked "
-                f"(of {self.states_possible} candidates)"
+                f"(of {self.states_possible} candidates); verdict {self.verdict}; "
+                f"{self.observed}"
             )
         return text
 
     def __str__(self) -> str:
         lines = [self.summary()]
         lines += [f.describe() for f in self.failures]
+        lines += [f"inconclusive: {i}" for i in self.inconclusive]
+        lines += [f"note: {n}" for n in self.notes]
         lines += [f"warning: {w}" for w in self.warnings]
         if self.failures:
             lines.append(f"replay: pass seed={self.seed} (or run pytest with --edge-seed)")
@@ -136,12 +164,23 @@ class CrashReport:
             "states_possible": self.states_possible,
             "states_per_second": round(self.states_per_second, 1),
             "ok": self.ok,
+            "verdict": self.verdict,
+            "observed_at": self.observed_at,
+            "observed_why": self.observed_why,
             "cycles": [asdict(c) for c in self.cycles],
             "failures": [asdict(f) for f in self.failures],
+            "inconclusive": list(self.inconclusive),
+            "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
 
     def assert_ok(self) -> None:
-        """Raise LostWritesError, with the full report, if any acknowledged write was lost."""
+        """Raise unless the verdict is ``pass``, with the full report.
+
+        `LostWritesError` when an acknowledged write was lost; `InconclusiveError` when a
+        file the trace cannot see kept the power-loss verdict from being reached.
+        """
         if self.failures:
             raise LostWritesError(str(self))
+        if self.inconclusive:
+            raise InconclusiveError(str(self))

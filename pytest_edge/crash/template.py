@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edge.crash.errors import CrashHarnessError, CrashHarnessWarning
+from pytest_edge.crash.layer import Layer
+from pytest_edge.crash.layer import choose as choose_layer
 from pytest_edge.errors import EdgeInputError
 
 _BOOT = "import sys; from pytest_edge.crash.template_main import main; main(sys.argv[1:])"
@@ -45,15 +47,24 @@ class TemplateServer:
     children are forks of the server.
     """
 
-    def __init__(self, targets: dict[str, str], workdir: Path, start_timeout: float = 60.0):
+    def __init__(
+        self,
+        targets: dict[str, str],
+        workdir: Path,
+        start_timeout: float = 60.0,
+        layer: Layer | None = None,
+    ):
         self.log_path = workdir / "children.log"
-        cmd_r, self._cmd_w = os.pipe()
-        self._rep_r, rep_w = os.pipe()
-        env = dict(os.environ)
+        #: the system-call library is preloaded into the template (and so into every child)
+        #: when this is the system-call layer; children are inert until they turn tracing on
+        self.layer = choose_layer("auto") if layer is None else layer
+        env = self.layer.preload(dict(os.environ))
         # Keep the template single-threaded: native thread pools (BLAS, OpenMP) would otherwise
         # start at import and be lost in every fork. The children inherit these settings.
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(name, "1")
+        cmd_r, self._cmd_w = os.pipe()
+        self._rep_r, rep_w = os.pipe()
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [
@@ -79,11 +90,18 @@ class TemplateServer:
         self._buffer = b""
         self._running: int | None = None
         try:
-            self._send({"sys_path": list(sys.path), "targets": targets})
+            self._send({"sys_path": list(sys.path), "targets": targets, "layer": self.layer.name})
             reply = self._read(start_timeout)
         except BaseException:
             self.close()
             raise
+        if reply is not None and "layer_error" in reply:
+            self.close()
+            raise CrashHarnessError(
+                "crash harness: the system-call library could not be loaded into the crash "
+                f"template process (pid {self._proc.pid}, {sys.executable}): "
+                f"{reply['layer_error']}\n{self.log_tail()}"
+            )
         if reply is None or "error" in reply:
             self.close()
             detail = "no answer" if reply is None else reply["error"]

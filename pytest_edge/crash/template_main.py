@@ -40,6 +40,22 @@ def _resolve(target: str) -> Callable[..., Any]:
     return resolve_callable(target, files=True)
 
 
+def _layer_error() -> str | None:
+    """Why the system-call library is not active in this process (it was to be preloaded)."""
+    try:
+        from pytest_edge import syscalls
+
+        if syscalls.active():
+            return None
+        reason = syscalls.unavailable_reason()
+    except Exception as exc:  # the binding itself failed: report it, do not hide it
+        return f"{type(exc).__name__}: {exc}"
+    preload = os.environ.get("LD_PRELOAD", "")
+    return f"LD_PRELOAD={preload!r} did not load it into this interpreter" + (
+        f" ({reason})" if reason else " (see the dynamic loader's message below)"
+    )
+
+
 def _reply(out: BinaryIO, message: dict[str, Any]) -> None:
     out.write((json.dumps(message) + "\n").encode())
     out.flush()
@@ -157,6 +173,11 @@ def main(argv: list[str]) -> None:
     replies = os.fdopen(reply_fd, "wb")
     init = commands.next()
     sys.path[:] = init["sys_path"]
+    if init.get("layer") == "syscall":
+        why = _layer_error()
+        if why is not None:
+            _reply(replies, {"layer_error": why})
+            return
     targets: dict[str, Callable[..., Any]] = {}
     try:
         for role, target in init["targets"].items():

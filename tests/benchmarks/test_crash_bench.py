@@ -63,9 +63,13 @@ def test_kill_cycles_per_second(
         rate = cycles / (time.perf_counter() - started)
         s.report.assert_ok()
     benchmark.extra_info["cycles_per_second"] = round(rate, 1)
+    benchmark.extra_info["layer"] = s.layer.name
     _FIGURES["kill"] = rate
     if cycles >= 100:
-        _show(capsys, f"{rate:.1f} kill-restart-recover cycles/s (target >= 20)")
+        _show(
+            capsys,
+            f"{rate:.1f} kill-restart-recover cycles/s (target >= 20; {s.layer.describe()})",
+        )
 
 
 @pytest.mark.parametrize(
@@ -116,10 +120,11 @@ def test_power_loss_states_per_second(
     (report,) = reports
     benchmark.extra_info["states_checked"] = report.states_checked
     benchmark.extra_info["states_per_second"] = round(report.states_per_second, 1)
+    benchmark.extra_info["layer"] = report.observed_at
     assert report.states_checked > 0
     if cycles >= 10:
         _show(
             capsys,
             f"{report.states_per_second:.0f} power-loss crash states checked/s "
-            f"({report.states_checked} states; target >= 500)",
+            f"({report.states_checked} states; target >= 500; {report.observed})",
         )

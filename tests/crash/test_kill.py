@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_edge.crash import (
     CrashHarness,
@@ -16,6 +19,7 @@ from pytest_edge.crash import (
     LostWritesError,
     WorkloadError,
 )
+from pytest_edge.crash.harness import SYSCALL_KINDS
 from pytest_edge.errors import EdgeInputError
 from tests.crash import workloads as w
 
@@ -205,10 +209,39 @@ def test_unimportable_target_is_a_clear_error(tmp_path: Path) -> None:
         ("crashpoint:save", KillSpec("crashpoint", 1, "save")),
         ("crashpoint:save:4", KillSpec("crashpoint", 4, "save")),
         ("crashpoint:a:b", KillSpec("crashpoint", 1, "a:b")),
+        ("syscall:7", KillSpec("syscall", 7, "any")),
+        ("syscall:any:7", KillSpec("syscall", 7, "any")),
+        ("syscall:fsync:2", KillSpec("syscall", 2, "fsync")),
+        ("syscall:write:1", KillSpec("syscall", 1, "write")),
+        ("syscall:pwrite64:3", KillSpec("syscall", 3, "pwrite64")),
     ],
 )
 def test_kill_spec_forms(spec: str, parsed: KillSpec) -> None:
     assert KillSpec.parse(spec) == parsed
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("syscall:0", r"kill='syscall:0': N in 'syscall:N' must be an integer >= 1"),
+        ("syscall:", r"kill='syscall:': N in 'syscall:N' must be an integer >= 1"),
+        ("syscall:write", r"kill='syscall:write': N in 'syscall:N' must be an integer >= 1"),
+        ("syscall:write:x", r"kill='syscall:write:x': N in 'syscall:CALL:N' must be an integer"),
+        ("syscall:write:-1", r"N in 'syscall:CALL:N' must be an integer >= 1"),
+        ("syscall:chmod:1", r"kill='syscall:chmod:1': CALL in 'syscall:CALL:N' must be one of "),
+        ("syscall:a:b:1", r"CALL in 'syscall:CALL:N' must be one of any, open, write"),
+    ],
+)
+def test_bad_syscall_kill_specs_name_the_value_and_what_is_allowed(spec: str, match: str) -> None:
+    with pytest.raises(EdgeInputError, match=match):
+        KillSpec.parse(spec)
+
+
+@given(call=st.sampled_from(SYSCALL_KINDS), n=st.integers(1, 10**9))
+def test_syscall_kill_specs_round_trip(call: str, n: int) -> None:
+    spec = KillSpec.parse(f"syscall:{call}:{n}")
+    assert KillSpec.parse(str(spec)) == spec
+    assert spec.plan(random.Random(0), 10) == {"kind": "syscall", "call": call, "nth": n}
 
 
 def test_harness_errors_are_assertion_errors() -> None:

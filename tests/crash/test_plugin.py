@@ -78,7 +78,7 @@ def test_fixture_runs_cycles_and_passes(pytester: pytest.Pytester) -> None:
         [
             "*crash harness (kill, seed 1): 8 cycles, * acknowledged writes, 0 lost or changed",
             "*crash harness (power-loss, seed *): 4 cycles, 8 acknowledged writes, 0 lost or "
-            "changed, * crash states checked (of * candidates)",
+            "changed, * crash states checked (of * candidates); verdict pass; observed at: *",
         ]
     )
 

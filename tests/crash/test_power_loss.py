@@ -88,8 +88,8 @@ def test_states_are_sampled_down_to_max_states(tmp_path: Path) -> None:
     assert all(c.states_possible > 100 for c in report.cycles)
 
 
-def test_sqlite_writes_outside_the_trace_are_warned_about(tmp_path: Path) -> None:
-    with pytest.warns(CrashHarnessWarning, match=r"kv.db .*SQLite.*mode='kill'"):
+def test_sqlite_writes_outside_the_python_trace_are_warned_about(tmp_path: Path) -> None:
+    with pytest.warns(CrashHarnessWarning, match=r"kv.db .*SQLite.*Python-level trace"):
         report = H.run(
             w.sqlite_writer,
             w.sqlite_recover,
@@ -97,8 +97,11 @@ def test_sqlite_writes_outside_the_trace_are_warned_about(tmp_path: Path) -> Non
             cycles=1,
             mode="power-loss",
             kill="acks:3",
+            layer="python",
         )
     assert any("kv.db" in warning for warning in report.warnings)
+    assert report.observed_at == "python"
+    assert "observed at: python (layer='python' was asked for)" in report.summary()
 
 
 def test_sqlite_under_kill_mode_keeps_committed_rows(tmp_path: Path) -> None:

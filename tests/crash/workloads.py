@@ -6,6 +6,7 @@ after its write returned; they differ only in how carefully they write.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sqlite3
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 import pytest_edge
+from tests.crash import refstore  # imported with this module, in the template process
 
 STATE = "state.json"
 
@@ -354,3 +356,65 @@ def no_dirsync_writer(state_dir: str) -> None:
 def unserialisable_writer(state_dir: str) -> None:
     """Acknowledges a set, which JSON cannot carry."""
     pytest_edge.ack("tags", {"a", "b"})
+
+
+def _refstore_loop(store: Any, state_dir: str) -> None:
+    state = _load(state_dir)
+    i = _keys(state)
+    while True:
+        key = f"k{i}"
+        state[key] = {"n": i, "pad": "x" * 300}
+        pytest_edge.intent(key, state[key])
+        store.save(state_dir, state)
+        pytest_edge.ack(key, state[key])
+        i += 1
+
+
+def saved_ref_writer(state_dir: str) -> None:
+    """safe_writer through ``os`` functions bound at import, before the harness started."""
+    _refstore_loop(refstore, state_dir)
+
+
+def late_import_writer(state_dir: str) -> None:
+    """The same store imported afresh inside the workload, after the harness started."""
+    spec = importlib.util.spec_from_file_location("refstore_late", refstore.__file__)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _refstore_loop(module, state_dir)
+
+
+def layer_probe(state_dir: str) -> None:
+    """Acknowledges what the child sees: the library loaded, and os functions unpatched."""
+    from pytest_edge import syscalls
+
+    pytest_edge.ack("active", syscalls.active())
+    pytest_edge.ack("fsync", f"{os.fsync.__module__}.{os.fsync.__name__}")
+    pytest_edge.ack("open", f"{open.__module__}.{open.__qualname__}")
+    pytest_edge.crashpoint("probed")
+
+
+def mmap_writer(state_dir: str) -> None:
+    """Writes its counter through a writable shared map: the trace cannot see those stores."""
+    import mmap
+
+    path = os.path.join(state_dir, "counter.map")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.ftruncate(fd, 4096)
+    with mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as m:
+        i = int(bytes(m[:8]).strip(b"\0") or b"0")
+        while True:
+            i += 1
+            m[:8] = b"%08d" % i
+            m.flush()
+            pytest_edge.ack("counter", i)
+
+
+def mmap_recover(state_dir: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(state_dir, "counter.map"), "rb") as f:
+            data = f.read(8).strip(b"\0")
+    except FileNotFoundError:
+        return {}
+    return {"counter": int(data)} if data else {}
