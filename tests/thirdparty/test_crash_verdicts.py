@@ -53,13 +53,16 @@ def _run(
 def assert_verdict(case: Case, report: CrashReport) -> None:
     """The report gives the case's verdict, and a failure is for the reason the source gives."""
     print(report.summary())
+    assert report.observed_at == LAYER, report.observed
     assert report.acked_writes > 0, "the workload acknowledged nothing: no verdict"
     if case.power_loss == "pass":
         report.assert_ok()
         return
-    assert report.failures, f"{case.id}: expected lost writes ({case.why}), none were lost"
-    assert report.lost_writes > 0
-    trace = report.failures[0].trace
+    assert report.verdict == "fail", f"{case.id}: expected a fail ({case.why}): {report.summary()}"
+    failure = report.failures[0]
+    # Lost acknowledged writes, or a store that no longer opens at all (recover raised).
+    assert failure.losses or failure.recover_error, failure.describe()
+    trace = failure.trace
     for pattern in case.evidence:
         assert any(re.search(pattern, line) for line in trace), (
             f"{case.id}: the failure's trace has no step matching {pattern!r}, so the loss is "
@@ -70,14 +73,18 @@ def assert_verdict(case: Case, report: CrashReport) -> None:
         assert not found, f"{case.id}: the trace shows {found}, which the source never does"
 
 
-# One configuration per library: kill -9 does not depend on fsync, so the variants agree.
+# One configuration per library: kill -9 does not depend on fsync, so the variants agree. On
+# the system-call layer the random kill lands before one of the first traced calls or acks,
+# so inside the libraries' own writes (SQLite's journal, WAL and page writes included).
 KILL_CASES = [pytest.param(c, id=c.id) for c in CASES if "-" not in c.id]
 
 
 @pytest.mark.parametrize("case", KILL_CASES)
 def test_kill_9_loses_no_acknowledged_write(case: Case, fast_state_dir: Path) -> None:
     """Every library here hands its bytes to the kernel before returning: kill -9 loses none."""
-    report = _run(case, fast_state_dir, mode="kill", cycles=10, seed=11, random_events=60)
+    report = _run(
+        case, fast_state_dir, mode="kill", cycles=10, seed=11, random_events=case.kill_events
+    )
     print(report.summary())
     report.assert_ok()
     assert report.acked_writes > 0
