@@ -33,35 +33,72 @@ from tests.thirdparty.workloads import _aiofiles_save
 Check = Callable[[Any, Path, pytest.MonkeyPatch], None]
 
 
-def sqlitedict_disk_full_kills_its_worker(
-    edge_faults: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """sqlitedict runs every statement in one worker thread, whose loop calls
-    ``conn.commit()`` outside any ``try``: SQLITE_FULL at COMMIT ends the thread, and a
-    blocking ``commit()`` (a ``select_one`` on a queue only that thread answers, with no
-    timeout) would then wait forever. The error never reaches the caller."""
-    died: list[BaseException] = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
-    store = SqliteDict(
+def _sqlitedict(tmp_path: Path) -> Any:
+    return SqliteDict(
         str(tmp_path / "d.db"), encode=json.dumps, decode=json.loads, outer_stack=False
     )
+
+
+def _sqlite_rows(path: Path) -> dict[str, Any]:
+    conn = sqlite3.connect(path)
+    try:
+        return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM unnamed")}
+    finally:
+        conn.close()
+
+
+def sqlitedict_disk_full_surfaces_at_commit(
+    edge_faults: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``d[key] = value`` only queues the statement for sqlitedict's worker thread, which
+    stores the statement's exception (SQLITE_FULL: the rollback journal is written as soon as
+    a page changes) and re-raises it at the next call: the caller sees it at ``commit()``."""
+    store = _sqlitedict(tmp_path)
     try:
         store["k0"] = "v0"
         store.commit()
         full = edge_faults.disk_full(tmp_path)
         store["k1"] = "x" * 20_000
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            store.commit()
+        assert full.fired, "disk_full never fired on SQLite's writes"
+        edge_faults.disarm()
+    finally:
+        store.close(force=True)
+    assert _sqlite_rows(tmp_path / "d.db") == {"k0": "v0"}
+
+
+def sqlitedict_io_error_at_commit_kills_its_worker(
+    edge_faults: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's loop calls ``conn.commit()`` outside any ``try``: an error at COMMIT
+    itself (here EIO on the database write, the statements having written nothing more)
+    ends the thread, and a blocking ``commit()`` (a queue read only that thread answers, with
+    no timeout) would wait forever: the error never reaches the caller."""
+    died: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+    store = _sqlitedict(tmp_path)
+    try:
+        store["k0"] = "v0"
+        store.commit()
+        store["k1"] = "v1"  # opens the transaction: the leaf page goes to the journal now
+        store.conn.select_one("SELECT 1")  # the worker has run it
+        failing = edge_faults.io_error(tmp_path, on="write", times=None)
+        store["k2"] = "v2"  # the same leaf page, already journaled: nothing written
+        store.conn.select_one("SELECT 1")
         store.conn.commit(blocking=False)  # what commit() sends; blocking=True would hang
         answered: queue.Queue[Any] = queue.Queue()
         store.conn.execute("SELECT 1", res=answered)  # answered only by a living worker
         deadline = time.monotonic() + 10
         while store.conn.is_alive() and answered.empty() and time.monotonic() < deadline:
             time.sleep(0.01)  # polling two conditions; each is reached in milliseconds
-        assert full.fired, "disk_full never fired on SQLite's writes"
+        assert failing.fired, "io_error never fired on SQLite's COMMIT"
         assert not store.conn.is_alive(), "the worker survived the failed COMMIT"
         assert len(died) == 1, died
         assert isinstance(died[0], sqlite3.OperationalError), died
-        assert "full" in str(died[0]), died
+        assert "disk I/O error" in str(died[0]), died
     finally:
+        edge_faults.disarm()
         store.close(force=True)  # does not wait for the (dead) worker
 
 
@@ -161,7 +198,8 @@ def aiofiles_disk_full_reaches_the_await(
 
 
 CHECKS: dict[str, Check] = {
-    "sqlitedict-disk-full": sqlitedict_disk_full_kills_its_worker,
+    "sqlitedict-disk-full": sqlitedict_disk_full_surfaces_at_commit,
+    "sqlitedict-io-error-at-commit": sqlitedict_io_error_at_commit_kills_its_worker,
     "diskcache-disk-full": diskcache_disk_full_raises_and_keeps_old_keys,
     "tinydb-disk-full": tinydb_disk_full_leaves_a_file_it_cannot_read,
     "atomicwrites-disk-full": atomicwrites_disk_full_keeps_the_old_file,
@@ -172,6 +210,7 @@ CHECKS: dict[str, Check] = {
 _SQLITE = "python layer: SQLite writes in C, so the fault never fires and the write succeeds"
 PYTHON_LAYER_BLIND: dict[str, str] = {
     "sqlitedict-disk-full": _SQLITE,
+    "sqlitedict-io-error-at-commit": _SQLITE,
     "diskcache-disk-full": _SQLITE,
     "tinydb-disk-full": (
         "python layer: TinyDB opened its file before the fault was armed; writes through that "
