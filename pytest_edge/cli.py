@@ -233,6 +233,13 @@ def _crash(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _run(args: argparse.Namespace) -> int:
+    """Exec the command after -- with the system-call library preloaded (or say why not)."""
+    from pytest_edge.faults.launch import run
+
+    return run(args.pytest_args, require=args.require, quiet=args.quiet)
+
+
 def _add_output_options(command: argparse.ArgumentParser) -> None:
     """--format and --output of a command that writes a report (see `_output_format`)."""
     command.add_argument("--format", choices=("text", "md", "json", "html"), default=None)
@@ -319,6 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
     crash.add_argument("--timeout", type=float, default=30.0, help="seconds per cycle")
     crash.add_argument("--max-states", type=int, default=64, help="power-loss states per cycle")
     crash.set_defaults(run=_crash)
+    run = commands.add_parser(
+        "run",
+        help="run a command (pytest ...) with the system-call library preloaded",
+        description="pytest-edge run -- pytest ARGS: start the command after -- with "
+        "pytest-edge's system-call library in LD_PRELOAD (xdist workers and other children "
+        "inherit it), so edge_faults' filesystem faults act at the system-call layer. Where "
+        "the library cannot be used, says why on stderr and runs the command without it.",
+    )
+    run.add_argument(
+        "--require", action="store_true", help="exit 2 instead when the library cannot be used"
+    )
+    run.add_argument("--quiet", action="store_true", help="no line when the library is used")
+    run.set_defaults(pytest_args=[], run=_run)
     return parser
 
 

@@ -3,7 +3,8 @@
 `declarations` declares every fault kind and its options once (`kinds` holds their names);
 one module per family does the work: `fs` (disk full, EIO, read-only, slow storage),
 `sqlite`, `net`, `memory`, `generic` (any importable callable); `schedule` holds the counting
-rules they share, `plan` the data form.
+rules they share, `plan` the data form, `verdict` whether each armed fault fired, `layer` which
+layer (system calls or Python) filesystem faults act at.
 The hypothesis strategies live in ``pytest_edge.strategies``.
 
 Names are loaded on first use (measured after ``import pytest``: the fault code costs ~50 ms,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pytest_edge.faults.injector import ArmedFault, FaultInjector
     from pytest_edge.faults.kinds import FAULT_KINDS
     from pytest_edge.faults.plan import FaultPlan, FaultSpec
+    from pytest_edge.faults.verdict import FaultVerdict, UnfiredFaultWarning
 
 # public name -> module that defines it; imported on first use (see pytest_edge._lazy)
 _EXPORTS: dict[str, str] = {
@@ -35,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "FaultInjector": "pytest_edge.faults.injector",
     "FaultPlan": "pytest_edge.faults.plan",
     "FaultSpec": "pytest_edge.faults.plan",
+    "FaultVerdict": "pytest_edge.faults.verdict",
+    "UnfiredFaultWarning": "pytest_edge.faults.verdict",
     "Schedule": "pytest_edge.faults.declarations",
     "register_exception": "pytest_edge.faults.exceptions",
 }
@@ -47,7 +51,9 @@ __all__ = [
     "FaultInjector",
     "FaultPlan",
     "FaultSpec",
+    "FaultVerdict",
     "Schedule",
+    "UnfiredFaultWarning",
     "register_exception",
 ]
 

@@ -5,9 +5,15 @@ objects), ``os.open``, ``os.write``, ``os.read``, ``os.fsync``, ``os.fdatasync``
 ``os.replace``, ``os.rename`` and, for ``read_only``, ``os.remove``/``os.unlink``/``os.mkdir``/
 ``os.rmdir``/``os.link``/``os.symlink``/``os.truncate``/``os.chmod`` (``dir_fd`` forms too).
 The faults patch these calls rather than changing permissions or quotas, so they work as root
-too. Not covered: C extensions doing their own I/O (sqlite3: use the sqlite
-family), ``mmap``, ``os.sendfile``/``copy_file_range`` (``shutil.copyfile``'s fast path), and
-file objects opened before the fault was armed.
+too. ``disk_full`` counts every byte written as used space and gives space back when a file
+under the path is truncated (``os.truncate``/``os.ftruncate``, ``open(..., "w")``,
+``os.open`` with ``O_TRUNC``), removed (``os.remove``/``os.unlink``) or replaced
+(``os.replace``/``os.rename`` over it); a rewrite in place counts again (the syscall layer,
+`pytest_edge.syscalls`, counts only growth).
+Not covered at this layer: C extensions doing their own I/O (sqlite3: use the sqlite family),
+``mmap``, ``os.sendfile``/``copy_file_range`` (``shutil.copyfile``'s fast path), file objects
+opened before the fault was armed and references bound at import (``from os import write``).
+The syscall layer reaches all of these but ``mmap`` (`pytest_edge.faults.layer`).
 
 A file object opened for writing under a faulted path is returned wrapped in a thin proxy that
 checks each ``write``; errors are raised at the Python ``write()`` call (a real disk would
@@ -20,6 +26,7 @@ import builtins
 import errno
 import io
 import os
+import stat
 import sys
 import threading
 import time
@@ -87,6 +94,28 @@ def path_at(file: object, dir_fd: object) -> str | None:
             base = _fd_path(dir_fd)
             return None if base is None else _realpath(os.path.join(base, name))
     return path_of(file)
+
+
+def _size(target: object) -> int:
+    """Size in bytes of a path or descriptor; 0 when it cannot be read."""
+    try:
+        if isinstance(target, int) and not isinstance(target, bool):
+            return os.fstat(target).st_size
+        return os.stat(os.fspath(target)).st_size  # type: ignore[call-overload]
+    except (OSError, TypeError, ValueError):
+        return 0
+
+
+def _freed_by_removal(path: str | None) -> int:
+    """Bytes that removing (or truncating to 0) the file at `path` frees: its size when it is
+    a regular file with no other hard link, else 0."""
+    if path is None:
+        return 0
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 else 0
 
 
 def _is_write_mode(mode: object) -> bool:
@@ -218,6 +247,13 @@ class FsRule:
         if self.counted and self.on == "read":
             self.check_counted(path, what)
 
+    def release(self, nbytes: int) -> None:
+        """disk_full: `nbytes` went back to the free space (a file truncated, unlinked or
+        replaced). Space may come back that existed before arming, as on a real disk."""
+        if nbytes > 0:
+            with self._lock:
+                self.used_bytes -= nbytes
+
     # -- hooks -------------------------------------------------------------------------------
 
     def _hook_open(
@@ -233,7 +269,10 @@ class FsRule:
                 assert path is not None
                 if self.kind == "read_only":
                     self._raise(errno.EROFS, path, self._count(), f"open(mode={mode!r})")
-                return FaultFile(proceed(*args, **kwargs), path, self)
+                freed = _freed_by_removal(path) if "w" in str(mode) else 0
+                opened = FaultFile(proceed(*args, **kwargs), path, self)
+                self.release(freed)
+                return opened
         return proceed(*args, **kwargs)
 
     def _hook_os_open(
@@ -310,6 +349,37 @@ class FsRule:
 
         return hook
 
+    def _make_release_hook(self, name: str) -> Callable[..., Any]:
+        """disk_full: the space a removal, truncation or replacement frees comes back."""
+
+        def hook(proceed: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            freed = self._freed_by(name, args, kwargs)
+            result = proceed(*args, **kwargs)
+            self.release(freed)  # only once the call succeeded
+            return result
+
+        return hook
+
+    def _freed_by(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+        if name in ("os.replace", "os.rename"):
+            given = args[1] if len(args) > 1 else kwargs.get("dst")
+            path = path_at(given, kwargs.get("dst_dir_fd"))
+            return _freed_by_removal(path) if self.covers(path) else 0
+        if name in ("os.truncate", "os.ftruncate"):
+            target = args[0] if args else kwargs.get("path", kwargs.get("fd"))
+            length = args[1] if len(args) > 1 else kwargs.get("length", 0)
+            path = path_of(target)
+            if not self.covers(path) or not isinstance(length, int):
+                return 0
+            return max(0, _size(target) - length)
+        if name == "os.open":
+            flags = args[1] if len(args) > 1 else kwargs.get("flags", 0)
+            if not isinstance(flags, int) or not flags & os.O_TRUNC:
+                return 0
+        given = args[0] if args else kwargs.get("path")
+        path = path_at(given, kwargs.get("dir_fd"))
+        return _freed_by_removal(path) if self.covers(path) else 0
+
     def arm(self) -> None:
         sites: list[tuple[object, str, Callable[..., Any]]] = []
         if self.kind == "read_only" or self.wraps_writes() or self.wraps_reads():
@@ -323,6 +393,10 @@ class FsRule:
                 sites.append((os, "link", self._make_rename_hook("os.link")))
         if self.kind == "read_only" or self.wraps_writes():
             sites.append((os, "write", self._hook_os_write))
+        if self.kind == "disk_full":
+            for name in ("remove", "unlink", "truncate", "ftruncate", "replace", "rename", "open"):
+                if hasattr(os, name):
+                    sites.append((os, name, self._make_release_hook(f"os.{name}")))
         if self.wraps_reads():
             sites.append((os, "read", self._hook_os_read))
         if self.counted and self.on == "fsync":
@@ -381,6 +455,15 @@ class FaultFile:
         nbytes = _nbytes(data, getattr(self._raw, "encoding", None))
         self._rule.check_write(self._path, nbytes, "write")
         return self._raw.write(data)
+
+    def truncate(self, *args: Any) -> Any:
+        if self._rule.kind != "disk_full":
+            return self._raw.truncate(*args)
+        self._raw.flush()
+        before = _size(self._raw.fileno())
+        size = self._raw.truncate(*args)
+        self._rule.release(before - size)
+        return size
 
     def writelines(self, lines: Iterable[Any]) -> None:
         for line in lines:

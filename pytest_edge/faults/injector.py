@@ -37,16 +37,20 @@ from pytest_edge.faults.declarations import (
     Sqlite,
     fault_args,
 )
+from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.events import BoundLog, EventLog, FaultEvent
 from pytest_edge.faults.fs import FsRule
 from pytest_edge.faults.generic import CallFault
 from pytest_edge.faults.kinds import FAULT_KINDS
+from pytest_edge.faults.layer import LAYERS, PYTHON, SYSCALL, Layer, chosen_layer
 from pytest_edge.faults.memory import MemoryPressureFault
 from pytest_edge.faults.net import NetworkFault
 from pytest_edge.faults.patching import Attachment, attach, detach, resolve_target
 from pytest_edge.faults.plan import FaultPlan, FaultSpec
 from pytest_edge.faults.schedule import Counter
 from pytest_edge.faults.sqlite import SqliteFault
+from pytest_edge.faults.sysfs import SyscallFsFault
+from pytest_edge.faults.verdict import FaultVerdict, may_not_fire
 from pytest_edge.schema import Invalid
 
 P = ParamSpec("P")
@@ -64,6 +68,12 @@ class ArmedFault:
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _calls: Callable[[], int] | None = field(default=None, repr=False)
     active: bool = True
+    #: where the fault acts: "python" (patched calls) or "syscall" (the LD_PRELOAD library)
+    layer: str = "python"
+    #: events logged while arming (sqlite "corrupt" damaging its page): not fires
+    _setup_events: int = field(default=0, repr=False)
+    #: the fire count where it is kept apart from the events (the syscall library's counter)
+    _fires: Callable[[], int] | None = field(default=None, repr=False)
 
     @property
     def calls(self) -> int:
@@ -78,14 +88,40 @@ class ArmedFault:
     def _owns(self, event: FaultEvent) -> bool:
         return event.index == self.index
 
+    @property
+    def fires(self) -> int:
+        """How many times it fired (events logged while arming are not fires)."""
+        if self._fires is not None:
+            return self._fires()
+        return max(0, len(self.fired) - self._setup_events)
+
+    def verdict(self, test: str = "") -> FaultVerdict:
+        """Whether it fired, with the calls that reached it and its layer."""
+        calls, fires = self.calls, self.fires
+        return FaultVerdict(
+            index=self.index,
+            kind=self.kind,
+            target=self.target,
+            layer=self.layer,
+            calls=calls,
+            fired=fires,
+            described=self.spec(),
+            maybe=may_not_fire(self.options, calls, fires),
+            test=test,
+        )
+
     def disarm(self) -> None:
         """Undo this fault's patches and state; safe to call twice."""
         self.injector.disarm(self)
 
     def describe(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         state = "" if self.active else " (disarmed)"
-        return f"#{self.index} {self.kind}({opts}){state}"
+        return f"{self.spec()}{state}"
+
+    def spec(self) -> str:
+        """``#1 disk_full(path='/x', free_bytes=0)``: its number, kind and options."""
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"#{self.index} {self.kind}({opts})"
 
 
 class _Arming:
@@ -140,12 +176,19 @@ class FaultInjector:
     """Arms faults until `disarm()` (or the end of a ``with`` block) and logs those that fire.
 
     `seed` makes ``probability`` draws replayable; `label` (e.g. the test id) is mixed in so
-    two tests with the same seed draw independently.
+    two tests with the same seed draw independently. `layer` is where filesystem faults act:
+    ``"auto"`` (the system-call library when this process was started with it, else Python),
+    ``"python"`` (always patch Python) or ``"syscall"`` (raise `SyscallLayerUnavailable`,
+    saying why, when the library is not loaded here).
     """
 
-    def __init__(self, seed: int = 0, *, label: str = "") -> None:
+    def __init__(self, seed: int = 0, *, label: str = "", layer: str = "auto") -> None:
+        if layer not in LAYERS:
+            raise FaultArgumentError(f"one of {', '.join(LAYERS)}", "layer", layer)
         self.seed = seed
         self.label = label
+        self.layer = layer
+        self._pollers: list[Callable[[], None]] = []
         self._log = EventLog()
         self._armed: list[ArmedFault] = []
         self._count = 0
@@ -166,7 +209,11 @@ class FaultInjector:
 
     @property
     def fired(self) -> list[FaultEvent]:
-        """Every fault that fired, in order: fault, target, call number, where, effect."""
+        """Every fault that fired, in order: fault, target, call number, where, effect, layer."""
+        with self._lock:
+            pollers = list(self._pollers)
+        for poll in pollers:  # faults of the syscall layer log their fires when read
+            poll()
         return self._log.snapshot()
 
     @property
@@ -199,19 +246,21 @@ class FaultInjector:
         undo: list[Callable[[], None]],
         calls: Callable[[], int] | None,
         log: BoundLog,
+        layer: str = "python",
     ) -> ArmedFault:
         """Keep the armed fault; its options are those given, `resolved` (real paths) replacing."""
         options = {**args.options(), **resolved}
-        armed = ArmedFault(args.kind, target, options, self, log.index, undo, calls)
+        armed = ArmedFault(args.kind, target, options, self, log.index, undo, calls, layer=layer)
+        armed._setup_events = len(armed.fired)
         with self._lock:
             self._armed.append(armed)
         return armed
 
-    def _begin(self) -> BoundLog:
+    def _begin(self, layer: str = PYTHON) -> BoundLog:
         """Number the fault being armed; returns the event sink that tags its events."""
         with self._lock:
             self._count += 1
-            return self._log.bound(self._count)
+            return self._log.bound(self._count, layer)
 
     def _seed_for(self, log: BoundLog, kind: str, target: str) -> str:
         """The random stream of one armed fault: run seed, test, arming number, what."""
@@ -261,6 +310,8 @@ class FaultInjector:
         raise TypeError(f"arm_args({args!r}): not a record of faults.declarations")
 
     def _arm_fs(self, args: DiskFull | IoError | ReadOnly | SlowIo) -> ArmedFault:
+        if self._fs_layer().syscall:
+            return self._arm_fs_syscall(args)
         root = os.path.realpath(args.path)
         log = self._begin()
         counter = self._counter(args, log, root)
@@ -268,6 +319,29 @@ class FaultInjector:
         undo = self._arm_attachments(rule.arm, rule.attachments)
         calls = (lambda: counter.calls) if counter is not None else (lambda: rule.matching_calls)
         return self._register(args, root, {"path": root}, undo, calls, log)
+
+    def _fs_layer(self) -> Layer:
+        """The layer filesystem faults are armed at: the syscall library when it is loaded in
+        this process (or asked for), else Python; one layer at a time, never both."""
+        layer = chosen_layer(self.layer)
+        if self.layer == SYSCALL and not layer.syscall:
+            from pytest_edge.syscalls import require_active
+
+            require_active("FaultInjector(layer='syscall')")
+        return layer
+
+    def _arm_fs_syscall(self, args: DiskFull | IoError | ReadOnly | SlowIo) -> ArmedFault:
+        root = os.path.realpath(args.path)
+        log = self._begin(SYSCALL)
+        options = {o.name: getattr(args, o.name) for o in args.declared()}
+        fault = SyscallFsFault(args.kind, root, log, self._seed_for(log, args.kind, root), options)
+        with self._lock:
+            self._pollers.append(fault.poll)
+        armed = self._register(
+            args, root, {"path": root}, [fault.disarm], lambda: fault.calls, log, SYSCALL
+        )
+        armed._fires = lambda: fault.fires
+        return armed
 
     def _arm_call(self, args: Fail | Slow) -> ArmedFault:
         parent, name = resolve_target(args.target)
@@ -342,13 +416,18 @@ class FaultInjector:
         with self._lock:
             return FaultPlan(tuple(FaultSpec(f.kind, dict(f.options)) for f in self._armed))
 
-    def report(self) -> str:
-        """Seed, armed faults and fired events, for a failing test's report."""
-        lines = [f"seed: {self.seed} (replay with --edge-seed={self.seed})"]
+    def verdicts(self, test: str = "") -> list[FaultVerdict]:
+        """Whether each fault armed so far (active or not) fired, in arming order."""
         with self._lock:
             armed = list(self._armed)
-        lines.append(f"armed ({len(armed)}):")
-        lines += [f"  {a.describe()}" for a in armed]
+        return [a.verdict(test) for a in armed]
+
+    def report(self) -> str:
+        """Seed, armed faults (whether each fired) and fired events, for a test's report."""
+        lines = [f"seed: {self.seed} (replay with --edge-seed={self.seed})"]
+        verdicts = self.verdicts()
+        lines.append(f"armed ({len(verdicts)}):")
+        lines += [f"  {v.line()}" for v in verdicts]
         fired = self.fired
         lines.append(f"fired ({len(fired)}):")
         lines += [f"  {e.describe()}" for e in fired]

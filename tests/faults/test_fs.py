@@ -1,3 +1,7 @@
+"""The filesystem faults' Python layer (patching ``os`` and ``open``), pinned with
+``FaultInjector(layer="python")`` so these pass under ``pytest-edge run`` too; the syscall
+layer's behaviour is tested in ``test_syscall_layer.py``."""
+
 from __future__ import annotations
 
 import builtins
@@ -6,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,7 +43,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def test_disk_full_raises_enospc_at_the_write_that_crosses_the_quota(tmp_path: Path) -> None:
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.disk_full(tmp_path, free_bytes=10)
         with open(tmp_path / "a.bin", "wb") as f:
             f.write(b"123456")
@@ -59,8 +64,54 @@ def test_disk_full_raises_enospc_at_the_write_that_crosses_the_quota(tmp_path: P
     assert events[0].where == str((tmp_path / "a.bin").resolve())
 
 
+@pytest.mark.parametrize(
+    "free",
+    [
+        lambda p: os.unlink(p),
+        lambda p: os.remove(p),
+        lambda p: os.truncate(p, 2),
+        lambda p: open(p, "w").close(),
+        lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)),
+        lambda p: os.replace(p.with_name("small"), p),
+        lambda p: _ftruncate(p),
+    ],
+    ids=["unlink", "remove", "truncate", "open-w", "O_TRUNC", "replace", "file.truncate"],
+)
+def test_disk_full_gives_space_back_when_files_shrink_or_go(
+    tmp_path: Path, free: Callable[[Path], None]
+) -> None:
+    target = tmp_path / "big"
+    target.write_bytes(b"x" * 8)  # before arming: space the disk had already given
+    (tmp_path / "small").write_bytes(b"")
+    with FaultInjector(layer="python") as faults:
+        full = faults.disk_full(tmp_path, free_bytes=8)
+        (tmp_path / "a").write_bytes(b"y" * 8)
+        with pytest.raises(OSError, match="No space left"):
+            (tmp_path / "b").write_bytes(b"z")
+        free(target)  # frees 6 or 8 bytes
+        (tmp_path / "b").write_bytes(b"z" * 6)
+        with pytest.raises(OSError, match="No space left"):
+            (tmp_path / "c").write_bytes(b"z" * 3)
+    assert full.fires == 2
+
+
+def _ftruncate(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(2)
+
+
+def test_disk_full_gives_nothing_back_for_a_file_with_another_link(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(b"x" * 8)
+    os.link(tmp_path / "big", tmp_path / "other")
+    with FaultInjector(layer="python") as faults:
+        faults.disk_full(tmp_path, free_bytes=0)
+        os.unlink(tmp_path / "big")  # the data stays, under "other"
+        with pytest.raises(OSError, match="No space left"):
+            (tmp_path / "b").write_bytes(b"z")
+
+
 def test_disk_full_covers_text_mode_pathlib_json_and_tempfile(tmp_path: Path) -> None:
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.disk_full(tmp_path)
         with pytest.raises(OSError, match="No space"):
             (tmp_path / "t.txt").write_text("hello")
@@ -80,7 +131,7 @@ def test_disk_full_covers_text_mode_pathlib_json_and_tempfile(tmp_path: Path) ->
 
 def test_io_error_on_fsync_hits_the_file_then_the_directory(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         armed = faults.io_error(tmp_path, on="fsync", nth=2)
         with pytest.raises(OSError, match="Input/output error") as info:
             atomic_write(target, b"new")  # call 1 is the file, call 2 the directory
@@ -94,7 +145,7 @@ def test_io_error_on_fsync_hits_the_file_then_the_directory(tmp_path: Path) -> N
 def test_io_error_on_rename_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     target.write_bytes(b"old")
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.io_error(tmp_path, on="rename")
         with pytest.raises(OSError, match="Input/output error"):
             atomic_write(target, b"new")
@@ -105,7 +156,7 @@ def test_io_error_on_rename_keeps_the_old_file(tmp_path: Path) -> None:
 
 def test_io_error_on_write_and_read_with_counting(tmp_path: Path) -> None:
     (tmp_path / "r.txt").write_text("line1\nline2\n")
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.io_error(tmp_path, on="write", every=2, times=None)
         with open(tmp_path / "w.bin", "wb") as f:
             f.write(b"a")
@@ -124,7 +175,7 @@ def test_io_error_on_write_and_read_with_counting(tmp_path: Path) -> None:
 def test_read_only_refuses_every_change_but_allows_reads(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("data")
     (tmp_path / "d").mkdir()
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.read_only(tmp_path)
         assert (tmp_path / "keep.txt").read_text() == "data"
         for change in (
@@ -147,7 +198,7 @@ def test_every_patch_is_undone_even_when_the_block_fails(tmp_path: Path) -> None
     before = originals()
 
     def failing_block() -> None:
-        with FaultInjector() as faults:
+        with FaultInjector(layer="python") as faults:
             faults.disk_full(tmp_path)
             faults.read_only(tmp_path)
             for on in ("write", "fsync", "rename", "read"):
@@ -164,7 +215,7 @@ def test_every_patch_is_undone_even_when_the_block_fails(tmp_path: Path) -> None
 
 def test_files_opened_elsewhere_are_not_wrapped(tmp_path: Path) -> None:
     (tmp_path / "faulty").mkdir()
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.disk_full(tmp_path / "faulty")
         with open(tmp_path / "plain.txt", "w") as f:
             assert type(f) is io.TextIOWrapper
@@ -172,7 +223,7 @@ def test_files_opened_elsewhere_are_not_wrapped(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_name_the_argument(tmp_path: Path) -> None:
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         with pytest.raises(FaultArgumentError, match=r"on='flush': unknown; use one of 'write'"):
             faults.io_error(tmp_path, on="flush")
         with pytest.raises(FaultArgumentError, match=r"free_bytes=-1"):
@@ -191,7 +242,7 @@ def test_read_only_covers_links_truncate_chmod_and_dir_fd_forms(tmp_path: Path) 
     target.write_text("data")
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "leaf.txt").write_text("leaf")
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.read_only(tmp_path)
         for change in (
             lambda: os.link(target, tmp_path / "hard"),
@@ -208,7 +259,7 @@ def test_read_only_covers_links_truncate_chmod_and_dir_fd_forms(tmp_path: Path) 
 
 
 def test_each_handle_reports_only_its_own_events(tmp_path: Path) -> None:
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         on_write = faults.io_error(tmp_path, on="write")
         on_fsync = faults.io_error(tmp_path, on="fsync")
         with open(tmp_path / "f", "wb") as f:
@@ -224,7 +275,7 @@ def test_each_handle_reports_only_its_own_events(tmp_path: Path) -> None:
 def test_a_wrapped_file_can_be_copied_without_endless_recursion(tmp_path: Path) -> None:
     import copy
 
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.disk_full(tmp_path, free_bytes=100)
         with open(tmp_path / "f", "wb") as f:
             clone = copy.copy(f)  # builds a half-initialised proxy first
@@ -236,7 +287,7 @@ def test_slow_io_delays_picked_calls_under_the_path_only(tmp_path: Path) -> None
     import time
 
     (tmp_path / "slow").mkdir()
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         armed = faults.slow_io(tmp_path / "slow", 0.05, times=None)  # on="fsync" by default
         for directory, delayed in ((tmp_path / "slow", True), (tmp_path, False)):
             fd = os.open(directory / "f", os.O_WRONLY | os.O_CREAT)
@@ -267,7 +318,7 @@ def write_all(fd: int, data: bytes) -> None:
 
 def test_short_write_writes_part_of_the_picked_os_write(tmp_path: Path) -> None:
     path = tmp_path / "log"
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         armed = faults.io_error(tmp_path, short_write=True, nth=2)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT)
         try:
@@ -282,7 +333,7 @@ def test_short_write_writes_part_of_the_picked_os_write(tmp_path: Path) -> None:
 
 def test_short_write_is_harmless_to_code_that_loops(tmp_path: Path) -> None:
     path = tmp_path / "log"
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         faults.io_error(tmp_path, short_write=True, times=None)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT)
         try:
@@ -294,7 +345,7 @@ def test_short_write_is_harmless_to_code_that_loops(tmp_path: Path) -> None:
 
 
 def test_short_write_reaches_unbuffered_files_not_buffered_ones(tmp_path: Path) -> None:
-    with FaultInjector() as faults:
+    with FaultInjector(layer="python") as faults:
         armed = faults.io_error(tmp_path, short_write=True, times=None)
         with open(tmp_path / "raw", "wb", buffering=0) as raw:
             assert raw.write(b"abcdef") == 3
@@ -310,12 +361,12 @@ def test_short_write_reaches_unbuffered_files_not_buffered_ones(tmp_path: Path) 
 
 def test_short_write_applies_to_writes_only(tmp_path: Path) -> None:
     with (
-        FaultInjector() as faults,
+        FaultInjector(layer="python") as faults,
         pytest.raises(FaultArgumentError, match=r"short_write=True: applies to on='write' only"),
     ):
         faults.io_error(tmp_path, on="fsync", short_write=True)
     with (
-        FaultInjector() as faults,
+        FaultInjector(layer="python") as faults,
         pytest.raises(FaultArgumentError, match=r"short_write='yes': must be True or False"),
     ):
         faults.io_error(tmp_path, short_write="yes")  # type: ignore[arg-type]

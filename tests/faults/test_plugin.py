@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.markers import assert_bad_marker_errors_that_test_alone
@@ -79,16 +81,18 @@ def test_passes(edge_faults):
     edge_faults.fail("os.fsync", OSError(), nth=99)
 """
     )
-    result = pytester.runpytest("--edge-seed=1234")
+    result = pytester.runpytest(
+        "--edge-seed=1234", "--edge-unfired-faults=ignore", "--edge-fault-layer=python"
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*- edge faults -*",
             "seed: 1234 (replay with --edge-seed=1234)",
             "armed (1):",
-            "  #1 io_error(path=*, on='fsync')",
+            "  #1 io_error(path=*, on='fsync') [[]python layer]: 1 call reached it, fired 1 time",
             "fired (1):",
-            "  #1 io_error(*) call #1 at */f: os.fsync: raised OSError(5, 'Input/output error')",
+            "  #1 io_error(*) call #1 at */f [[]python layer]: os.fsync: raised OSError(5, *)",
         ]
     )
     assert "nth=99" not in result.stdout.str()  # passing tests get no section
@@ -202,9 +206,17 @@ def test_clean_{i}():
         for i in range(6)
     )
     pytester.makepyfile(body)
-    result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "--edge-seed=5")
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "xdist", "--edge-seed=5", "--edge-report=report.json"
+    )
     result.assert_outcomes(passed=9, failed=3)
     result.stdout.fnmatch_lines(["*seed: 5 (replay with --edge-seed=5)*"])
+    # the workers' fault verdicts reach the controller's edge report
+    report = json.loads((pytester.path / "report.json").read_text())
+    (section,) = [s for s in report["sections"] if s["key"] == "faults"]
+    tests = {v["test"].rsplit("::", 1)[1] for v in section["data"]["verdicts"]}
+    assert tests == {f"test_arm_{i}" for i in range(6)}
+    assert len(section["data"]["verdicts"]) == 24
 
 
 def test_memory_pressure_moves_the_simulated_devices_view(pytester: pytest.Pytester) -> None:

@@ -93,5 +93,7 @@ def test_event_text_is_its_description() -> None:
 
     event = EventLog().bound(3).record("fail", "os.fsync", 2, "app.py:7 in save", "raised X")
     assert (
-        str(event) == event.describe() == "#3 fail(os.fsync) call #2 at app.py:7 in save: raised X"
+        str(event)
+        == event.describe()
+        == "#3 fail(os.fsync) call #2 at app.py:7 in save [python layer]: raised X"
     )

@@ -116,7 +116,7 @@ class StoreUnderFaults(RuleBasedStateMachine):
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="edge-stateful-"))
         self.store = self.store_class(self.directory)
-        self.faults = FaultInjector(seed=0)
+        self.faults = FaultInjector(seed=0, layer="python")  # the same steps in both layers
         self.saved: dict[str, int] = {}
         self.model: dict[str, int] = {}
 
