@@ -78,5 +78,7 @@ def test_fault_verdicts_on_the_syscall_layer(
         "-p",
         "no:xdist",
         f"--rootdir={ROOT}",
+        "--edge-fault-layer=syscall",  # a usage error, not a silent fallback, if it is not used
     )
+    result.stdout.fnmatch_lines(["*pytest-edge faults: syscall layer*"])
     result.assert_outcomes(passed=len(CHECKS))
