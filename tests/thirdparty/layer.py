@@ -1,14 +1,20 @@
-"""Which layer observes the crash children's file I/O in this run: "syscall" or "python"."""
+"""Whether the crash harness can observe its children's file I/O at the system-call layer."""
 
 from __future__ import annotations
 
 import importlib
 
 
-def crash_layer() -> str:
-    """ "syscall" when the interposition library is built and can be preloaded, else "python"."""
+def syscall_layer_missing() -> str | None:
+    """None when the interposition library is built and can be preloaded, else why not."""
     try:
         syscalls = importlib.import_module("pytest_edge.syscalls")
-    except ImportError:  # the layer is not part of this checkout
-        return "python"
-    return "syscall" if syscalls.unavailable_reason() is None else "python"
+    except ImportError as exc:  # a checkout without the layer
+        return f"pytest_edge.syscalls cannot be imported: {exc}"
+    reason: str | None = syscalls.unavailable_reason()
+    return reason
+
+
+def crash_layer() -> str:
+    """The layer ``layer="auto"`` picks: "syscall" where it is available, else "python"."""
+    return "python" if syscall_layer_missing() else "syscall"

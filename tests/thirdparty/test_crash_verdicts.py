@@ -1,8 +1,9 @@
 """Kill -9 and power-loss verdicts on real storage libraries, each justified by its source.
 
 The expected verdicts and their reasons are in ``cases.py`` (and docs/verdicts.md). Where the
-Python-level layer observes the I/O, the verdicts it is known to get wrong are strict xfails
-naming why, so this file also records the "before" figure of the system-call layer.
+power-loss verdicts are checked on both layers: the system-call layer must match the source
+everywhere; on the Python layer the verdicts it is known to get wrong are strict xfails naming
+why (the "before" figure of the system-call layer).
 """
 
 from __future__ import annotations
@@ -10,29 +11,43 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_edge.crash import CrashHarness, CrashHarnessWarning, CrashReport
 from tests.thirdparty.cases import CASES, Case
-from tests.thirdparty.layer import crash_layer
+from tests.thirdparty.layer import syscall_layer_missing
 
-LAYER = crash_layer()
+SYSCALL_MISSING = syscall_layer_missing()
 H = CrashHarness()
+LAYERS = ("syscall", "python")
 
 
-def _params(cases: tuple[Case, ...]) -> list[pytest.param]:
+def _params(cases: tuple[Case, ...]) -> list[Any]:
+    """Each case on both layers: the system-call layer must give the verdict the source
+    justifies; the Python layer too, except where ``python_layer`` says why it cannot."""
     params = []
     for case in cases:
-        marks = []
-        if case.python_layer and LAYER == "python":
-            marks.append(pytest.mark.xfail(strict=True, reason=case.python_layer))
-        params.append(pytest.param(case, id=case.id, marks=marks))
+        for layer in LAYERS:
+            marks: list[Any] = []
+            if layer == "syscall" and SYSCALL_MISSING:
+                marks.append(pytest.mark.skip(reason=f"system-call layer: {SYSCALL_MISSING}"))
+            if layer == "python" and case.python_layer:
+                marks.append(pytest.mark.xfail(strict=True, reason=case.python_layer))
+            params.append(pytest.param(case, layer, id=f"{case.id}-{layer}", marks=marks))
     return params
 
 
 def _run(
-    case: Case, state_dir: Path, *, mode: str, cycles: int, seed: int, random_events: int = 200
+    case: Case,
+    state_dir: Path,
+    *,
+    mode: str,
+    cycles: int,
+    seed: int,
+    layer: str = "auto",
+    random_events: int = 200,
 ) -> CrashReport:
     with warnings.catch_warnings():
         # The Python layer warns that SQLite files changed outside its trace; that warning is
@@ -47,13 +62,14 @@ def _run(
             mode=mode,
             max_states=32,
             random_events=random_events,
+            layer=layer,
         )
 
 
-def assert_verdict(case: Case, report: CrashReport) -> None:
+def assert_verdict(case: Case, report: CrashReport, layer: str) -> None:
     """The report gives the case's verdict, and a failure is for the reason the source gives."""
     print(report.summary())
-    assert report.observed_at == LAYER, report.observed
+    assert report.observed_at == layer, report.observed
     assert report.acked_writes > 0, "the workload acknowledged nothing: no verdict"
     if case.power_loss == "pass":
         report.assert_ok()
@@ -90,14 +106,14 @@ def test_kill_9_loses_no_acknowledged_write(case: Case, fast_state_dir: Path) ->
     assert report.acked_writes > 0
 
 
-@pytest.mark.parametrize("case", _params(CASES))
-def test_power_loss_verdict(case: Case, fast_state_dir: Path) -> None:
-    report = _run(case, fast_state_dir, mode="power-loss", cycles=10, seed=12)
-    assert_verdict(case, report)
+@pytest.mark.parametrize(("case", "layer"), _params(CASES))
+def test_power_loss_verdict(case: Case, layer: str, fast_state_dir: Path) -> None:
+    report = _run(case, fast_state_dir, mode="power-loss", cycles=10, seed=12, layer=layer)
+    assert_verdict(case, report, layer)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", _params(CASES))
-def test_power_loss_verdict_50_cycles(case: Case, fast_state_dir: Path) -> None:
-    report = _run(case, fast_state_dir, mode="power-loss", cycles=50, seed=13)
-    assert_verdict(case, report)
+@pytest.mark.parametrize(("case", "layer"), _params(CASES))
+def test_power_loss_verdict_50_cycles(case: Case, layer: str, fast_state_dir: Path) -> None:
+    report = _run(case, fast_state_dir, mode="power-loss", cycles=50, seed=13, layer=layer)
+    assert_verdict(case, report, layer)
