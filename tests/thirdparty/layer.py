@@ -14,7 +14,3 @@ def syscall_layer_missing() -> str | None:
     reason: str | None = syscalls.unavailable_reason()
     return reason
 
-
-def crash_layer() -> str:
-    """The layer ``layer="auto"`` picks: "syscall" where it is available, else "python"."""
-    return "python" if syscall_layer_missing() else "syscall"
