@@ -13,4 +13,3 @@ def syscall_layer_missing() -> str | None:
         return f"pytest_edge.syscalls cannot be imported: {exc}"
     reason: str | None = syscalls.unavailable_reason()
     return reason
-

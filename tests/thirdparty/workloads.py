@@ -224,3 +224,23 @@ async def _aiofiles_loop(state_dir: str) -> None:
 def run_aiofiles(state_dir: str) -> None:
     """A careful asyncio writer whose file I/O goes through aiofiles (its own ``open``)."""
     asyncio.run(_aiofiles_loop(state_dir))
+
+
+# --- a harness check: a store that makes many calls before its first acknowledgement ---------
+
+
+def run_slow_start(state_dir: str) -> None:
+    """Writes 300 small records (a store's start-up: schema, index, settings), then acks."""
+    path = os.path.join(state_dir, "startup.log")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for n in range(300):
+            os.write(fd, f"{n}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    pytest_edge.ack("started", True)
+
+
+def recover_slow_start(state_dir: str) -> dict[str, Any]:
+    return {"started": True} if os.path.exists(os.path.join(state_dir, "startup.log")) else {}
