@@ -8,7 +8,10 @@ still succeeds and ``pytest_edge.syscalls.unavailable_reason()`` says why the la
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import Any
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -27,6 +30,14 @@ class OptionalBuildExt(build_ext):
 
     def get_export_symbols(self, ext: Extension) -> list[str]:
         return list(ext.export_symbols or [])  # no PyInit_* symbol: not a Python module
+
+    def copy_file(self, infile: str, outfile: str, *args: Any, **kwargs: Any) -> Any:
+        # A new file, not the old one rewritten in place: processes that have the library
+        # loaded (a test run during `make install`) keep their mapping intact.
+        if os.path.basename(outfile) == "libedgeio.so":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(outfile)
+        return super().copy_file(infile, outfile, *args, **kwargs)
 
     def run(self) -> None:
         if not sys.platform.startswith("linux"):

@@ -45,6 +45,12 @@
 #ifndef RWF_APPEND
 #define RWF_APPEND 0x00000010
 #endif
+#ifndef RWF_DSYNC
+#define RWF_DSYNC 0x00000002
+#endif
+#ifndef RWF_SYNC
+#define RWF_SYNC 0x00000004
+#endif
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -90,6 +96,9 @@ static ssize_t (*real_pwritev64v2)(int, const struct iovec *, int, off64_t, int)
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_pread)(int, void *, size_t, off_t);
 static ssize_t (*real_pread64)(int, void *, size_t, off64_t);
+static ssize_t (*real___read_chk)(int, void *, size_t, size_t);
+static ssize_t (*real___pread_chk)(int, void *, size_t, off_t, size_t);
+static ssize_t (*real___pread64_chk)(int, void *, size_t, off64_t, size_t);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_ftruncate64)(int, off64_t);
 static int (*real_truncate)(const char *, off_t);
@@ -149,7 +158,9 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_root[PATH_MAX];
 static size_t g_root_len;
 static dev_t g_root_dev;
-static int g_rec_fd = -1;
+static int g_rec_fd = -1; /* the library's own duplicate of the caller's record fd */
+static dev_t g_rec_dev;
+static ino_t g_rec_ino;
 static long g_calls;          /* traced calls numbered so far */
 static char g_kill_call[32];  /* "" when no kill point */
 static long g_kill_n;
@@ -201,6 +212,7 @@ __attribute__((constructor)) static void edgeio_init(void) {
     LOAD(__openat_2); LOAD(__openat64_2); LOAD(creat); LOAD(creat64); LOAD(write);
     LOAD(pwrite); LOAD(pwrite64); LOAD(writev); LOAD(pwritev); LOAD(pwritev64);
     LOAD(pwritev2); LOAD(pwritev64v2); LOAD(read); LOAD(pread); LOAD(pread64);
+    LOAD(__read_chk); LOAD(__pread_chk); LOAD(__pread64_chk);
     LOAD(ftruncate); LOAD(ftruncate64); LOAD(truncate); LOAD(truncate64); LOAD(fallocate);
     LOAD(fallocate64); LOAD(posix_fallocate); LOAD(posix_fallocate64); LOAD(fsync);
     LOAD(fdatasync); LOAD(sync_file_range); LOAD(syncfs); LOAD(sync); LOAD(rename);
@@ -264,6 +276,7 @@ static int normalize(const char *in, char *out, size_t size) {
 }
 
 static void fd_store(int fd, const char *path, const struct stat *st);
+static void write_all(int fd, const char *p, size_t n);
 
 /* The absolute path an fd names (from the table, else /proc/self/fd), "" when it has none.
  * Fills *st with the fd's fstat. Returns -1 when the fd is not open. */
@@ -350,8 +363,11 @@ static const char *rel_of(const char *abs) {
 /* ---------------------------------------------------------------------------------------- */
 /* The fd table                                                                              */
 
+/* Descriptors above this are resolved afresh each time rather than kept in the table. */
+#define FD_TABLE_MAX (1 << 20)
+
 static void fd_store(int fd, const char *path, const struct stat *st) {
-    if (fd < 0) return;
+    if (fd < 0 || fd >= FD_TABLE_MAX) return;
     lock();
     if (fd >= g_nfds) {
         int n = g_nfds ? g_nfds : 64;
@@ -555,29 +571,57 @@ static void b_begin(struct buf *b, const char *t) {
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* Two base64 characters for each 12-bit value: 3 bytes take two table loads. */
+static char B64_PAIRS[4096][2];
 
-static void b_base64(struct buf *b, const char *key, const unsigned char *d, size_t n) {
-    b_key(b, key);
-    if (b_reserve(b, (n + 2) / 3 * 4 + 2) != 0) return;
-    char *o = b->p + b->len;
-    *o++ = '"';
+__attribute__((constructor)) static void b64_init(void) {
+    for (int i = 0; i < 4096; i++) {
+        B64_PAIRS[i][0] = B64[i >> 6];
+        B64_PAIRS[i][1] = B64[i & 63];
+    }
+}
+
+static void b64_encode(char *restrict o, const unsigned char *restrict d, size_t n) {
     size_t i = 0;
     for (; i + 2 < n; i += 3) {
         uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = B64[(v >> 6) & 63];
-        *o++ = B64[v & 63];
+        memcpy(o, B64_PAIRS[v >> 12], 2);
+        memcpy(o + 2, B64_PAIRS[v & 4095], 2);
+        o += 4;
     }
     if (i < n) {
         uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0);
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = i + 1 < n ? B64[(v >> 6) & 63] : '=';
-        *o++ = '=';
+        o[0] = B64[v >> 18];
+        o[1] = B64[(v >> 12) & 63];
+        o[2] = i + 1 < n ? B64[(v >> 6) & 63] : '=';
+        o[3] = '=';
     }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
+}
+
+static void b_base64(struct buf *b, const char *key, const unsigned char *d, size_t n) {
+    size_t len = (n + 2) / 3 * 4;
+    b_key(b, key);
+    if (b_reserve(b, len + 2) != 0) return;
+    b->p[b->len] = '"';
+    if (n) b64_encode(b->p + b->len + 1, d, n);
+    b->p[b->len + 1 + len] = '"';
+    b->len += len + 2;
+}
+
+/* Write a record line; if the program closed the record fd behind the library's back (and
+ * the number now names another file), stop recording rather than write into that file. */
+static void write_record(const char *p, size_t n) {
+    struct stat st;
+    if (g_rec_fd < 0) return;
+    if (fstat(g_rec_fd, &st) != 0 || st.st_dev != g_rec_dev || st.st_ino != g_rec_ino) {
+        static const char msg[] =
+            "pytest-edge: the system-call trace's record fd was closed by the program; "
+            "tracing records stop here\n";
+        real_write(2, msg, sizeof msg - 1);
+        g_rec_fd = -1;
+        return;
+    }
+    write_all(g_rec_fd, p, n);
 }
 
 static void write_all(int fd, const char *p, size_t n) {
@@ -604,11 +648,11 @@ static void b_emit(struct buf *b, const char *sys, long n) {
                            "memory while recording\",\"sys\":\"%s\",\"n\":%ld}\n",
                            sys, n);
         lock();
-        if (g_rec_fd >= 0) write_all(g_rec_fd, line, (size_t)len);
+        write_record(line, (size_t)len);
         unlock();
     } else {
         lock();
-        if (g_rec_fd >= 0) write_all(g_rec_fd, b->p, b->len);
+        write_record(b->p, b->len);
         unlock();
     }
     b_free(b);
@@ -862,7 +906,7 @@ static int hook_open(enum openv v, const char *sys, int dirfd, const char *path,
 
 #define MODE_ARG(flags, mode)                                                              \
     mode_t mode = 0;                                                                       \
-    if ((flags) & (O_CREAT | O_TMPFILE)) {                                                 \
+    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) {                       \
         va_list ap;                                                                        \
         va_start(ap, flags);                                                               \
         mode = (mode_t)va_arg(ap, int);                                                    \
@@ -980,6 +1024,17 @@ static void record_write_iov(const char *rel, const struct stat *st, long long o
     free(flat);
 }
 
+/* A write to an O_SYNC/O_DSYNC file (or with RWF_SYNC/RWF_DSYNC) is durable when it returns,
+ * as if fdatasync followed: recorded as an fsync of the same call. */
+static void record_implied_sync(const char *rel, const struct stat *st, const char *sys,
+                                long n) {
+    struct buf b;
+    b_begin(&b, "fsync");
+    b_str(&b, "path", rel);
+    b_int(&b, "ino", (long long)st->st_ino);
+    b_emit(&b, sys, n);
+}
+
 static size_t iov_total(const struct iovec *iov, int cnt) {
     size_t total = 0;
     for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
@@ -1047,6 +1102,7 @@ static ssize_t hook_write(enum writev_kind k, const char *sys, int fd, const str
         struct iovec *dst = clipped;
         if (cnt > 64) heap = dst = malloc((size_t)cnt * sizeof *dst);
         if (!dst) {
+            if (reserved) space_settle(pre_off, -1, st.st_size, &r);
             leave(&s, ENOMEM);
             return -1;
         }
@@ -1071,6 +1127,9 @@ static ssize_t hook_write(enum writev_kind k, const char *sys, int fd, const str
             landed = (long long)lseek(fd, 0, SEEK_CUR) - ret;
         }
         record_write_iov(rel, &st, landed, use, ucnt, (size_t)ret, sys, n);
+        if ((fl >= 0 && (fl & O_DSYNC)) ||
+            ((k == W_PWRITEV2 || k == W_PWRITEV64V2) && (flags & (RWF_DSYNC | RWF_SYNC))))
+            record_implied_sync(rel, &st, sys, n);
     }
     free(heap);
     leave(&s, e);
@@ -1123,17 +1182,24 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off
     return hook_write(W_PWRITEV64V2, "pwritev64v2", fd, iov, cnt, off, flags);
 }
 
-/* copy_file_range / sendfile: the kernel moves the bytes; they are read back from where they
- * landed (with the real pread) to record them. */
-static void record_copied(const char *rel, int fd, const struct stat *st, long long off,
-                          size_t n, const char *sys, long num) {
-    unsigned char *data = malloc(n ? n : 1);
+static size_t pread_all(int fd, unsigned char *data, size_t n, long long off) {
     size_t got = 0;
-    while (data && got < n) {
+    while (got < n) {
         ssize_t r = real_pread64(fd, data + got, n - got, (off64_t)(off + (long long)got));
         if (r <= 0) break;
         got += (size_t)r;
     }
+    return got;
+}
+
+/* copy_file_range / sendfile: the kernel moves the bytes; they are read back (with the real
+ * pread) from where they landed, or, when the destination is write-only, from where they came
+ * from (in_off: the source offset before the call, -1 when unknown). */
+static void record_copied(const char *rel, int fd, const struct stat *st, long long off,
+                          size_t n, int in_fd, long long in_off, const char *sys, long num) {
+    unsigned char *data = malloc(n ? n : 1);
+    size_t got = data ? pread_all(fd, data, n, off) : 0;
+    if (data && got < n && in_off >= 0) got = pread_all(in_fd, data, n, in_off);
     if (data && got == n) {
         record_write_bytes(rel, st, off, data, n, sys, num);
     } else { /* not readable back (a write-only fd): the bytes cannot be seen */
@@ -1141,15 +1207,16 @@ static void record_copied(const char *rel, int fd, const struct stat *st, long l
         b_begin(&b, "unobserved");
         b_str(&b, "path", rel);
         b_int(&b, "ino", (long long)st->st_ino);
-        b_str(&b, "why", "copied bytes not readable back (write-only fd)");
+        b_str(&b, "why", "copied bytes not readable back");
         b_emit(&b, sys, num);
     }
     free(data);
 }
 
 /* Shared by copy_file_range and sendfile: `out_off` is the explicit offset or NULL. */
-static ssize_t hook_copy(const char *sys, int out_fd, long long *out_off_value, size_t len,
-                         ssize_t (*call)(size_t len, void *ctx), void *ctx) {
+static ssize_t hook_copy(const char *sys, int out_fd, long long *out_off_value, int in_fd,
+                         long long in_off, size_t len, ssize_t (*call)(size_t len, void *ctx),
+                         void *ctx) {
     struct scope s;
     struct stat st;
     char abs[PATH_MAX];
@@ -1184,7 +1251,10 @@ static ssize_t hook_copy(const char *sys, int out_fd, long long *out_off_value, 
     if (reserved) space_settle(pre_off, ret, st.st_size, &r);
     if (ret > 0 && rel) {
         long long landed = out_off_value ? pre_off : (long long)lseek(out_fd, 0, SEEK_CUR) - ret;
-        record_copied(rel, out_fd, &st, landed, (size_t)ret, sys, n);
+        if (in_off < 0) in_off = (long long)lseek(in_fd, 0, SEEK_CUR) - ret;
+        record_copied(rel, out_fd, &st, landed, (size_t)ret, in_fd, in_off, sys, n);
+        int fl = real_fcntl(out_fd, F_GETFL);
+        if (fl >= 0 && (fl & O_DSYNC)) record_implied_sync(rel, &st, sys, n);
     }
     leave(&s, e);
     return ret;
@@ -1205,7 +1275,9 @@ EXPORT ssize_t copy_file_range(int fd_in, off64_t *off_in, int fd_out, off64_t *
     if (INERT()) return real_copy_file_range(fd_in, off_in, fd_out, off_out, len, flags);
     struct cfr_args a = {fd_in, fd_out, off_in, off_out, flags};
     long long out_off = off_out ? (long long)*off_out : 0;
-    return hook_copy("copy_file_range", fd_out, off_out ? &out_off : NULL, len, cfr_call, &a);
+    long long in_off = off_in ? (long long)*off_in : -1;
+    return hook_copy("copy_file_range", fd_out, off_out ? &out_off : NULL, fd_in, in_off, len,
+                     cfr_call, &a);
 }
 
 struct sf_args {
@@ -1222,13 +1294,15 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     NEED(sendfile, -1);
     if (INERT()) return real_sendfile(out_fd, in_fd, offset, count);
     struct sf_args a = {0, out_fd, in_fd, offset, NULL};
-    return hook_copy("sendfile", out_fd, NULL, count, sf_call, &a);
+    return hook_copy("sendfile", out_fd, NULL, in_fd, offset ? (long long)*offset : -1, count,
+                     sf_call, &a);
 }
 EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count) {
     NEED(sendfile64, -1);
     if (INERT()) return real_sendfile64(out_fd, in_fd, offset, count);
     struct sf_args a = {1, out_fd, in_fd, NULL, offset};
-    return hook_copy("sendfile64", out_fd, NULL, count, sf_call, &a);
+    return hook_copy("sendfile64", out_fd, NULL, in_fd, offset ? (long long)*offset : -1, count,
+                     sf_call, &a);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1269,6 +1343,23 @@ EXPORT ssize_t pread64(int fd, void *buf, size_t count, off64_t off) {
     NEED(pread64, -1);
     if (INERT()) return real_pread64(fd, buf, count, off);
     READ_HOOK(real_pread64(fd, buf, count, off));
+}
+
+/* The fortified forms (_FORTIFY_SOURCE callers with a known buffer size). */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen) {
+    NEED(__read_chk, -1);
+    if (INERT()) return real___read_chk(fd, buf, count, buflen);
+    READ_HOOK(real___read_chk(fd, buf, count, buflen));
+}
+EXPORT ssize_t __pread_chk(int fd, void *buf, size_t count, off_t off, size_t buflen) {
+    NEED(__pread_chk, -1);
+    if (INERT()) return real___pread_chk(fd, buf, count, off, buflen);
+    READ_HOOK(real___pread_chk(fd, buf, count, off, buflen));
+}
+EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t count, off64_t off, size_t buflen) {
+    NEED(__pread64_chk, -1);
+    if (INERT()) return real___pread64_chk(fd, buf, count, off, buflen);
+    READ_HOOK(real___pread64_chk(fd, buf, count, off, buflen));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1372,7 +1463,7 @@ static int hook_fallocate(const char *sys, int fd, int mode, long long off, long
     int have = fd_info(fd, &st, abs, sizeof abs) == 0 && abs[0] && S_ISREG(st.st_mode);
     const char *rel = have ? rel_of(abs) : NULL;
     long long end = off + len;
-    int grows = mode == 0 && end > st.st_size;
+    int grows = have && mode == 0 && end > st.st_size;
     long n = rel && grows ? number_call("trunc", sys, rel) : 0;
     if (have && FAULTING()) {
         int err = fault_gate(0, abs, NULL, 1, NULL);
@@ -1696,16 +1787,21 @@ static int hook_link(int at, const char *sys, int odir, const char *oldp, int nd
     int h2 = resolve(ndir, newp, a2, sizeof a2) == 0;
     const char *rs = h1 ? rel_of(a1) : NULL;
     const char *rd = h2 ? rel_of(a2) : NULL;
-    long n = rd ? number_call("link", sys, rd) : 0;
+    long n = rd ? number_call(rs ? "link" : "import", sys, rd) : 0;
     int err = h2 && FAULTING() ? fault_gate(0, a2, NULL, 1, NULL) : 0;
     if (err) {
         leave(&s, err);
         return -1;
     }
+    /* A file linked into the root from outside it appears with its content: an import. */
+    size_t ilen = 0;
+    unsigned char *idata = !rs && rd && h1 ? slurp(a1, &ilen) : NULL;
     errno = s.saved_errno;
     int ret = at ? real_linkat(odir, oldp, ndir, newp, flags) : real_link(oldp, newp);
     int e = errno;
     if (ret == 0 && rs && rd) record_names("link", "src", rs, "dst", rd, sys, n);
+    if (ret == 0 && !rs && rd && idata) record_import(a1, rd, a2, idata, ilen, sys, n);
+    free(idata);
     leave(&s, e);
     return ret;
 }
@@ -1804,6 +1900,10 @@ EXPORT int mkdirat(int dirfd, const char *path, mode_t mode) {
 EXPORT int close(int fd) {
     NEED(close, -1);
     if (!INERT()) {
+        if (fd >= 0 && fd == __atomic_load_n(&g_rec_fd, __ATOMIC_RELAXED)) {
+            errno = EBADF; /* the trace's own descriptor: not the program's to close */
+            return -1;
+        }
         int e = errno;
         t_guard++;
         fd_forget(fd);
@@ -1988,20 +2088,32 @@ EXPORT int edgeio_interposing(void) {
  * Returns 0 or an errno value. */
 EXPORT int edgeio_trace_start(const char *root, int record_fd, const char *kill_call,
                               long kill_n) {
-    struct stat st;
+    struct stat st, rec;
     if (!root || root[0] != '/' || strlen(root) >= sizeof g_root) return EINVAL;
     if (stat(root, &st) != 0) return errno;
     if (strlen(kill_call) >= sizeof g_kill_call) return EINVAL;
+    if (fstat(record_fd, &rec) != 0) return errno;
     lock();
     if (__atomic_load_n(&g_on, __ATOMIC_RELAXED) & ON_TRACE) {
         unlock();
         return EBUSY;
     }
+    /* A private duplicate above the usual numbers, closed on exec: the program may close its
+     * own record fd while tracing; an exec'd process does not inherit it. */
+    int own = real_fcntl(record_fd, F_DUPFD_CLOEXEC, 512);
+    if (own < 0) own = real_fcntl(record_fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0) {
+        int e = errno;
+        unlock();
+        return e;
+    }
     snprintf(g_root, sizeof g_root, "%s", root);
     g_root_len = strlen(g_root);
     while (g_root_len > 1 && g_root[g_root_len - 1] == '/') g_root[--g_root_len] = '\0';
     g_root_dev = st.st_dev;
-    g_rec_fd = record_fd;
+    g_rec_fd = own;
+    g_rec_dev = rec.st_dev;
+    g_rec_ino = rec.st_ino;
     g_calls = 0;
     snprintf(g_kill_call, sizeof g_kill_call, "%s", kill_call);
     g_kill_n = kill_n;
@@ -2015,6 +2127,7 @@ EXPORT int edgeio_trace_start(const char *root, int record_fd, const char *kill_
 EXPORT int edgeio_trace_stop(void) {
     lock();
     __atomic_fetch_and(&g_on, ~ON_TRACE, __ATOMIC_SEQ_CST);
+    if (g_rec_fd >= 0) real_close(g_rec_fd);
     g_rec_fd = -1;
     g_kill_call[0] = '\0';
     unlock();

@@ -8,8 +8,10 @@ SIGKILL of the process group reaches the child alone.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pytest_edge.syscalls import preload_env, unavailable_reason
+from pytest_edge.syscalls import LIBRARY_NAME, preload_env, unavailable_reason
 
 REASON = unavailable_reason()
 needs_library = pytest.mark.skipif(
@@ -61,35 +63,55 @@ class Run:
         return bytes(data)
 
 
+def without_library() -> dict[str, str]:
+    """os.environ without the library in LD_PRELOAD (pytest itself may run with it)."""
+    env = dict(os.environ)
+    kept = [
+        p
+        for p in env.pop("LD_PRELOAD", "").replace(":", " ").split()
+        if os.path.basename(p) != LIBRARY_NAME
+    ]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    return env
+
+
 def run(code: str, root: Path, *, preload: bool = True, timeout: float = 60) -> Run:
     """Run `code` (after the preamble) in a child traced nowhere until it says so."""
     root.mkdir(parents=True, exist_ok=True)
     record = root.parent / f"{root.name}.records"
-    env = preload_env() if preload else dict(os.environ)
+    env = preload_env() if preload else without_library()
     env.pop("PYTEST_XDIST_WORKER", None)
     script = PREAMBLE + textwrap.dedent(code)
-    proc = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-c", script, os.path.realpath(root), str(record)],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         start_new_session=True,
         cwd=root.parent,
-        check=False,
-    )
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # its whole session goes (anything it forked), while the leader is not reaped yet
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
     records = []
     if record.exists():
         records = [json.loads(line) for line in record.read_text().splitlines()]
     out: dict[str, Any] = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("OUT "):
             out.update(json.loads(line[4:]))
-    return Run(proc.returncode, proc.stdout, proc.stderr, records, out)
+    return Run(proc.returncode, stdout, stderr, records, out)
 
 
-def ok(code: str, root: Path) -> Run:
+def ok(code: str, root: Path, *, timeout: float = 60) -> Run:
     """`run` that must exit 0 (its stderr in the failure message otherwise)."""
-    result = run(code, root)
+    result = run(code, root, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return result

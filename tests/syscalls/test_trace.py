@@ -279,6 +279,28 @@ def test_copy_file_range_and_sendfile_record_the_bytes(tmp_path: Path) -> None:
     assert [w["sys"] for w in r.of("write")] == ["write", "copy_file_range", "sendfile64"]
 
 
+def test_copies_into_a_write_only_file_are_read_back_from_their_source(tmp_path: Path) -> None:
+    r = ok(
+        """
+        import shutil
+        src = os.path.join(os.path.dirname(ROOT), "src")
+        with open(src, "wb") as f:
+            f.write(bytes(range(256)) * 40)
+        with tracing(ROOT, REC):
+            shutil.copyfile(src, os.path.join(ROOT, "copy"))  # sendfile into an O_WRONLY fd
+            i = os.open(src, os.O_RDONLY)
+            o = os.open(os.path.join(ROOT, "cfr"), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.lseek(i, 100, os.SEEK_SET)
+            os.copy_file_range(i, o, 50)
+            os.copy_file_range(i, o, 10, 7)
+        """,
+        tmp_path / "root",
+    )
+    assert r.of("unobserved") == []
+    assert r.written("copy") == bytes(range(256)) * 40
+    assert r.written("cfr") == bytes(range(100, 150)) + bytes(range(7, 17))
+
+
 def test_stdio_stream_for_writing_is_unobserved(tmp_path: Path) -> None:
     # Python's own open() does not use stdio; ctypes reaches libc's fopen as C code does.
     r = ok(
@@ -433,3 +455,177 @@ def test_odd_file_names_round_trip(tmp_path: Path, name: str) -> None:
         tmp_path / "root",
     )
     assert [rec["path"] for rec in r.of("open")] == [name]
+
+
+def test_rename_into_and_out_of_the_root(tmp_path: Path) -> None:
+    r = ok(
+        """
+        outside = os.path.dirname(ROOT)
+        with open(os.path.join(outside, "incoming"), "wb") as f:
+            f.write(b"brought in")
+        with open(os.path.join(ROOT, "leaving"), "wb") as f:
+            f.write(b"x")
+        with tracing(ROOT, REC):
+            os.rename(os.path.join(outside, "incoming"), os.path.join(ROOT, "in"))
+            os.rename(os.path.join(ROOT, "leaving"), os.path.join(outside, "gone"))
+        """,
+        tmp_path / "root",
+    )
+    imported, removed = r.records
+    assert imported["t"] == "import"
+    assert imported["path"] == "in"
+    assert base64.b64decode(imported["data"]) == b"brought in"
+    assert imported["ino"] == (tmp_path / "root" / "in").stat().st_ino
+    assert (removed["t"], removed["path"]) == ("unlink", "leaving")
+
+
+def test_sync_family_and_creat(tmp_path: Path) -> None:
+    r = ok(
+        """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        with tracing(ROOT, REC):
+            fd = libc.creat(os.path.join(ROOT, "c").encode(), 0o644)
+            assert fd >= 0
+            os.write(fd, b"abc")
+            assert libc.sync_file_range(fd, ctypes.c_long(0), ctypes.c_long(0), 2) == 0
+            assert libc.syncfs(fd) == 0
+            os.sync()
+            os.posix_fallocate(fd, 0, 100)
+            os.close(fd)
+        """,
+        tmp_path / "root",
+    )
+    assert [(rec["t"], rec["sys"]) for rec in r.records] == [
+        ("open", "creat"),
+        ("write", "write"),
+        ("sfr", "sync_file_range"),
+        ("syncfs", "syncfs"),
+        ("syncfs", "sync"),
+        ("trunc", "posix_fallocate64"),
+    ]
+    assert r.records[-1]["size"] == 100
+
+
+def test_a_forked_child_inherits_tracing(tmp_path: Path) -> None:
+    r = ok(
+        """
+        with tracing(ROOT, REC):
+            pid = os.fork()
+            if pid == 0:
+                fd = os.open(os.path.join(ROOT, "from-child"), os.O_WRONLY | os.O_CREAT, 0o644)
+                os.write(fd, b"c")
+                os._exit(0)
+            os.waitpid(pid, 0)
+        """,
+        tmp_path / "root",
+    )
+    assert [(rec["t"], rec["path"]) for rec in r.records] == [
+        ("open", "from-child"),
+        ("write", "from-child"),
+    ]
+
+
+def test_nothing_is_recorded_before_or_after_tracing(tmp_path: Path) -> None:
+    r = ok(
+        """
+        def touch(name):
+            with open(os.path.join(ROOT, name), "wb") as f:
+                f.write(b"x")
+        touch("before")
+        with tracing(ROOT, REC):
+            touch("during")
+        touch("after")
+        """,
+        tmp_path / "root",
+    )
+    assert {rec["path"] for rec in r.records} == {"during"}
+
+
+def test_records_survive_the_program_closing_its_record_fd(tmp_path: Path) -> None:
+    r = ok(
+        """
+        import subprocess
+        with tracing(ROOT, REC):
+            os.close(REC)  # the library writes through its own duplicate
+            with open(os.path.join(ROOT, "a"), "wb") as f:
+                f.write(b"1")
+            # an exec'd program does not inherit the library's descriptor
+            fds = subprocess.run(
+                ["ls", "/proc/self/fd"], capture_output=True, text=True, check=True
+            ).stdout.split()
+            out(inherited=len(fds))
+        """,
+        tmp_path / "root",
+    )
+    assert [rec["t"] for rec in r.records] == ["open", "write"]
+    assert r.out["inherited"] <= 4  # 0, 1, 2 and ls's own directory fd
+
+
+def test_fork_while_another_thread_traces_does_not_deadlock(tmp_path: Path) -> None:
+    # The library's lock is taken around fork (pthread_atfork): a child never starts with it
+    # held by a thread that does not exist in the child.
+    r = ok(
+        """
+        import threading
+        stop = threading.Event()
+        def hammer():
+            fd = os.open(os.path.join(ROOT, "busy"), os.O_WRONLY | os.O_CREAT, 0o644)
+            while not stop.is_set():
+                os.pwrite(fd, b"x" * 64, 0)
+        with tracing(ROOT, REC):
+            t = threading.Thread(target=hammer)
+            t.start()
+            for i in range(40):
+                pid = os.fork()
+                if pid == 0:
+                    fd = os.open(os.path.join(ROOT, f"child{i}"), os.O_WRONLY | os.O_CREAT, 0o644)
+                    os.write(fd, b"c")
+                    os._exit(0)
+                os.waitpid(pid, 0)
+            stop.set()
+            t.join()
+        """,
+        tmp_path / "root",
+        timeout=60,
+    )
+    children = {rec["path"] for rec in r.of("write")} - {"busy"}
+    assert children == {f"child{i}" for i in range(40)}
+
+
+def test_a_write_to_an_o_dsync_file_is_also_an_fsync(tmp_path: Path) -> None:
+    r = ok(
+        """
+        with tracing(ROOT, REC):
+            fd = os.open(os.path.join(ROOT, "s"), os.O_WRONLY | os.O_CREAT | os.O_DSYNC, 0o644)
+            os.write(fd, b"durable")
+            plain = os.open(os.path.join(ROOT, "p"), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.pwritev(plain, [b"one"], 0, os.RWF_DSYNC)
+            os.pwritev(plain, [b"two"], 3)
+        """,
+        tmp_path / "root",
+    )
+    assert [(rec["t"], rec["path"], rec["n"]) for rec in r.records[1:]] == [
+        ("write", "s", 2),
+        ("fsync", "s", 2),  # the same call: durable when it returned
+        ("open", "p", 3),
+        ("write", "p", 4),
+        ("fsync", "p", 4),
+        ("write", "p", 5),
+    ]
+
+
+def test_a_hard_link_from_outside_imports_the_file(tmp_path: Path) -> None:
+    r = ok(
+        """
+        outside = os.path.join(os.path.dirname(ROOT), "o")
+        with open(outside, "wb") as f:
+            f.write(b"linked in")
+        with tracing(ROOT, REC):
+            os.link(outside, os.path.join(ROOT, "l"))
+        """,
+        tmp_path / "root",
+    )
+    (record,) = r.records
+    assert (record["t"], record["path"], record["sys"]) == ("import", "l", "link")
+    assert base64.b64decode(record["data"]) == b"linked in"
