@@ -500,7 +500,10 @@ def _observe(args: Mapping[str, Any], rec: Recorder) -> contextlib.AbstractConte
         elif kind == "events":
             kill_at = syscalls.KillAt("any", int(plan["events"]))
         if args.get("trace") or kill_at is not None:
-            return syscalls.tracing(str(args["state_dir"]), rec.fd, kill_at=kill_at)
+            tracing: contextlib.AbstractContextManager[Any] = syscalls.tracing(
+                str(args["state_dir"]), rec.fd, kill_at=kill_at
+            )
+            return tracing
     elif args.get("trace") or kind == "events":
         Tracer(str(args["state_dir"]), rec, record_ops=bool(args.get("trace"))).install()
     return contextlib.nullcontext()

@@ -295,8 +295,9 @@ class FsModel:
         return {path: why for path, why in self.unobserved.values() if not self.wal_index(path)}
 
     def dropped_files(self) -> list[str]:
-        """Files left out of every crash state (SQLite wal-indexes written through a map)."""
-        return sorted(path for path, _ in self.unobserved.values() if self.wal_index(path))
+        """Files left out of every crash state: SQLite wal-indexes (no durable content)."""
+        seen = {path for path, _ in self.unobserved.values()} | set(self.ns)
+        return sorted(path for path in seen if self.wal_index(path))
 
     def current(self) -> Snapshot:
         """What the files look like to the running program (every operation applied)."""
@@ -320,7 +321,7 @@ class FsModel:
         sector = rng.choice(SECTOR_SIZES)
         files: dict[str, bytes] = {}
         for path, inode in sorted(ns.items()):
-            if inode in self.unobserved and self.wal_index(path):
+            if self.wal_index(path):
                 notes.append(f"{path}: dropped (SQLite wal-index)")
                 continue
             node = self.inodes[inode]

@@ -453,7 +453,10 @@ class CrashSession:
         snapshot = Snapshot.read(self.state_dir) if self.mode == "power-loss" else None
         ended = self._run_workload(n, spec, plan, records_path)
         records = _read_records(records_path)
-        kill_point = next((r["why"] for r in records if r["t"] == "kill"), None)
+        kill_point = next((str(r["why"]) for r in records if r["t"] == "kill"), None)
+        if kill_point and plan["kind"] == "events":
+            # the layer's own words are "syscall: before call N (...)": a random point here
+            kill_point = "random: " + kill_point.removeprefix("syscall: ")
         where = kill_point or ended
         self._raise_for_workload(n, spec, records, ended)
         acks = sum(1 for r in records if r["t"] == "ack")

@@ -69,10 +69,11 @@ class CycleResult:
 class CrashReport:
     """Everything a crash run found; ``assert_ok()`` raises unless the verdict is ``pass``.
 
-    ``verdict``: ``"fail"`` (an acknowledged write was lost), ``"inconclusive"`` (power loss:
-    a file was written where the trace cannot see, e.g. through a writable shared map; never
-    a pass, never a fail) or ``"pass"``. ``observed_at`` names the layer that saw the child's
-    file I/O (``"syscall"`` or ``"python"``) and ``observed_why`` why not the system-call one.
+    ``verdict``: ``"fail"`` (an acknowledged write was lost), ``"inconclusive"`` (nothing was
+    acknowledged in the whole run, or, power loss, a file was written where the trace cannot
+    see, e.g. through a writable shared map; never a pass, never a fail) or ``"pass"``.
+    ``observed_at`` names the layer that saw the child's file I/O (``"syscall"`` or
+    ``"python"``) and ``observed_why`` why not the system-call one.
     """
 
     mode: str
@@ -116,7 +117,19 @@ class CrashReport:
         """``"fail"``, ``"inconclusive"`` or ``"pass"`` (see the class docstring)."""
         if self.failures:
             return "fail"
-        return "inconclusive" if self.inconclusive else "pass"
+        return "inconclusive" if self.inconclusive_reasons() else "pass"
+
+    def inconclusive_reasons(self) -> list[str]:
+        """Why the run can neither pass nor fail: files unseen, or nothing acknowledged."""
+        reasons = list(self.inconclusive)
+        if self.acked_writes == 0:
+            reasons.append(
+                f"no write was acknowledged in {self.cycles_run} cycle(s), so none could be "
+                "checked: every kill came before the workload's first ack (with kill='random', "
+                "raise random_events above the calls it makes before acknowledging, or use "
+                "'acks:N'), or the workload never calls pytest_edge.ack"
+            )
+        return reasons
 
     @property
     def ok(self) -> bool:
@@ -145,7 +158,7 @@ class CrashReport:
     def __str__(self) -> str:
         lines = [self.summary()]
         lines += [f.describe() for f in self.failures]
-        lines += [f"inconclusive: {i}" for i in self.inconclusive]
+        lines += [f"inconclusive: {i}" for i in self.inconclusive_reasons()]
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"warning: {w}" for w in self.warnings]
         if self.failures:
@@ -169,7 +182,7 @@ class CrashReport:
             "observed_why": self.observed_why,
             "cycles": [asdict(c) for c in self.cycles],
             "failures": [asdict(f) for f in self.failures],
-            "inconclusive": list(self.inconclusive),
+            "inconclusive": self.inconclusive_reasons(),
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
@@ -177,10 +190,11 @@ class CrashReport:
     def assert_ok(self) -> None:
         """Raise unless the verdict is ``pass``, with the full report.
 
-        `LostWritesError` when an acknowledged write was lost; `InconclusiveError` when a
-        file the trace cannot see kept the power-loss verdict from being reached.
+        `LostWritesError` when an acknowledged write was lost; `InconclusiveError` when
+        nothing was acknowledged or a file the trace cannot see kept the verdict from being
+        reached.
         """
         if self.failures:
             raise LostWritesError(str(self))
-        if self.inconclusive:
+        if self.verdict == "inconclusive":
             raise InconclusiveError(str(self))

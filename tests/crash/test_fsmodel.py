@@ -264,3 +264,12 @@ def test_special_files_in_the_state_directory_are_refused_by_path(
 def test_a_device_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecialFileError, match="/dev/null is a character device"):
         refuse_special("/dev/null")
+
+
+def test_a_stale_wal_index_left_from_before_is_dropped_too() -> None:
+    db = b"SQLite format 3\x00" + bytes(4080)
+    model = FsModel(Snapshot({"kv.db": db, "kv.db-shm": b"stale"}, frozenset(), {1: "kv.db"}))
+    assert model.dropped_files() == ["kv.db-shm"]
+    assert set(model.crash_state(0, "nothing-pending", random.Random(0)).snapshot.files) == {
+        "kv.db"
+    }

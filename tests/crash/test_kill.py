@@ -14,6 +14,7 @@ from pytest_edge.crash import (
     CrashHarness,
     CrashHarnessError,
     CrashTimeoutError,
+    InconclusiveError,
     KillPointNotReachedError,
     KillSpec,
     LostWritesError,
@@ -33,7 +34,7 @@ def test_safe_writer_survives_random_kills(tmp_path: Path) -> None:
     assert report.acked_writes > 15
     # state carries over: the file holds every key acknowledged over all cycles
     assert len(json.loads((tmp_path / "state.json").read_text())) >= report.acked_writes
-    assert all(c.kill_point.startswith("random: before event") for c in report.cycles)
+    assert all(c.kill_point.startswith("random: before ") for c in report.cycles)
 
 
 def test_in_place_writer_loses_writes_under_kill(tmp_path: Path) -> None:
@@ -276,8 +277,18 @@ def test_timed_kill_before_the_child_started_is_a_crash_at_start_up(tmp_path: Pa
     report = H.run(
         w.safe_writer, w.recover, state_dir=tmp_path, cycles=3, kill="random-time:0.000001"
     )
-    report.assert_ok()
-    assert report.acked_writes == 0
+    assert (report.cycles_run, report.acked_writes, report.failures) == (3, 0, [])
+
+
+def test_a_run_that_acknowledged_nothing_is_inconclusive_not_a_pass(tmp_path: Path) -> None:
+    # every kill before the first ack: nothing was checked, so the run cannot pass
+    report = H.run(
+        w.safe_writer, w.recover, state_dir=tmp_path, cycles=3, kill="random", random_events=1
+    )
+    assert (report.acked_writes, report.verdict, report.ok) == (0, "inconclusive", False)
+    with pytest.raises(InconclusiveError, match=r"no write was acknowledged in 3 cycle\(s\)"):
+        report.assert_ok()
+    assert "raise random_events" in report.as_dict()["inconclusive"][0]
 
 
 def test_hanging_recover_is_a_timeout_naming_the_cycle(tmp_path: Path) -> None:

@@ -231,5 +231,23 @@ def test_a_template_the_library_cannot_be_loaded_into_is_a_clear_error(
 
 def test_records_of_the_report_are_json_ready() -> None:
     report = CrashReport(mode="power-loss", seed=3, observed_at="syscall")
+    report.cycles.append(CycleResult(1, "k", "e", 2, 10, 40))
     report.notes.append("kv.db-shm dropped")
-    assert json.loads(json.dumps(report.as_dict()))["verdict"] == "pass"
+    data = json.loads(json.dumps(report.as_dict()))
+    assert (data["verdict"], data["notes"], data["observed_at"]) == (
+        "pass",
+        ["kv.db-shm dropped"],
+        "syscall",
+    )
+
+
+@needs_layer
+def test_nothing_outside_the_state_directory_is_written(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (tmp_path / "beside.json").write_text("{}")
+    report = H.run(
+        w.api_tour_writer, w.recover, state_dir=state, cycles=2, mode="power-loss", kill="acks:2"
+    )
+    report.assert_ok()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beside.json", "state"]
+    assert (tmp_path / "beside.json").read_text() == "{}"

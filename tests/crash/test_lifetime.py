@@ -87,7 +87,7 @@ from blocker import recover, returns
 from pytest_edge.crash import CrashHarness
 
 def test_quick(tmp_path):
-    CrashHarness(seed=1).run(returns, recover, state_dir=tmp_path, cycles=1).assert_ok()
+    assert not CrashHarness(seed=1).run(returns, recover, state_dir=tmp_path, cycles=1).failures
 """
 WORKROOT = _default_workroot() or "/tmp"
 

@@ -100,7 +100,7 @@ def test_failure_report_names_keys_cycle_seed_and_replay(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(
         [
             "E *LostWritesError: crash harness (kill, seed 4321): * cycles, * lost or changed",
-            "E * cycle * (seed 4321, mode kill): kill point random: before event *",
+            "E * cycle * (seed 4321, mode kill): kill point random: before *",
             "E * recover raised: JSONDecodeError*",
             "E * lost 'user:0': acknowledged *, recovered <recover raised>",
             "E * replay: pass seed=4321 (or run pytest with --edge-seed)",

@@ -140,7 +140,9 @@ def test_power_loss_with_timed_kills(tmp_path: Path) -> None:
         mode="power-loss",
         kill="random-time:0.05",
     )
-    report.assert_ok()
+    # on a loaded machine every delay may end before the first ack (verdict inconclusive);
+    # what must hold is that no timed kill is mistaken for a loss
+    assert report.failures == [], str(report)
     assert all(c.ended.startswith("random-time: killed after") for c in report.cycles)
 
 

@@ -45,7 +45,7 @@ def _run(workload: object, state_dir: Path, cycles: int, stop: bool = True) -> C
         mode="power-loss",
         stop_on_failure=stop,
     )
-    print(f"\n{report.summary()}")
+    print(f"\n{report.summary()}; cycles with a failing crash state: {len(report.failures)}")
     return report
 
 
