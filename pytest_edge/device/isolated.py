@@ -126,6 +126,15 @@ def memory_rlimit_name() -> str | None:
 
 def _context() -> Any:
     methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        # Children fork from the server: started with the system-call library preloaded
+        # (when it can be), faults armed in them act at that layer (pytest_edge.faults.layer).
+        from multiprocessing import forkserver
+
+        from pytest_edge.faults.launch import library_in_environ
+
+        with library_in_environ():
+            forkserver.ensure_running()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 

@@ -24,6 +24,7 @@ from pytest_edge.faults.errors import FaultArgumentError
 from pytest_edge.faults.kinds import (
     COUNTED_ERRORS,
     FAULT_KINDS,
+    IO_ERRNOS,
     IO_ERROR_ON,
     NETWORK_ERRORS,
     SQLITE_ERRORS,
@@ -178,12 +179,16 @@ class DiskFull(FaultArgs):
 
 @dataclass(frozen=True)
 class IoError(FaultArgs, Schedule):
-    """EIO on ``write`` | ``fsync`` | ``rename`` | ``read`` calls under `path` (counted).
+    """EIO on ``write`` | ``fsync`` | ``rename`` | ``read`` | ``open`` calls under `path`
+    (counted).
 
     ``short_write=True``: the picked writes write only half their bytes and return that count
     (a short write, as a signal or a nearly full disk causes) instead of failing. It reaches
     ``os.write`` and unbuffered binary files (writes of 2 bytes or more); Python's buffered
     files finish a short write themselves, as they would on a real disk.
+    ``errno="EINTR"``: the picked calls are interrupted instead (as by a signal); Python
+    retries them itself (PEP 475), so it tests C code (SQLite retries too) at the syscall
+    layer; at the Python layer the call goes on, logged as retried.
     """
 
     kind: ClassVar[str] = "io_error"
@@ -195,10 +200,15 @@ class IoError(FaultArgs, Schedule):
         bool,
         Opt(Flag(), "the picked os.write / unbuffered writes write half their bytes, no error"),
     ] = False
+    errno: Annotated[
+        str, Opt(Choice(IO_ERRNOS), "EIO, or EINTR: an interrupted call", sample=("EIO",))
+    ] = "EIO"
 
     def cross_check(self) -> None:
         if self.short_write and self.on != "write":
             raise self.error_type("applies to on='write' only", "short_write", True)
+        if self.short_write and self.errno != "EIO":
+            raise self.error_type("a short write returns no error", "errno", self.errno)
 
 
 @dataclass(frozen=True)
@@ -211,8 +221,8 @@ class ReadOnly(FaultArgs):
 
 @dataclass(frozen=True)
 class SlowIo(FaultArgs, Schedule):
-    """Slow storage: the picked ``write`` | ``fsync`` | ``rename`` | ``read`` calls under
-    `path` wait `seconds` first (e.g. a device profile's fsync latency)."""
+    """Slow storage: the picked ``write`` | ``fsync`` | ``rename`` | ``read`` | ``open`` calls
+    under `path` wait `seconds` first (e.g. a device profile's fsync latency)."""
 
     kind: ClassVar[str] = "slow_io"
     counted: ClassVar[bool] = True

@@ -156,6 +156,7 @@ class FsRule:
         free_bytes: int = 0,
         seconds: float = 0.0,
         short_write: bool = False,
+        errno: str = "EIO",
     ) -> None:
         self.kind = kind  # "disk_full" | "io_error" | "read_only" | "slow_io"
         self.seconds = seconds
@@ -165,6 +166,7 @@ class FsRule:
         self.counter = counter
         self.free_bytes = free_bytes
         self.short_write = short_write
+        self.interrupt = errno == "EINTR"
         self.used_bytes = 0
         self.matching_calls = 0
         self._lock = threading.Lock()
@@ -189,6 +191,9 @@ class FsRule:
     def wraps_reads(self) -> bool:
         return self.counted and self.on == "read"
 
+    def checks_opens(self) -> bool:
+        return self.counted and self.on == "open"
+
     # -- raising ---------------------------------------------------------------------------
 
     def _raise(self, code: int, path: str, call: int, what: str) -> None:
@@ -212,6 +217,9 @@ class FsRule:
         if self.kind == "slow_io":
             self.log.record(self.kind, self.root, call, path, f"{what}: delayed {self.seconds:g} s")
             time.sleep(self.seconds)
+            return
+        if self.interrupt:  # what Python does with EINTR from a system call (PEP 475)
+            self.log.record(self.kind, self.root, call, path, f"{what}: EINTR, retried")
             return
         self._raise(errno.EIO, path, call, what)
 
@@ -260,6 +268,12 @@ class FsRule:
         self, proceed: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         file, mode = _open_args(args, kwargs)
+        if self.checks_opens():
+            path = path_of(file)
+            if self.covers(path):
+                assert path is not None
+                self.check_counted(path, "open")
+            return proceed(*args, **kwargs)
         writing = _is_write_mode(mode)
         if (writing and (self.kind == "read_only" or self.wraps_writes())) or (
             not writing and self.wraps_reads()
@@ -279,7 +293,12 @@ class FsRule:
         self, proceed: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         flags = args[1] if len(args) > 1 else kwargs.get("flags", 0)
-        if isinstance(flags, int) and flags & _WRITE_FLAGS:
+        if self.checks_opens():
+            path = path_at(args[0] if args else kwargs.get("path"), kwargs.get("dir_fd"))
+            if self.covers(path):
+                assert path is not None
+                self.check_counted(path, "os.open")
+        elif isinstance(flags, int) and flags & _WRITE_FLAGS:
             path = path_at(args[0] if args else kwargs.get("path"), kwargs.get("dir_fd"))
             if self.covers(path):
                 assert path is not None
@@ -384,6 +403,9 @@ class FsRule:
         sites: list[tuple[object, str, Callable[..., Any]]] = []
         if self.kind == "read_only" or self.wraps_writes() or self.wraps_reads():
             sites += [(builtins, "open", self._hook_open), (io, "open", self._hook_open)]
+        if self.checks_opens():
+            sites += [(builtins, "open", self._hook_open), (io, "open", self._hook_open)]
+            sites.append((os, "open", self._hook_os_open))
         if self.kind == "read_only":
             sites.append((os, "open", self._hook_os_open))
             for name in ("remove", "unlink", "mkdir", "rmdir", "truncate", "chmod"):

@@ -19,7 +19,8 @@ FAULT_KINDS = (
     "network",
 )
 
-IO_ERROR_ON = ("write", "fsync", "rename", "read")
+IO_ERROR_ON = ("write", "fsync", "rename", "read", "open")
+IO_ERRNOS = ("EIO", "EINTR")
 SQLITE_ERRORS = ("full", "locked", "ioerr", "interrupt", "corrupt", "denied")
 COUNTED_ERRORS = ("ioerr", "interrupt")
 NETWORK_ERRORS = ("refused", "timeout", "reset", "dns")

@@ -8,10 +8,11 @@ one plain line on stderr saying why (``--require`` makes that an error instead).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 #: Exit statuses when the command cannot be started, as a shell's.
 NOT_FOUND = 127
@@ -54,7 +55,7 @@ def run(command: Sequence[str], *, require: bool = False, quiet: bool = False) -
 
     if not command:
         print(
-            "pytest-edge run: error: no command; use pytest-edge run -- pytest ARGS",
+            "pytest-edge run: error: no command: pytest-edge run -- pytest ARGS",
             file=sys.stderr,
         )
         return 2
@@ -77,3 +78,28 @@ def run(command: Sequence[str], *, require: bool = False, quiet: bool = False) -
         print(f"pytest-edge run: error: cannot start {program}: {error}", file=sys.stderr)
         return CANNOT_EXEC
     raise AssertionError("unreachable: execve returns only by raising")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def library_in_environ() -> Iterator[str | None]:
+    """For the block, ``os.environ`` has the library first in ``LD_PRELOAD``, so processes
+    started in it (a forkserver, a spawned child) load it; it is inert there until a fault is
+    armed or tracing starts. Yields None (environment unchanged) when the library cannot be
+    used, else its path."""
+    from pytest_edge.syscalls import SyscallLayerUnavailable, library_path, preload_env
+
+    try:
+        preload = preload_env()["LD_PRELOAD"]
+        path = str(library_path())
+    except SyscallLayerUnavailable:
+        yield None
+        return
+    before = os.environ.get("LD_PRELOAD")
+    os.environ["LD_PRELOAD"] = preload
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop("LD_PRELOAD", None)
+        else:
+            os.environ["LD_PRELOAD"] = before

@@ -18,7 +18,7 @@ from pytest_edge.faults.events import EventSink
 #: The fault options the library takes from each kind's declaration (the rest is Python-only).
 _OPTIONS = {
     "disk_full": ("free_bytes",),
-    "io_error": ("on", "nth", "every", "times", "probability", "window", "short_write"),
+    "io_error": ("on", "nth", "every", "times", "probability", "window", "short_write", "errno"),
     "read_only": (),
     "slow_io": ("seconds", "on", "nth", "every", "times", "probability", "window"),
 }
@@ -35,6 +35,8 @@ def _effect(kind: str, options: dict[str, Any]) -> str:
         return f"{on}: delayed {float(options['seconds']):g} s"
     if options.get("short_write"):
         return "write: wrote half its bytes (a short write)"
+    if options.get("errno") == "EINTR":
+        return f"{on}: interrupted (EINTR)"
     return f"{on}: raised EIO (Input/output error)"
 
 

@@ -24,6 +24,7 @@ def test_injector_signatures_come_from_the_declarations() -> None:
         "probability",
         "window",
         "short_write",
+        "errno",
     ]
     assert params["on"].default == "write"
     assert params["nth"].kind is inspect.Parameter.KEYWORD_ONLY

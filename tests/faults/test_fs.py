@@ -194,6 +194,33 @@ def test_read_only_refuses_every_change_but_allows_reads(tmp_path: Path) -> None
     assert len(faults.fired) == 7
 
 
+def test_io_error_and_slow_io_on_open(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    with FaultInjector(layer="python") as faults:
+        failing = faults.io_error(tmp_path, on="open", every=2, times=None)
+        (tmp_path / "f").read_bytes()  # call 1
+        with pytest.raises(OSError, match="Input/output error"):
+            (tmp_path / "f").read_bytes()  # call 2: reading too
+        os.close(os.open(tmp_path / "f", os.O_RDONLY))  # call 3
+        with pytest.raises(OSError, match="Input/output error"):
+            os.open(tmp_path / "g", os.O_WRONLY | os.O_CREAT)  # call 4
+        (tmp_path.parent / "elsewhere").write_bytes(b"")  # not under the path
+        slow = faults.slow_io(tmp_path, 0.0, on="open")
+        (tmp_path / "f").read_bytes()  # call 5 of both
+    assert [e.call for e in failing.fired] == [2, 4]
+    assert failing.calls == 5
+    assert slow.fires == 1
+    (tmp_path.parent / "elsewhere").unlink()
+
+
+def test_eintr_at_the_python_layer_is_retried_as_python_does(tmp_path: Path) -> None:
+    with FaultInjector(layer="python") as faults:
+        armed = faults.io_error(tmp_path, errno="EINTR")
+        (tmp_path / "f").write_bytes(b"data")  # Python retries an interrupted call (PEP 475)
+    assert (tmp_path / "f").read_bytes() == b"data"
+    assert [e.effect for e in armed.fired] == ["write: EINTR, retried"]
+
+
 def test_every_patch_is_undone_even_when_the_block_fails(tmp_path: Path) -> None:
     before = originals()
 
@@ -201,7 +228,7 @@ def test_every_patch_is_undone_even_when_the_block_fails(tmp_path: Path) -> None
         with FaultInjector(layer="python") as faults:
             faults.disk_full(tmp_path)
             faults.read_only(tmp_path)
-            for on in ("write", "fsync", "rename", "read"):
+            for on in ("write", "fsync", "rename", "read", "open"):
                 faults.io_error(tmp_path, on=on)
             assert originals() != before
             raise RuntimeError("test body failed")
