@@ -1083,7 +1083,12 @@ static ssize_t hook_write(enum writev_kind k, const char *sys, int fd, const str
     if (FAULTING()) {
         int err = fault_gate(OP_WRITE, abs, NULL, 1, &limit);
         if (!err && limit && disk_full_covers(abs)) {
-            pre_off = positioned ? (long long)off : current_offset(fd, &st);
+            int fl = real_fcntl(fd, F_GETFL);
+            int appends = (fl >= 0 && (fl & O_APPEND)) ||
+                          ((k == W_PWRITEV2 || k == W_PWRITEV64V2) && (flags & RWF_APPEND));
+            /* where the bytes will land: the end for appends (pwrite on an O_APPEND fd too) */
+            pre_off = appends ? (long long)st.st_size
+                              : positioned ? (long long)off : (long long)lseek(fd, 0, SEEK_CUR);
             limit = space_reserve(abs, pre_off, limit, st.st_size, &r);
             reserved = 1;
             if (limit == 0) err = ENOSPC;

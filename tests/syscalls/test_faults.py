@@ -388,3 +388,20 @@ def test_faults_reach_c_stdio_opens(tmp_path: Path) -> None:
         tmp_path / "root",
     )
     assert r.out == {"opened": False, "errno": 30, "fired": 1}  # EROFS
+
+
+def test_disk_full_counts_a_pwrite_on_an_append_fd_at_the_end(tmp_path: Path) -> None:
+    # Linux appends a pwrite on an O_APPEND fd whatever its offset: it grows the file
+    r = ok(
+        """
+        p = os.path.join(ROOT, "log")
+        with open(p, "wb") as f:
+            f.write(b"x" * 100)
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+        with arm("disk_full", ROOT, free_bytes=10) as fault:
+            out(written=os.pwrite(fd, b"y" * 20, 0), free=fault.free_bytes)
+        out(size=os.fstat(fd).st_size)
+        """,
+        tmp_path / "root",
+    )
+    assert r.out == {"written": 10, "free": 0, "size": 110}
