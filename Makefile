@@ -14,7 +14,7 @@ $(BIN)/python:
 # into pytest_edge/syscalls/).
 $(STAMP): pyproject.toml setup.py pytest_edge/syscalls/edgeio.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,thirdparty]'
 	touch $(STAMP)
 
 install: $(STAMP)

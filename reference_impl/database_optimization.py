@@ -5,9 +5,11 @@ library's ``sqlite3``:
 
 - a thread-safe connection pool: check-out/return, a timeout with a clear error when every
   connection is busy, and broken or closed connections replaced by fresh ones;
-- per-connection pragmas: WAL + ``synchronous=NORMAL`` (a committed batch survives a process
-  crash; after a power cut the latest commits may be lost but the file stays consistent; use
-  ``synchronous="FULL"`` when that matters), page cache size, memory-mapped I/O, busy timeout;
+- per-connection pragmas: WAL + ``synchronous=NORMAL`` by default (a committed batch survives
+  a process crash; after a power cut the latest commits may roll back, the file stays
+  consistent), or ``durable=True``: every committed batch survives a power cut too (``FULL``
+  in WAL mode, ``EXTRA`` with a rollback journal; one more fsync per commit), page cache
+  size, memory-mapped I/O, busy timeout;
 - batched inserts in one transaction with ``executemany``: a failure rolls the whole batch
   back and the error names the row and the field;
 - full-text search with FTS5 ranked by bm25, where the user's text is always searched as text
@@ -59,6 +61,11 @@ __all__ = [
 FloatArray = npt.NDArray[np.float32]
 
 _SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+# Durable across a power cut, per journal mode (enable_wal_mode): the first is durable=True's
+# choice. WAL: FULL fsyncs the WAL at every commit (NORMAL only at checkpoints). Rollback
+# journal: FULL leaves the journal's deletion (the commit point) unsynced until the directory
+# is; EXTRA syncs the directory. See sqlite.org/pragma.html#pragma_synchronous.
+_DURABLE_MODES: Final = {True: ("FULL", "EXTRA"), False: ("EXTRA",)}
 # Whitespace, ASCII punctuation and control characters separate words for every tokenizer
 # (a NUL would even end the query string early). Anything else stays inside a quoted chunk
 # and is left to FTS5's own tokenizer, whose Unicode tables differ from Python's.
@@ -152,6 +159,14 @@ class DatabaseConfig:
 
     ``cache_size_mb`` is SQLite's page cache *per connection*, so the worst case is
     ``cache_size_mb * connection_pool_size``. ``mmap_size_mb`` is used when ``enable_mmap``.
+
+    ``durable=True`` promises that a batch whose insert returned survives a power cut, not only
+    a process crash: it picks the weakest ``synchronous`` setting SQLite documents as durable
+    for the journal mode (``FULL`` in WAL mode: each commit fsyncs the WAL; ``EXTRA`` with a
+    rollback journal: ``FULL`` plus a directory fsync after the journal is deleted, without
+    which the last commit can roll back). ``synchronous`` left at ``None`` means ``NORMAL``, or
+    that durable setting; an explicit ``synchronous`` too weak for ``durable=True`` is refused.
+    After creation ``synchronous`` holds the setting in force.
     """
 
     db_path: str | os.PathLike[str]
@@ -162,7 +177,8 @@ class DatabaseConfig:
     mmap_size_mb: int = 256
     busy_timeout_ms: int = 5000
     pool_timeout_s: float = 30.0
-    synchronous: str = "NORMAL"
+    synchronous: str | None = None
+    durable: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.db_path, str | os.PathLike):
@@ -177,7 +193,7 @@ class DatabaseConfig:
                 "(in-memory and URI databases cannot be shared by a connection pool in WAL mode)"
             )
         _require_int("connection_pool_size", self.connection_pool_size, 1, ">= 1")
-        for name in ("enable_wal_mode", "enable_mmap"):
+        for name in ("enable_wal_mode", "enable_mmap", "durable"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"DatabaseConfig.{name} must be True or False, got {getattr(self, name)!r}"
@@ -186,10 +202,21 @@ class DatabaseConfig:
         _require_int("mmap_size_mb", self.mmap_size_mb, 0, ">= 0 (MiB)")
         _require_int("busy_timeout_ms", self.busy_timeout_ms, 0, ">= 0 (milliseconds)")
         _require_number("pool_timeout_s", self.pool_timeout_s, 0, ">= 0 (seconds)")
-        if self.synchronous not in _SYNCHRONOUS_MODES:
+        if self.synchronous is not None and self.synchronous not in _SYNCHRONOUS_MODES:
             raise ValueError(
-                f"DatabaseConfig.synchronous must be one of {', '.join(_SYNCHRONOUS_MODES)}, "
-                f"got {self.synchronous!r}"
+                f"DatabaseConfig.synchronous must be one of {', '.join(_SYNCHRONOUS_MODES)} "
+                f"(or None: chosen by durable), got {self.synchronous!r}"
+            )
+        durable_modes = _DURABLE_MODES[self.enable_wal_mode]
+        if self.synchronous is None:
+            chosen = durable_modes[0] if self.durable else "NORMAL"
+            object.__setattr__(self, "synchronous", chosen)
+        elif self.durable and self.synchronous not in durable_modes:
+            journal = "WAL" if self.enable_wal_mode else "a rollback journal"
+            raise ValueError(
+                f"DatabaseConfig.synchronous={self.synchronous!r} with durable=True: with "
+                f"{journal} only {' or '.join(durable_modes)} keeps every committed batch "
+                "across a power cut (leave synchronous=None to have it chosen)"
             )
 
 

@@ -405,7 +405,7 @@ def backpressure_held(outcome: Any) -> str | None:
 _DB_FILE = "rag.db"
 
 
-def _db_config(state_dir: Path, pool: int = 2) -> DatabaseConfig:
+def _db_config(state_dir: Path, pool: int = 2, durable: bool = False) -> DatabaseConfig:
     # A Pi-sized configuration: small page cache, no mmap, a short busy timeout.
     return DatabaseConfig(
         db_path=Path(state_dir) / _DB_FILE,
@@ -413,6 +413,7 @@ def _db_config(state_dir: Path, pool: int = 2) -> DatabaseConfig:
         cache_size_mb=8,
         enable_mmap=False,
         busy_timeout_ms=2000,
+        durable=durable,
     )
 
 
@@ -444,20 +445,26 @@ def _corpus(documents: int, seed: int) -> list[str]:
 
 
 def rag_ingest(
-    state_dir: Path, documents: int = 400, batch_size: int = 40, dim: int = 128, seed: int = 11
+    state_dir: Path,
+    documents: int = 400,
+    batch_size: int = 40,
+    dim: int = 128,
+    seed: int = 11,
+    durable: bool = False,
 ) -> Result:
     """Ingest documents and their embeddings batch by batch; resume after a restart.
 
     Each batch is two transactions (documents, then vectors); the batch is acknowledged once
     both are committed. A restarted ingest reads what is already stored and continues, so a
     half-ingested batch gets its missing half. At the end a vector query must find the first
-    document (the store is usable, not merely non-empty).
+    document (the store is usable, not merely non-empty). ``durable`` is the store's
+    ``DatabaseConfig.durable``: with it an acknowledged batch also survives a power cut.
     """
     texts = _corpus(documents, seed)
     embedder = HashedLexicalEmbedder(dim)
     db_path = Path(state_dir) / _DB_FILE
     done = errors = 0
-    with EdgeDatabaseOptimizer(_db_config(state_dir)) as db:
+    with EdgeDatabaseOptimizer(_db_config(state_dir, durable=durable)) as db:
         counts = _batch_counts(db_path)
         for b, start in enumerate(range(0, documents, batch_size)):
             idx = range(start, min(start + batch_size, documents))

@@ -56,11 +56,11 @@ def state_recover(state_dir: str) -> dict[str, Any]:
     return manager.as_dict()
 
 
-def _optimizer(state_dir: str) -> Any:
+def _optimizer(state_dir: str, **settings: Any) -> Any:
     from reference_impl.database_optimization import DatabaseConfig, EdgeDatabaseOptimizer
 
     return EdgeDatabaseOptimizer(
-        DatabaseConfig(db_path=os.path.join(state_dir, DB_FILE), connection_pool_size=2)
+        DatabaseConfig(db_path=os.path.join(state_dir, DB_FILE), connection_pool_size=2, **settings)
     )
 
 
@@ -76,7 +76,26 @@ def _batches(optimizer: Any) -> dict[str, int]:
 
 
 def db_workload(state_dir: str) -> None:
-    optimizer = _optimizer(state_dir)
+    """The default setting: WAL + synchronous=NORMAL."""
+    _db_batches(_optimizer(state_dir))
+
+
+def db_workload_durable(state_dir: str) -> None:
+    """``durable=True`` in WAL mode (synchronous=FULL)."""
+    _db_batches(_optimizer(state_dir, durable=True))
+
+
+def db_workload_durable_rollback(state_dir: str) -> None:
+    """``durable=True`` with a rollback journal (journal_mode=DELETE, synchronous=EXTRA)."""
+    _db_batches(_optimizer(state_dir, durable=True, enable_wal_mode=False))
+
+
+def db_workload_rollback_full(state_dir: str) -> None:
+    """A rollback journal with synchronous=FULL: the journal's deletion is never synced."""
+    _db_batches(_optimizer(state_dir, synchronous="FULL", enable_wal_mode=False))
+
+
+def _db_batches(optimizer: Any) -> None:
     batch = len(_batches(optimizer))
     while True:
         batch += 1
@@ -102,6 +121,15 @@ def db_workload(state_dir: str) -> None:
 
 def db_recover(state_dir: str) -> dict[str, int]:
     optimizer = _optimizer(state_dir)
+    try:
+        return _batches(optimizer)
+    finally:
+        optimizer.close()
+
+
+def db_recover_rollback(state_dir: str) -> dict[str, int]:
+    """Recover a rollback-journal store as its app opens it (not switching it to WAL)."""
+    optimizer = _optimizer(state_dir, enable_wal_mode=False)
     try:
         return _batches(optimizer)
     finally:

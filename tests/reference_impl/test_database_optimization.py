@@ -170,6 +170,53 @@ def test_wal_can_be_disabled_and_mmap_off(tmp_path: Path) -> None:
     assert stats["mmap_size_bytes"] == 0
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "chosen", "pragma_value"),
+    [
+        ({}, "NORMAL", 1),
+        ({"durable": True}, "FULL", 2),
+        ({"durable": True, "enable_wal_mode": False}, "EXTRA", 3),
+        ({"durable": True, "synchronous": "EXTRA"}, "EXTRA", 3),
+        ({"synchronous": "OFF"}, "OFF", 0),
+    ],
+)
+def test_durable_picks_the_setting_sqlite_documents_as_durable(
+    tmp_path: Path, kwargs: dict[str, Any], chosen: str, pragma_value: int
+) -> None:
+    config = DatabaseConfig(db_path=tmp_path / "s.db", **kwargs)
+    assert config.synchronous == chosen
+    with EdgeDatabaseOptimizer(config) as db:
+        with db.pool.connection("test") as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == pragma_value
+        assert db.get_database_stats()["synchronous"] == chosen
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"synchronous": "NORMAL"},
+            r"synchronous='NORMAL' with durable=True: with WAL only FULL or EXTRA keeps",
+        ),
+        (
+            {"synchronous": "FULL", "enable_wal_mode": False},
+            r"synchronous='FULL' with durable=True: with a rollback journal only EXTRA keeps",
+        ),
+        ({"synchronous": "OFF"}, r"synchronous='OFF' with durable=True"),
+    ],
+)
+def test_durable_refuses_a_synchronous_setting_too_weak_for_it(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        DatabaseConfig(db_path="x.db", durable=True, **kwargs)
+
+
+def test_durable_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match=r"durable must be True or False, got 'yes'"):
+        DatabaseConfig(db_path="x.db", durable="yes")  # type: ignore[arg-type]
+
+
 # --- pool ---------------------------------------------------------------------------------
 
 
