@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KINDS = ("cpu", "fsync")
-CPU_LOOP = 20_000  # iterations of the CPU loop: about 1-2 ms on the development machine
+CPU_LOOP = 5_000  # iterations of the CPU loop: about 0.3 ms on the development machine
+CPU_REPEATS = 20  # the CPU loop is timed this many times per point; the fastest is kept
 FSYNC_BYTES = 4096  # one 4 KiB page written and fsynced per repetition
-REPEATS = 5  # each loop timed this many times per point; the fastest is kept
+FSYNC_REPEATS = 5  # the same for the fsync loop (0.3 to 10 ms each here)
 CPU_BOUND = 0.9  # cpu_fraction at or above which a benchmark counts as CPU-bound
 _SCHEDSTAT = Path("/proc/thread-self/schedstat")
 
@@ -104,8 +105,9 @@ class Calibrator:
     (and so most fsync-bound benchmarks) also writes.
     """
 
-    def __init__(self, repeats: int = REPEATS) -> None:
-        self.repeats = repeats
+    def __init__(self, cpu_repeats: int = CPU_REPEATS, fsync_repeats: int = FSYNC_REPEATS) -> None:
+        self.cpu_repeats = cpu_repeats
+        self.fsync_repeats = fsync_repeats
         self._directory: Path | None = None
 
     def point(self) -> tuple[float, float]:
@@ -117,8 +119,8 @@ class Calibrator:
         """
         if self._directory is None:
             self._directory = Path(tempfile.mkdtemp(prefix="pytest-edge-calibration-"))
-        cpu = min(cpu_loop() for _ in range(self.repeats))
-        fsync = min(fsync_loop(self._directory) for _ in range(self.repeats))
+        cpu = min(cpu_loop() for _ in range(self.cpu_repeats))
+        fsync = min(fsync_loop(self._directory) for _ in range(self.fsync_repeats))
         return cpu, fsync
 
     def close(self) -> None:

@@ -64,21 +64,29 @@ def calibration_drift(baseline: Sequence[Calibration], current: Calibration) -> 
     """How far the calibration moved between the baseline run(s) and the current run.
 
     A CPU-bound benchmark (both sides say so): how far the CPU loop moved between the runs
-    (current against the median of the baselines). Otherwise also the fsync loop's move
-    between the runs, and its move *during* the current benchmark: I/O latency that swings
-    within a run (here fsync takes 0.4 ms or 8 ms, depending on other processes' writes)
-    swings the benchmark's median as well.
+    (current against the median of the baselines). Against several saved runs only the move
+    beyond the calibration's own spread between them counts (`HISTORY_Z` robust SDs): the
+    history's spread already covers what the machine usually does, and the benchmark's own
+    spread over those runs says what that did to it. Otherwise (I/O-bound) the fsync loop
+    counts as well, and also its move *during* the current benchmark: I/O latency that
+    swings within a run (here fsync takes 0.3 ms or 8 ms, depending on other processes'
+    writes) swings the benchmark as well.
     """
     cpu_bound = all(c.kinds() == ("cpu",) for c in (*baseline, current))
     worst = Drift(0.0, "calibration: no movement")
     for kind in ("cpu",) if cpu_bound else KINDS:
-        level = median(c.level(kind) for c in baseline)
-        between = abs(math.log(current.level(kind) / level))
+        levels = [c.level(kind) for c in baseline]
+        spread = HistorySpread.of(levels)
+        between = abs(math.log(current.level(kind)) - spread.center)
+        words = "between the runs"
+        if len(levels) > 1:
+            between = max(0.0, between - spread.drift().log)
+            words = f"beyond its spread over the {len(levels)} saved runs"
         worst = largest(
             worst,
             Drift(
                 between,
-                f"calibration: the {kind} loop moved {math.expm1(between):.0%} between the runs",
+                f"calibration: the {kind} loop moved {math.expm1(between):.0%} {words}",
             ),
         )
         if kind == "fsync":

@@ -185,7 +185,8 @@ def location(samples: Sequence[float] | FloatArray, statistic: str) -> Location:
     """A run's ``min``, ``p10`` or ``median`` with a distribution-free standard error.
 
     The error comes from the order statistics around the quantile (the binomial 95% ranks);
-    for the minimum, from the gap between it and the 5th percentile.
+    for the minimum, from the gap between it and the 2nd percentile (at least the second
+    fastest round), read as a 95% half-width.
     """
     if statistic not in _QUANTILE:
         raise BadBenchmarkInput(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
@@ -194,7 +195,7 @@ def location(samples: Sequence[float] | FloatArray, statistic: str) -> Location:
     q = _QUANTILE[statistic]
     if q == 0.0:
         value = float(ordered[0])
-        low, high = value, float(ordered[min(n - 1, math.ceil(0.05 * n))])
+        low, high = value, float(ordered[min(n - 1, max(1, math.ceil(0.02 * n) - 1))])
         return Location(value, math.log(high / low) / _NORMAL.inv_cdf(0.975))
     value = float(np.quantile(ordered, q))
     half = 1.96 * math.sqrt(n * q * (1.0 - q))

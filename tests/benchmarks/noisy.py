@@ -9,7 +9,8 @@ one core busy, and every run is a fresh pytest process timed by pytest-benchmark
 - `CPU` / `FSYNC`: a CPU-bound and an fsync-bound benchmark test module (``CPU`` is a
   template: ``CPU.format(loops=20000)``; ``loops=26000`` is a 30% slowdown).
 - `Project`: a scratch project directory; `Project.pytest` runs pytest in it.
-- `verdicts`: the comparison's results from an ``--edge-report=*.json`` file.
+- `verdicts`: the comparison's results from an ``--edge-report=*.json`` file;
+  `anchor_flagged`: whether pytest-benchmark's ``--benchmark-compare-fail`` flagged one.
 """
 
 from __future__ import annotations
@@ -54,8 +55,24 @@ def save(path, data):
 def test_fsync(edge_benchmark, tmp_path):
     edge_benchmark.throughput(save, str(tmp_path / "s.bin"), b"x" * 4096, items=1, unit="saves")
 """
+
+
+def both(loops: int = CPU_LOOPS) -> str:
+    """One module with both benchmarks, so that one fresh process times both (``test_cpu``
+    with *loops*; ``test_fsync`` unchanged)."""
+    return CPU.format(loops=loops) + FSYNC
+
+
+def anchor_flagged(run: Run, name: str) -> bool:
+    """pytest-benchmark's own ``--benchmark-compare-fail`` flagged the benchmark *name*."""
+    return any(
+        line.startswith("\t") and "has failed" in line and name in line.split(" - ")[0]
+        for line in (run.stdout + run.stderr).splitlines()
+    )
+
+
 # Fresh process, no xdist, no cache; pytest-benchmark's defaults except a shorter budget.
-BASE_ARGS = ("-p", "no:xdist", "-p", "no:cacheprovider", "-q", "--benchmark-max-time=0.5")
+BASE_ARGS = ("-p", "no:xdist", "-p", "no:cacheprovider", "-q", "--benchmark-max-time=0.25")
 SPIN = "while True:\n    pass\n"
 
 
