@@ -46,6 +46,8 @@ DEFAULT_HISTORY_RUNS = 5
 # Each run's time is its fastest round by default, as `pytest-edge ab` does: other processes
 # only ever add time, so on a shared machine the low end of a run moves least between runs.
 DEFAULT_STATISTIC = "min"
+# Fewer rounds than this a side: a min or p10 and its error mean nothing, no verdict.
+MIN_SAMPLES = 10
 STATISTIC_HELP = (
     "each run's time compared: min (default: other processes only add time, so the fastest "
     "round moves least between runs), p10, or median (the typical round, contention included)"
@@ -301,6 +303,13 @@ def _note(verdict: DriftVerdict, drift: Drift) -> str:
     return note
 
 
+def _z_p(log_change: float, se: float) -> float:
+    """Two-sided p of a normal test of a log change with standard error *se*."""
+    if se <= 0:
+        return 0.0 if log_change else 1.0
+    return math.erfc(abs(log_change) / se / math.sqrt(2.0))
+
+
 def locate(result: BenchmarkResult, statistic: str) -> Location:
     """A run's time by *statistic*, from its samples or else its summary statistics.
 
@@ -349,7 +358,7 @@ def compare_results(
     base, cur = locate(baseline, statistic), locate(current, statistic)
     se = math.hypot(base.log_se, cur.log_se)
     log_change = math.log(cur.seconds / base.seconds)
-    if baseline.samples and current.samples:
+    if baseline.samples and current.samples and statistic == "median":
         rank = mann_whitney_u(baseline.samples, current.samples)
         n1, n2 = len(baseline.samples), len(current.samples)
         reachable = n1 + n2 > 50 or min_attainable_p(n1, n2) < alpha
@@ -358,7 +367,16 @@ def compare_results(
         )
         p_value: float | None = rank.p_value
         method = (
-            f"each run's {statistic}; Mann-Whitney U ({rank.method}), p < {alpha:g}; "
+            f"each run's median; Mann-Whitney U ({rank.method}), p < {alpha:g}; beyond the drift"
+        )
+    elif baseline.samples and current.samples:
+        # The change in the statistic itself, against its order-statistics error: a rank
+        # test asks whether the whole distributions moved, which is another question.
+        enough = min(len(baseline.samples), len(current.samples)) >= MIN_SAMPLES
+        judged = drift_verdict(log_change, se, enough, drift, threshold, alpha, enough)
+        p_value = _z_p(log_change, se)
+        method = (
+            f"each run's {statistic} (error from the order statistics), p < {alpha:g}; "
             "beyond the drift"
         )
     else:
@@ -489,13 +507,20 @@ def compare_history_result(
     cur = locate(current, statistic)
     log_change = math.log(cur.seconds) - spread.center
     pooled = _pooled(past)
-    if pooled and current.samples:
+    if pooled and current.samples and statistic == "median":
         rank = mann_whitney_u(pooled, current.samples)
         significant = rank.p_value < alpha
         p_value: float | None = rank.p_value
         method = (
-            f"history of {len(history)} runs, each run's {statistic}; Mann-Whitney U "
+            f"history of {len(history)} runs, each run's median; Mann-Whitney U "
             f"({rank.method}) against their pooled samples, p < {alpha:g}; beyond the drift"
+        )
+    elif current.samples:
+        significant = len(current.samples) >= MIN_SAMPLES
+        p_value = _z_p(log_change, cur.log_se)
+        method = (
+            f"history of {len(history)} runs, each run's {statistic} (error from the order "
+            f"statistics), p < {alpha:g}; beyond the drift"
         )
     else:
         significant, p_value = True, None

@@ -109,6 +109,7 @@ def test_small_significant_change_is_same() -> None:
         run(result("b", noisy(1, n=400, sigma=0.01), calibration=CALM)),
         run(result("b", noisy(2, 1.03, n=400, sigma=0.01), calibration=CALM)),
         threshold=0.10,
+        statistic="median",
     )
     only = comparison.results[0]
     assert only.p_value is not None
