@@ -16,13 +16,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from statistics import NormalDist
+from statistics import NormalDist, median
 from typing import Any
 
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, BenchmarkRun
 from pytest_edge.bench.drift import (
     Drift,
     HistorySpread,
+    cpu_scales,
     history_drift,
     two_run_drift,
 )
@@ -303,6 +304,14 @@ def _note(verdict: DriftVerdict, drift: Drift) -> str:
     return note
 
 
+def _normalized_words(machine: float) -> str:
+    """How a CPU-bound benchmark's times were corrected for the machine's speed."""
+    return (
+        f", normalized by the CPU calibration loop (the current run's CPU was "
+        f"{abs(machine - 1.0):.0%} {'slower' if machine >= 1.0 else 'faster'})"
+    )
+
+
 def _z_p(log_change: float, se: float) -> float:
     """Two-sided p of a normal test of a log change with standard error *se*."""
     if se <= 0:
@@ -354,10 +363,16 @@ def compare_results(
     """
     unit, items = unit_and_items(current)
     distributions = (Distribution.of("baseline", baseline), Distribution.of("current", current))
-    drift = two_run_drift(baseline, current)
+    scales = cpu_scales([baseline, current])
+    drift = two_run_drift(baseline, current, normalized=scales is not None)
     base, cur = locate(baseline, statistic), locate(current, statistic)
     se = math.hypot(base.log_se, cur.log_se)
     log_change = math.log(cur.seconds / base.seconds)
+    normalized = ""
+    if scales is not None:
+        machine = scales[1] / scales[0]
+        log_change -= math.log(machine)
+        normalized = _normalized_words(machine)
     if baseline.samples and current.samples and statistic == "median":
         rank = mann_whitney_u(baseline.samples, current.samples)
         n1, n2 = len(baseline.samples), len(current.samples)
@@ -394,7 +409,7 @@ def compare_results(
         judged.low,
         judged.high,
         0.95,
-        f"ratio of the runs' {statistic}, interval widened by the drift",
+        f"ratio of the runs' {statistic}{normalized}, interval widened by the drift",
     )
     return BenchmarkComparison(
         current.fullname,
@@ -404,7 +419,7 @@ def compare_results(
         cur.seconds,
         ratio,
         p_value,
-        method,
+        method + normalized,
         judged.detectable,
         note=_note(judged, drift),
         distributions=distributions,
@@ -501,11 +516,17 @@ def compare_history_result(
     """
     unit, items = unit_and_items(current)
     past = [r for _, r in history]
-    times = [locate(r, statistic).seconds for r in past]
-    spread = HistorySpread.of(times)
-    drift = history_drift(times, past, current)
+    raw = [locate(r, statistic).seconds for r in past]
     cur = locate(current, statistic)
-    log_change = math.log(cur.seconds) - spread.center
+    scales = cpu_scales([*past, current])
+    times, now, normalized = raw, cur.seconds, ""
+    if scales is not None:
+        times = [t / scale for t, scale in zip(raw, scales, strict=False)]
+        now = cur.seconds / scales[-1]
+        normalized = _normalized_words(scales[-1] / median(scales[:-1]))
+    spread = HistorySpread.of(times)
+    drift = history_drift(times, past, current, normalized=scales is not None)
+    log_change = math.log(now) - spread.center
     pooled = _pooled(past)
     if pooled and current.samples and statistic == "median":
         rank = mann_whitney_u(pooled, current.samples)
@@ -529,7 +550,8 @@ def compare_history_result(
             "test only)"
         )
     judged = drift_verdict(log_change, cur.log_se, significant, drift, threshold, alpha)
-    center = math.exp(spread.center)
+    center = median(raw)
+    method += normalized
     ratio = RatioEstimate(
         math.exp(log_change),
         judged.low,
@@ -553,7 +575,7 @@ def compare_history_result(
         judged.detectable,
         note=_note(judged, drift),
         distributions=distributions,
-        history=tuple((label, t) for (label, _), t in zip(history, times, strict=True)),
+        history=tuple((label, t) for (label, _), t in zip(history, raw, strict=True)),
         unit=unit,
         items=items,
         drift=drift,

@@ -11,7 +11,9 @@ the next run. A comparison therefore allows for a drift, the largest of:
 - a history: `HISTORY_Z` robust standard deviations of the saved runs' medians (from their
   median absolute deviation, so one noisy saved run does not widen it);
 - for two runs without calibration, a prior (`PRIOR_TWO_RUNS`, 100%): identical code was
-  measured 1.69x apart between two fresh processes on the development machine (issue 13).
+  measured 1.69x apart between two fresh processes on the development machine (issue 13);
+- for a benchmark not known to be CPU-bound (`io_swing`): how far its own time swung within
+  any of the runs compared, since I/O held back by other processes can hold a whole run.
 
 Drifts are kept as the log of the largest time ratio drift alone could produce.
 """
@@ -102,6 +104,35 @@ def calibration_drift(baseline: Sequence[Calibration], current: Calibration) -> 
     return worst
 
 
+def cpu_bound(results: Sequence[BenchmarkResult]) -> bool:
+    """Every run's calibration record says the benchmark is CPU-bound."""
+    return all(r.calibration is not None and r.calibration.kinds() == ("cpu",) for r in results)
+
+
+def io_swing(results: Sequence[BenchmarkResult]) -> Drift:
+    """How far the benchmark's own time swung within a run: p90 over the fastest round.
+
+    For a benchmark not known to be CPU-bound. Other processes' I/O can hold every round
+    of a run back (here fsync took 0.3 ms in one run and 48 ms at best in the next), and a
+    run's fastest round can land anywhere in the range its latency covers within one run.
+    """
+    worst, where = 0.0, ""
+    for index, result in enumerate(results):
+        if result.samples and len(result.samples) > 1:
+            ordered = sorted(result.samples)
+            high = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+        else:
+            high = result.q3
+        swing = math.log(max(high, result.minimum) / result.minimum)
+        if swing > worst:
+            worst, where = swing, f"run {index + 1} of {len(results)}"
+    return Drift(
+        worst,
+        f"not CPU-bound: its time swung {math.exp(worst):.1f}x within a run ({where}; "
+        "p90 over the fastest round)",
+    )
+
+
 def _missing(baseline: BenchmarkResult, current: BenchmarkResult) -> str:
     sides = [
         name
@@ -111,16 +142,50 @@ def _missing(baseline: BenchmarkResult, current: BenchmarkResult) -> str:
     return " and ".join(sides)
 
 
-def two_run_drift(baseline: BenchmarkResult, current: BenchmarkResult) -> Drift:
-    """Drift between two single runs: measured by the calibration, else the prior."""
-    if baseline.calibration is not None and current.calibration is not None:
-        return largest(FLOOR_DRIFT, calibration_drift([baseline.calibration], current.calibration))
+def cpu_scales(results: Sequence[BenchmarkResult]) -> list[float] | None:
+    """Each run's CPU loop time, when every run calibrated and calls the benchmark CPU-bound.
+
+    A CPU-bound benchmark's times are divided by them: the calibration tracks how fast this
+    process's CPU was (measured here: a benchmark's fastest round moved 25% between fresh
+    processes, its ratio to the CPU loop 4%).
+    """
+    scales = [r.calibration.level("cpu") for r in results if r.calibration is not None]
+    if len(scales) != len(results) or not cpu_bound(results):
+        return None
+    return scales
+
+
+def _during_cpu(results: Sequence[BenchmarkResult]) -> Drift:
+    """The CPU loop's largest move during one run: the error of normalizing by it."""
+    during = max(r.calibration.spread("cpu") for r in results if r.calibration is not None)
     return Drift(
+        during,
+        f"calibration: times normalized by the cpu loop, which moved {math.expm1(during):.0%} "
+        "during a run",
+    )
+
+
+def two_run_drift(
+    baseline: BenchmarkResult, current: BenchmarkResult, normalized: bool = False
+) -> Drift:
+    """Drift between two single runs: measured by the calibration, else the prior.
+
+    *normalized*: the times were divided by the CPU loop (`cpu_scales`), whose move between
+    the runs is then corrected for; only its move during a run is left as drift.
+    """
+    if normalized:
+        return largest(FLOOR_DRIFT, _during_cpu([baseline, current]))
+    swing = None if cpu_bound([baseline, current]) else io_swing([baseline, current])
+    if baseline.calibration is not None and current.calibration is not None:
+        calibration = calibration_drift([baseline.calibration], current.calibration)
+        return largest(FLOOR_DRIFT, calibration, swing)
+    prior = Drift(
         math.log1p(PRIOR_TWO_RUNS),
         f"prior: no calibration in {_missing(baseline, current)}, so up to "
         f"{PRIOR_TWO_RUNS:.0%} is assumed (unchanged code was measured 1.69x apart "
         "between two fresh processes on a shared machine)",
     )
+    return largest(prior, swing)
 
 
 @dataclass(frozen=True)
@@ -150,17 +215,25 @@ class HistorySpread:
 
 
 def history_drift(
-    times: Sequence[float], history: Sequence[BenchmarkResult], current: BenchmarkResult
+    times: Sequence[float],
+    history: Sequence[BenchmarkResult],
+    current: BenchmarkResult,
+    normalized: bool = False,
 ) -> Drift:
     """Drift of a run against saved runs (their *times*): spread, calibration, the floor.
 
-    With a single saved run there is no spread to see: it is two runs.
+    With a single saved run there is no spread to see: it is two runs. *normalized*: the
+    times were divided by the CPU loop (`cpu_scales`).
     """
     if len(history) < 2:
-        return two_run_drift(history[0], current)
+        return two_run_drift(history[0], current, normalized)
     spread = HistorySpread.of(times).drift()
+    if normalized:
+        return largest(FLOOR_DRIFT, spread, _during_cpu([current]))
     saved = [r.calibration for r in history if r.calibration is not None]
     calibration = None
     if saved and current.calibration is not None:
         calibration = calibration_drift(saved, current.calibration)
-    return largest(FLOOR_DRIFT, spread, calibration)
+    runs = [*history, current]
+    swing = None if cpu_bound(runs) else io_swing(runs)
+    return largest(FLOOR_DRIFT, spread, calibration, swing)

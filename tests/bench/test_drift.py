@@ -111,11 +111,12 @@ def test_the_issue_case_a_noisy_saved_run_does_not_hide_a_30_percent_slowdown() 
 
 def test_the_issue_case_a_noisy_current_run_is_inconclusive_not_a_regression() -> None:
     """Issue 13: unchanged code flagged at 1.66x; here its calibration moved with it."""
+    io = calm(cpu_fraction=IO_BOUND)
     history = [
-        run(result("b", noisy(100 + i, f, n=200, sigma=0.02), calibration=CALM))
+        run(result("b", noisy(100 + i, f, n=200, sigma=0.02), calibration=io))
         for i, f in enumerate((1.0, 1.02, 0.99))
     ]
-    noisy_machine = calm(cpu=1.7e-3)
+    noisy_machine = calm(cpu=1.7e-3, cpu_fraction=IO_BOUND)
     current = run(result("b", noisy(9, 1.66, n=200, sigma=0.02), calibration=noisy_machine))
     only = compare_history(history, current, statistic="median").results[0]
     assert only.verdict is Verdict.INCONCLUSIVE
@@ -125,9 +126,11 @@ def test_the_issue_case_a_noisy_current_run_is_inconclusive_not_a_regression() -
 
 
 def test_two_runs_whose_machine_moved_are_inconclusive_never_a_regression() -> None:
+    before = calm(cpu=1e-3, cpu_fraction=IO_BOUND)
+    after = calm(cpu=1.35e-3, cpu_fraction=IO_BOUND)
     comparison = compare_runs(
-        run(result("b", noisy(1, n=200, sigma=0.02), calibration=calm(cpu=1e-3))),
-        run(result("b", noisy(2, 1.3, n=200, sigma=0.02), calibration=calm(cpu=1.35e-3))),
+        run(result("b", noisy(1, n=200, sigma=0.02), calibration=before)),
+        run(result("b", noisy(2, 1.3, n=200, sigma=0.02), calibration=after)),
         statistic="median",
     )
     only = comparison.results[0]
@@ -136,6 +139,34 @@ def test_two_runs_whose_machine_moved_are_inconclusive_never_a_regression() -> N
     assert only.drift.relative == pytest.approx(0.35)
     assert comparison.exit_status() == EXIT_OK
     assert comparison.exit_status(fail_on_inconclusive=True) == EXIT_INCONCLUSIVE
+
+
+@pytest.mark.parametrize(("code", "verdict"), [(1.0, Verdict.SAME), (1.3, Verdict.SLOWER)])
+def test_a_cpu_bound_benchmark_is_normalized_by_the_cpu_loop(code: float, verdict: Verdict) -> None:
+    """The process's CPU ran 35% slower (both loop and benchmark): corrected for, not drift."""
+    slow_machine = calm(cpu=1.35e-3)
+    comparison = compare_runs(
+        run(result("b", noisy(1, n=200, sigma=0.02), calibration=CALM)),
+        run(result("b", noisy(2, 1.35 * code, n=200, sigma=0.02), calibration=slow_machine)),
+        statistic="median",
+    )
+    only = comparison.results[0]
+    assert only.verdict is verdict
+    assert only.ratio is not None
+    assert only.ratio.ratio == pytest.approx(code, rel=0.03)
+    assert "normalized by the CPU calibration loop (the current run's CPU was 35% slower)" in (
+        only.method
+    )
+    history = [
+        run(result("b", noisy(100 + i, f, n=200, sigma=0.02), calibration=calm(cpu=f * 1e-3)))
+        for i, f in enumerate((1.0, 1.25, 1.05))  # the machine moved, the code did not
+    ]
+    against = compare_history(
+        history,
+        run(result("b", noisy(2, 1.1 * code, n=200, sigma=0.02), calibration=calm(cpu=1.1e-3))),
+        statistic="median",
+    )
+    assert against.results[0].verdict is verdict
 
 
 def test_the_min_of_cpu_bound_runs_sees_a_slowdown_the_median_hides() -> None:

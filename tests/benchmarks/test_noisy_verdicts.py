@@ -83,7 +83,8 @@ class Tally:
 
 def compared(project: Project, case: str, *edge_args: str) -> tuple[Run, Path]:
     report = project.path / f"report-{case}-{len(list(project.path.glob('report-*')))}.json"
-    run = project.pytest(*edge_args, f"--edge-report={report}", ANCHOR)
+    data = report.with_name(report.name.replace("report-", "run-"))
+    run = project.pytest(*edge_args, f"--edge-report={report}", f"--benchmark-json={data}", ANCHOR)
     assert report.is_file(), run.stdout[-3000:] + run.stderr[-3000:]
     return run, report
 
