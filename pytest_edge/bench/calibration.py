@@ -2,9 +2,11 @@
 
 The same code timed in two runs tells whether the *machine* moved between them (another
 job took a core, the disk got busy), which the benchmark's own samples cannot: a run whose
-calibration moved by X% cannot show a change smaller than about X%. Each benchmark test is
-bracketed: the set is timed just before the test and just after it (a few ms each), so the
-record also says whether the machine moved *during* that benchmark.
+calibration moved by X% cannot show a change smaller than about X% (`pytest_edge.bench.drift`),
+and a CPU-bound benchmark's times are divided by the CPU loop's, which corrects for how fast
+this process's CPU was. Each benchmark test is bracketed: the set is timed just before the
+test and just after it (a few ms each), so the record also says whether the machine moved
+*during* that benchmark.
 
 The record lives in the benchmark's ``extra_info["edge"]["calibration"]`` (pytest-benchmark's
 format stays the format; ``machine_info`` is left alone because pytest-benchmark warns on
