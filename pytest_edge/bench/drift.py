@@ -229,7 +229,9 @@ def history_drift(
         return two_run_drift(history[0], current, normalized)
     spread = HistorySpread.of(times).drift()
     if normalized:
-        return largest(FLOOR_DRIFT, spread, _during_cpu([current]))
+        # The saved runs' times were normalized too: their spread includes the error of
+        # normalizing, so the loop's move during a run is not added again.
+        return largest(FLOOR_DRIFT, spread)
     saved = [r.calibration for r in history if r.calibration is not None]
     calibration = None
     if saved and current.calibration is not None:
