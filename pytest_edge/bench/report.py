@@ -18,7 +18,10 @@ The section's ``data`` (schema ``pytest-edge-benchmarks/1``)::
                                         "note", "history": [{"run", "median_s"}]}]},
      "messages": [str]}
 
-Ratios are current/baseline times (above 1: slower). ``verdict`` is one of ``faster``,
+Ratios are current/baseline times (above 1: slower). ``baseline_median_s`` and
+``current_median_s`` (names kept for compatibility) are the times compared: each run's
+statistic (its min by default; ``method`` names it), against a history the median of the
+saved runs' ones. ``verdict`` is one of ``faster``,
 ``slower`` (then ``regression`` is true; shown as ``slower (REGRESSION)``), ``same``,
 ``inconclusive``, ``new``, ``missing``. ``detectable_change`` is the smallest relative
 slowdown the comparison could have flagged; null when none could have been. ``drift`` is the
@@ -178,8 +181,8 @@ def comparison_table(comparison: Comparison) -> Table:
         (
             "benchmark",
             "verdict",
-            "baseline median",
-            "current median",
+            "baseline time",
+            "current time",
             "time ratio [95% CI]",
             "p",
             "smallest detectable",
@@ -266,7 +269,8 @@ def comparison_blocks(comparison: Comparison) -> list[Block]:
             "'smallest detectable' is the smallest slowdown this comparison could have "
             "flagged: 'inconclusive' means a change of the threshold's size could not be "
             "told from drift (compare against a history, or use pytest-edge ab); 'same' says "
-            "nothing about changes below the smallest detectable one.",
+            "nothing about changes below the smallest detectable one. Times are each run's "
+            "fastest round unless --edge-statistic chose p10 or median (see the method).",
             "note",
         )
     )
