@@ -5,7 +5,8 @@ one memory layout and one state of the machine, so a rank test on them says noth
 the next run. A comparison therefore allows for a drift, the largest of:
 
 - a floor (`FLOOR`, 5%): fresh processes of unchanged code differ by a few percent even on a
-  quiet machine (memory layout, hash seed), which no calibration can see;
+  quiet machine (memory layout, hash seed), which no calibration can see; between two single
+  runs a measured 30% (`TWO_RUN_FLOOR`): a history measures it instead;
 - the calibration set (`pytest_edge.bench.calibration`), when both sides timed it: how far
   its loops moved between the runs around this benchmark, or during one of them;
 - a history: `HISTORY_Z` robust standard deviations of the saved runs' medians (from their
@@ -29,6 +30,11 @@ from pytest_edge.bench.calibration import KINDS, Calibration
 from pytest_edge.bench.data import BenchmarkResult
 
 FLOOR = 0.05
+# Two single runs, calibrated: unchanged CPU-bound code, normalized by the CPU loop, still
+# moved by up to 26% between two fresh processes on the shared 2-core development machine
+# (8 tries, tests/benchmarks/test_noisy_verdicts.py), with the loop itself steady: that much
+# no calibration sees, and only a history or `pytest-edge ab` can narrow it.
+TWO_RUN_FLOOR = 0.30
 PRIOR_TWO_RUNS = 1.0
 HISTORY_Z = 3.0
 # Median absolute deviation to standard deviation, for normally distributed values. The MAD
@@ -59,6 +65,11 @@ def largest(*drifts: Drift | None) -> Drift:
 FLOOR_DRIFT = Drift(
     math.log1p(FLOOR),
     f"floor: fresh processes of unchanged code differ by up to {FLOOR:.0%}",
+)
+TWO_RUN_FLOOR_DRIFT = Drift(
+    math.log1p(TWO_RUN_FLOOR),
+    f"floor for two single runs: unchanged code moved up to {TWO_RUN_FLOOR:.0%} between two "
+    "fresh processes on a shared runner with its calibration steady",
 )
 
 
@@ -174,11 +185,11 @@ def two_run_drift(
     the runs is then corrected for; only its move during a run is left as drift.
     """
     if normalized:
-        return largest(FLOOR_DRIFT, _during_cpu([baseline, current]))
+        return largest(TWO_RUN_FLOOR_DRIFT, _during_cpu([baseline, current]))
     swing = None if cpu_bound([baseline, current]) else io_swing([baseline, current])
     if baseline.calibration is not None and current.calibration is not None:
         calibration = calibration_drift([baseline.calibration], current.calibration)
-        return largest(FLOOR_DRIFT, calibration, swing)
+        return largest(TWO_RUN_FLOOR_DRIFT, calibration, swing)
     prior = Drift(
         math.log1p(PRIOR_TWO_RUNS),
         f"prior: no calibration in {_missing(baseline, current)}, so up to "

@@ -18,7 +18,7 @@ def sample_report() -> EdgeReport:
             result("t.py::test_b", noisy(2), calibration=CALM),
         ),
         run(
-            result("t.py::test_a", noisy(3, 1.3), calibration=CALM),
+            result("t.py::test_a", noisy(3, 1.6), calibration=CALM),
             result("t.py::test_b", noisy(4), calibration=CALM),
         ),
     )
