@@ -1,9 +1,11 @@
 """Comparing benchmark runs: two runs, a run against a history, and verdicts.
 
-A benchmark is a regression only when the change is statistically significant within the
-runs (Mann-Whitney U, p < `DEFAULT_ALPHA`; without raw samples, non-overlapping 95% intervals
-of the medians, and the result says so), larger than the threshold, AND larger than the
-drift between runs (`pytest_edge.bench.drift`) plus the within-run uncertainty. Where the
+Each run's time is a statistic of its rounds (its min by default, as `pytest-edge ab`). A
+benchmark is a regression only when the change is significant within the runs (that
+statistic against its order-statistics error; for medians Mann-Whitney U, p <
+`DEFAULT_ALPHA`; without raw samples, non-overlapping 95% intervals of the medians, and the
+result says so), larger than the threshold, AND larger than the drift between runs
+(`pytest_edge.bench.drift`) combined with the within-run uncertainty. Where the
 drift is too large to tell, the verdict is ``inconclusive`` with the smallest change the
 comparison could have detected: never ``slower (REGRESSION)`` and never ``same``.
 """

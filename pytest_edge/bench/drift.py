@@ -1,4 +1,4 @@
-"""Drift: how far a benchmark's median can move between runs of unchanged code.
+"""Drift: how far a benchmark's time can move between runs of unchanged code.
 
 The samples of one run are not independent of the run: the whole run shares one process,
 one memory layout and one state of the machine, so a rank test on them says nothing about
@@ -7,9 +7,11 @@ the next run. A comparison therefore allows for a drift, the largest of:
 - a floor (`FLOOR`, 5%): fresh processes of unchanged code differ by a few percent even on a
   quiet machine (memory layout, hash seed), which no calibration can see; between two single
   runs a measured 30% (`TWO_RUN_FLOOR`): a history measures it instead;
-- the calibration set (`pytest_edge.bench.calibration`), when both sides timed it: how far
-  its loops moved between the runs around this benchmark, or during one of them;
-- a history: `HISTORY_Z` robust standard deviations of the saved runs' medians (from their
+- the calibration set (`pytest_edge.bench.calibration`), when both sides timed it: a
+  CPU-bound benchmark's times are divided by the CPU loop's (`cpu_scales`) and the loop's
+  move during a run is left; any other benchmark allows how far the loops moved between
+  the runs, and the fsync loop during the benchmark;
+- a history: `HISTORY_Z` robust standard deviations of the saved runs' times (from their
   median absolute deviation, so one noisy saved run does not widen it);
 - for two runs without calibration, a prior (`PRIOR_TWO_RUNS`, 100%): identical code was
   measured 1.69x apart between two fresh processes on the development machine (issue 13);
@@ -201,7 +203,7 @@ def two_run_drift(
 
 @dataclass(frozen=True)
 class HistorySpread:
-    """The saved runs' medians on a log scale: their median and robust standard deviation."""
+    """The saved runs' times on a log scale: their median and robust standard deviation."""
 
     center: float
     sd: float
