@@ -5,6 +5,7 @@
 - `data`: reading pytest-benchmark JSON and its storage;
 - `stats`: rank test, Hodges-Lehmann ratio, paired t (numpy, no scipy);
 - `compare`: verdicts on two runs or a run against a history;
+- `drift`: how far runs of unchanged code drift apart; `calibration`: the calibration set;
 - `ab`: two git revisions benchmarked interleaved;
 - `instructions`: callgrind instruction counts;
 - `session`: one pytest session's bookkeeping; `report`: the edge report's benchmark section.

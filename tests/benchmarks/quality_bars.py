@@ -88,7 +88,7 @@ def pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def verdict_line(output: str) -> str:
     for line in output.splitlines():
         if line.startswith(("test_", "tests/")) and (
-            "same" in line or "slower" in line or "faster" in line
+            "same" in line or "slower" in line or "faster" in line or "inconclusive" in line
         ):
             return " ".join(line.split())
     return "(no verdict line)"
