@@ -68,6 +68,7 @@ class Verdict(StrEnum):
     SLOWER = "slower"
     SAME = "same"
     NOISY = "same (noisy)"
+    INCONCLUSIVE = "inconclusive"
     NEW = "new"
     MISSING = "missing"
 
