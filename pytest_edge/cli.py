@@ -70,17 +70,42 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         fmt = _output_format(args)
         current = load_run(files[-1])
+        inputs = [Path(f) for f in files]
         if args.history:
             current_path = Path(files[-1]).resolve()
             paths = [p for p in history_files(args.history) if p.resolve() != current_path]
             if not paths:
                 raise BadBenchmarkInput(f"{args.history}: no earlier runs besides {files[-1]}")
-            comparison = compare_history(load_history(paths, args.runs), current, args.threshold)
+            inputs += paths
+            comparison = compare_history(
+                load_history(paths, args.runs), current, args.threshold, statistic=args.statistic
+            )
         else:
-            comparison = compare_runs(load_run(files[0]), current, args.threshold)
+            comparison = compare_runs(
+                load_run(files[0]), current, args.threshold, statistic=args.statistic
+            )
+        _check_output(args.output, inputs)
     except ValueError as error:  # BadBenchmarkInput, or an --output extension of no format
         return _fail("compare", str(error))
-    return _emit("compare", comparison, args, fmt)
+    code = _emit("compare", comparison, args, fmt)
+    return code if code == 2 else comparison.exit_status(args.fail_on_inconclusive)
+
+
+def _check_output(output: str | None, inputs: Sequence[object]) -> None:
+    """--output must not be one of the files read: a report never replaces benchmark data."""
+    from pathlib import Path
+
+    from pytest_edge.bench.data import BadBenchmarkInput
+
+    if output is None:
+        return
+    target = Path(output).resolve()
+    for source in inputs:
+        if Path(str(source)).resolve() == target:
+            raise BadBenchmarkInput(
+                f"--output {output} is one of the input files ({source}): it would be "
+                "overwritten; write the report elsewhere"
+            )
 
 
 def _output_format(args: argparse.Namespace) -> str:
@@ -102,7 +127,10 @@ def _emit(command: str, comparison: Comparison, args: argparse.Namespace, fmt: s
     report = EdgeReport(f"pytest-edge {command}").with_section(benchmark_section((), comparison))
     text = render(report, fmt)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            return _fail(command, f"--output {args.output}: cannot write it ({error})")
         print(f"pytest-edge {command}: wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -282,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="compare pytest-benchmark JSON runs: regressions exit with status 1",
         description="Compare CURRENT with BASELINE (two pytest-benchmark JSON files), or with "
-        "the spread of the last runs saved in a directory (--history DIR CURRENT). Exit "
-        "status: 0 no regression, 1 a significant regression beyond the threshold, 2 bad input.",
+        "the spread of the last runs saved in a directory (--history DIR CURRENT), allowing "
+        "for the drift between runs. Exit status: 0 same, faster or inconclusive; 1 a "
+        "regression (significant, beyond the threshold and beyond the drift); 2 bad input; "
+        "3 inconclusive with --fail-on-inconclusive.",
     )
     compare.add_argument("files", nargs="+", metavar="FILE", help="BASELINE CURRENT, or CURRENT")
     compare.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
@@ -291,6 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--history", default=None, metavar="DIR", help="saved runs (.benchmarks)")
     compare.add_argument(
         "--runs", type=int, default=5, metavar="N", help="history runs to use (default 5)"
+    )
+    compare.add_argument(
+        "--statistic",
+        choices=("min", "p10", "median"),
+        default="min",
+        help="each run's time compared (default min: other processes only add time, so the "
+        "fastest round moves least between runs; p10; median)",
+    )
+    compare.add_argument(
+        "--fail-on-inconclusive",
+        action="store_true",
+        help="exit with status 3 when a benchmark is inconclusive (drift hid a change of the "
+        "threshold's size) and none regressed",
     )
     compare.set_defaults(run=_compare)
 

@@ -1,8 +1,11 @@
 """Comparing benchmark runs: two runs, a run against a history, and verdicts.
 
-A benchmark is a regression only when the change is statistically significant AND larger
-than the threshold. With raw samples the test is Mann-Whitney U (p < `DEFAULT_ALPHA`); without
-them it falls back to non-overlapping 95% intervals of the medians, and the result says so.
+A benchmark is a regression only when the change is statistically significant within the
+runs (Mann-Whitney U, p < `DEFAULT_ALPHA`; without raw samples, non-overlapping 95% intervals
+of the medians, and the result says so), larger than the threshold, AND larger than the
+drift between runs (`pytest_edge.bench.drift`) plus the within-run uncertainty. Where the
+drift is too large to tell, the verdict is ``inconclusive`` with the smallest change the
+comparison could have detected: never ``slower (REGRESSION)`` and never ``same``.
 """
 
 from __future__ import annotations
@@ -13,15 +16,24 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from statistics import median
+from statistics import NormalDist
 from typing import Any
 
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, BenchmarkRun
+from pytest_edge.bench.drift import (
+    Drift,
+    HistorySpread,
+    history_drift,
+    two_run_drift,
+)
 from pytest_edge.bench.stats import (
+    DETECTION_POWER,
+    STATISTICS,
+    Location,
     RatioEstimate,
-    detectable_change_independent,
-    hodges_lehmann_ratio,
+    location,
     mann_whitney_u,
+    min_attainable_p,
 )
 from pytest_edge.report.model import BoxSeries
 from pytest_edge.schema import is_number
@@ -31,6 +43,13 @@ DEFAULT_THRESHOLD = 0.10
 # With the default rounds (`DEFAULT_MIN_ROUNDS` a side) the exact test can go far below it.
 DEFAULT_ALPHA = 0.001
 DEFAULT_HISTORY_RUNS = 5
+# Each run's time is its fastest round by default, as `pytest-edge ab` does: other processes
+# only ever add time, so on a shared machine the low end of a run moves least between runs.
+DEFAULT_STATISTIC = "min"
+STATISTIC_HELP = (
+    "each run's time compared: min (default: other processes only add time, so the fastest "
+    "round moves least between runs), p10, or median (the typical round, contention included)"
+)
 # 95% interval of a median from its IQR (the "notch" of a box plot, McGill et al. 1978).
 _NOTCH = 1.57
 THRESHOLD_HELP = "a relative change: '10%' or '0.10' (default 10%)"
@@ -64,13 +83,30 @@ def threshold_type(text: str) -> float:
 
 
 class Verdict(StrEnum):
+    """A benchmark's verdict; `label` is how every report and the terminal spell it."""
+
     FASTER = "faster"
     SLOWER = "slower"
     SAME = "same"
-    NOISY = "same (noisy)"
     INCONCLUSIVE = "inconclusive"
     NEW = "new"
     MISSING = "missing"
+
+    @property
+    def label(self) -> str:
+        return "slower (REGRESSION)" if self is Verdict.SLOWER else str(self)
+
+
+# Exit statuses of a comparison (the `pytest-edge compare` command's; pytest's own are 0/1).
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_BAD_INPUT = 2
+EXIT_INCONCLUSIVE = 3  # only with --fail-on-inconclusive: 1 stays "a regression"
+INCONCLUSIVE_ADVICE = (
+    "inconclusive: the drift between runs is larger than the change this comparison could "
+    "tell apart; re-run it against a history of 3 or more saved runs "
+    "(--edge-compare=history) or with `pytest-edge ab`, which interleaves fresh processes"
+)
 
 
 class Distribution(BoxSeries):
@@ -122,10 +158,15 @@ class BenchmarkComparison:
     history: tuple[tuple[str, float], ...] = ()  # (run label, median) oldest first
     unit: str | None = None
     items: float | None = None
+    drift: Drift | None = None  # the between-run drift allowed for, and why
 
     @property
     def regression(self) -> bool:
         return self.verdict is Verdict.SLOWER
+
+    @property
+    def label(self) -> str:
+        return self.verdict.label
 
     def throughput(self, seconds: float | None) -> float | None:
         """Items per second for a time per call, when the benchmark declared its items."""
@@ -152,9 +193,21 @@ class Comparison:
         return tuple(r for r in self.results if r.regression)
 
     @property
+    def inconclusive(self) -> tuple[BenchmarkComparison, ...]:
+        return tuple(r for r in self.results if r.verdict is Verdict.INCONCLUSIVE)
+
+    @property
     def exit_code(self) -> int:
         """1 when anything regressed beyond the threshold, else 0."""
-        return 1 if self.regressions else 0
+        return EXIT_REGRESSION if self.regressions else EXIT_OK
+
+    def exit_status(self, fail_on_inconclusive: bool = False) -> int:
+        """`exit_code`, or `EXIT_INCONCLUSIVE` for an inconclusive one when asked to fail."""
+        if self.regressions:
+            return EXIT_REGRESSION
+        if fail_on_inconclusive and self.inconclusive:
+            return EXIT_INCONCLUSIVE
+        return EXIT_OK
 
 
 def machine_warning(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
@@ -176,12 +229,91 @@ def machine_warning(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> 
 
 
 def verdict_of(change: float, significant: bool, threshold: float) -> Verdict:
-    """The verdict on a time ratio *change* (above 1: slower) beyond the *threshold* band."""
+    """The verdict on a time ratio *change* (above 1: slower) beyond the *threshold* band.
+
+    Without a drift model: for paired A/B runs, whose pairs already carry the drift.
+    """
     if change > 1.0 + threshold:
-        return Verdict.SLOWER if significant else Verdict.NOISY
+        return Verdict.SLOWER if significant else Verdict.INCONCLUSIVE
     if change < 1.0 / (1.0 + threshold):
-        return Verdict.FASTER if significant else Verdict.NOISY
+        return Verdict.FASTER if significant else Verdict.INCONCLUSIVE
     return Verdict.SAME
+
+
+_Z95 = NormalDist().inv_cdf(0.975)
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """A verdict that allowed for drift, with its smallest detectable change (>= threshold)."""
+
+    verdict: Verdict
+    detectable: float
+    low: float  # the change's plausible range: 95% within-run and the drift (a ratio)
+    high: float
+
+
+def drift_verdict(
+    log_change: float,
+    se_within: float,
+    significant: bool,
+    drift: Drift,
+    threshold: float,
+    alpha: float,
+    reachable: bool = True,
+) -> DriftVerdict:
+    """The verdict on a log time ratio, allowing for within-run noise AND between-run drift.
+
+    - slower/faster: significant within the runs, beyond the threshold, and beyond the
+      drift combined with the within-run uncertainty at *alpha*;
+    - same: the change's plausible range (95% within the runs, combined with the drift) lies
+      inside the threshold band;
+    - otherwise inconclusive. *reachable* False: too few samples for any p below *alpha*.
+    """
+    z_alpha = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    band = math.log1p(threshold)
+    bound = math.hypot(z_alpha * se_within, drift.log)
+    plausible = math.hypot(_Z95 * se_within, drift.log)
+    if significant and log_change > band and log_change > bound:
+        verdict = Verdict.SLOWER
+    elif significant and log_change < -band and -log_change > bound:
+        verdict = Verdict.FASTER
+    elif abs(log_change) + plausible <= band:
+        verdict = Verdict.SAME
+    else:
+        verdict = Verdict.INCONCLUSIVE
+    power = NormalDist().inv_cdf(DETECTION_POWER)
+    detect = math.expm1(math.hypot((z_alpha + power) * se_within, drift.log))
+    if not reachable:
+        detect = math.inf
+    return DriftVerdict(
+        verdict,
+        max(detect, threshold),
+        math.exp(log_change - plausible),
+        math.exp(log_change + plausible),
+    )
+
+
+def _note(verdict: DriftVerdict, drift: Drift) -> str:
+    note = f"drift allowed: {drift.relative:.1%} ({drift.source})"
+    if verdict.verdict is Verdict.INCONCLUSIVE:
+        note = f"{note}; {INCONCLUSIVE_ADVICE}"
+    return note
+
+
+def locate(result: BenchmarkResult, statistic: str) -> Location:
+    """A run's time by *statistic*, from its samples or else its summary statistics.
+
+    Without samples the error is the median's 95% notch (1.57 IQR / sqrt(rounds)), the
+    closest the summary allows.
+    """
+    if result.samples and len(result.samples) > 1:
+        return location(result.samples, statistic)
+    if statistic not in STATISTICS:
+        raise BadBenchmarkInput(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
+    value = {"min": result.minimum, "p10": result.q1, "median": result.median}[statistic]
+    half = _NOTCH * max(result.iqr, 0.0) / math.sqrt(max(result.rounds, 1))
+    return Location(value, half / _Z95 / result.median)
 
 
 def _notch(result: BenchmarkResult) -> tuple[float, float]:
@@ -204,52 +336,63 @@ def compare_results(
     current: BenchmarkResult,
     threshold: float,
     alpha: float = DEFAULT_ALPHA,
+    statistic: str = DEFAULT_STATISTIC,
 ) -> BenchmarkComparison:
-    """Verdict on one benchmark present in both runs."""
+    """Verdict on one benchmark present in both runs, allowing for the drift between them.
+
+    The change is the ratio of the runs' *statistic*; it must also be significant within
+    the runs (rank test on the samples, else non-overlapping median intervals).
+    """
     unit, items = unit_and_items(current)
     distributions = (Distribution.of("baseline", baseline), Distribution.of("current", current))
+    drift = two_run_drift(baseline, current)
+    base, cur = locate(baseline, statistic), locate(current, statistic)
+    se = math.hypot(base.log_se, cur.log_se)
+    log_change = math.log(cur.seconds / base.seconds)
     if baseline.samples and current.samples:
         rank = mann_whitney_u(baseline.samples, current.samples)
-        ratio = hodges_lehmann_ratio(baseline.samples, current.samples)
-        detect = detectable_change_independent(baseline.samples, current.samples, alpha)
-        verdict = verdict_of(ratio.ratio, rank.p_value < alpha, threshold)
-        method = f"Mann-Whitney U ({rank.method}), p < {alpha:g}"
-        return BenchmarkComparison(
-            current.fullname,
-            current.group,
-            verdict,
-            baseline.median,
-            current.median,
-            ratio,
-            rank.p_value,
-            method,
-            max(detect, threshold),
-            distributions=distributions,
-            unit=unit,
-            items=items,
+        n1, n2 = len(baseline.samples), len(current.samples)
+        reachable = n1 + n2 > 50 or min_attainable_p(n1, n2) < alpha
+        judged = drift_verdict(
+            log_change, se, rank.p_value < alpha, drift, threshold, alpha, reachable
         )
-    base_low, base_high = _notch(baseline)
-    cur_low, cur_high = _notch(current)
-    change = current.median / baseline.median
+        p_value: float | None = rank.p_value
+        method = (
+            f"each run's {statistic}; Mann-Whitney U ({rank.method}), p < {alpha:g}; "
+            "beyond the drift"
+        )
+    else:
+        base_low, base_high = _notch(baseline)
+        cur_low, cur_high = _notch(current)
+        separated = cur_low > base_high or cur_high < base_low
+        judged = drift_verdict(log_change, se, separated, drift, threshold, alpha)
+        p_value = None
+        method = (
+            f"each run's {statistic}; non-overlapping 95% median intervals (no raw samples: "
+            "run with --benchmark-save-data or edge_benchmark to keep them); beyond the drift"
+        )
     ratio = RatioEstimate(
-        change, cur_low / base_high, cur_high / base_low, 0.95, "ratio of medians"
+        math.exp(log_change),
+        judged.low,
+        judged.high,
+        0.95,
+        f"ratio of the runs' {statistic}, interval widened by the drift",
     )
-    separated = cur_low > base_high or cur_high < base_low
-    detect = math.expm1((math.log(base_high / base_low) + math.log(cur_high / cur_low)) / 2.0)
     return BenchmarkComparison(
         current.fullname,
         current.group,
-        verdict_of(change, separated, threshold),
-        baseline.median,
-        current.median,
+        judged.verdict,
+        base.seconds,
+        cur.seconds,
         ratio,
-        None,
-        "non-overlapping 95% median intervals (no raw samples: run with "
-        "--benchmark-save-data or edge_benchmark to keep them)",
-        max(detect, threshold),
+        p_value,
+        method,
+        judged.detectable,
+        note=_note(judged, drift),
         distributions=distributions,
         unit=unit,
         items=items,
+        drift=drift,
     )
 
 
@@ -274,6 +417,7 @@ def compare_runs(
     current: BenchmarkRun,
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
+    statistic: str = DEFAULT_STATISTIC,
 ) -> Comparison:
     """Compare every benchmark of two runs; `BadBenchmarkInput` when none is in both."""
     base, cur = baseline.by_name(), current.by_name()
@@ -284,7 +428,7 @@ def compare_runs(
             f"{current.source} ({len(cur)} benchmarks): compare runs of the same tests"
         )
     results = [
-        compare_results(base[name], cur[name], threshold, alpha)
+        compare_results(base[name], cur[name], threshold, alpha, statistic)
         if name in base
         else _unpaired(name, cur[name], Verdict.NEW)
         for name in cur
@@ -296,6 +440,16 @@ def compare_runs(
             "some benchmarks have no raw samples: their significance comes from "
             "non-overlapping median intervals, a weaker test"
         )
+    notes = [
+        "Two single runs see the drift between runs only through the calibration set timed "
+        "around each benchmark; a change it cannot tell from drift is inconclusive. On a "
+        "noisy machine prefer a history (--edge-compare=history) or `pytest-edge ab`."
+    ]
+    if any(r.drift is not None and r.drift.source.startswith("prior") for r in results):
+        notes.append(
+            "some benchmarks have no calibration on one side: their drift is the "
+            "prior, so only a change of about 2x or more can be told apart"
+        )
     return Comparison(
         "two runs",
         baseline.source,
@@ -304,10 +458,7 @@ def compare_runs(
         alpha,
         tuple(results),
         tuple(warnings),
-        (
-            "Two single runs cannot tell run-to-run drift from a change: on a noisy "
-            "machine prefer --history or `pytest-edge ab`.",
-        ),
+        tuple(notes),
     )
 
 
@@ -322,48 +473,45 @@ def compare_history_result(
     current: BenchmarkResult,
     threshold: float,
     alpha: float = DEFAULT_ALPHA,
+    statistic: str = DEFAULT_STATISTIC,
 ) -> BenchmarkComparison:
-    """Current against the spread of earlier runs' medians (``history`` oldest first).
+    """Current against the saved runs (``history`` oldest first), each by its *statistic*.
 
-    A regression must be significant against the pooled history AND slower than the slowest
-    earlier run by more than the threshold: a change inside the run-to-run band (widened by
-    the threshold) is "same (noisy)", never a regression.
+    The change is the current run's time over the median of the saved runs' times; the
+    drift allowed is their robust spread (MAD: one noisy saved run neither widens nor
+    shifts it), the calibration's movement and the floor (`history_drift`).
     """
     unit, items = unit_and_items(current)
-    medians = [r.median for _, r in history]
-    center = median(medians)
-    band_low, band_high = min(medians), max(medians)
-    pooled = _pooled([r for _, r in history])
+    past = [r for _, r in history]
+    times = [locate(r, statistic).seconds for r in past]
+    spread = HistorySpread.of(times)
+    drift = history_drift(times, past, current)
+    cur = locate(current, statistic)
+    log_change = math.log(cur.seconds) - spread.center
+    pooled = _pooled(past)
     if pooled and current.samples:
         rank = mann_whitney_u(pooled, current.samples)
-        ratio = hodges_lehmann_ratio(pooled, current.samples)
         significant = rank.p_value < alpha
         p_value: float | None = rank.p_value
-        within = detectable_change_independent(pooled, current.samples, alpha)
-        method = f"history of {len(history)} runs + Mann-Whitney U ({rank.method}), p < {alpha:g}"
-    else:
-        ratio = RatioEstimate(
-            current.median / center,
-            band_low / center,
-            band_high / center,
-            1.0,
-            "ratio to the history's median (interval: its range)",
+        method = (
+            f"history of {len(history)} runs, each run's {statistic}; Mann-Whitney U "
+            f"({rank.method}) against their pooled samples, p < {alpha:g}; beyond the drift"
         )
-        significant, p_value, within = True, None, 0.0
-        method = f"history of {len(history)} runs (no raw samples: band test only)"
-    slower_edge = band_high * (1.0 + threshold)
-    faster_edge = band_low / (1.0 + threshold)
-    change = current.median / center
-    if current.median > slower_edge and significant:
-        verdict = Verdict.SLOWER
-    elif current.median < faster_edge and significant:
-        verdict = Verdict.FASTER
-    elif abs(math.log(change)) > math.log1p(threshold) or current.median > slower_edge:
-        verdict = Verdict.NOISY
     else:
-        verdict = Verdict.SAME
-    band = (band_high - band_low) / center
-    detect = max(slower_edge / center - 1.0, within, threshold)
+        significant, p_value = True, None
+        method = (
+            f"history of {len(history)} runs, each run's {statistic} (no raw samples: drift "
+            "test only)"
+        )
+    judged = drift_verdict(log_change, cur.log_se, significant, drift, threshold, alpha)
+    center = math.exp(spread.center)
+    ratio = RatioEstimate(
+        math.exp(log_change),
+        judged.low,
+        judged.high,
+        0.95,
+        f"ratio to the history's median {statistic}, interval widened by the drift",
+    )
     distributions = (
         *(Distribution.of(label, r) for label, r in history),
         Distribution.of("current", current),
@@ -371,18 +519,19 @@ def compare_history_result(
     return BenchmarkComparison(
         current.fullname,
         current.group,
-        verdict,
+        judged.verdict,
         center,
-        current.median,
+        cur.seconds,
         ratio,
         p_value,
         method,
-        detect,
-        note=f"run-to-run band of the history: {band:.1%} of its median",
+        judged.detectable,
+        note=_note(judged, drift),
         distributions=distributions,
-        history=tuple((label, r.median) for label, r in history),
+        history=tuple((label, t) for (label, _), t in zip(history, times, strict=True)),
         unit=unit,
         items=items,
+        drift=drift,
     )
 
 
@@ -391,6 +540,7 @@ def compare_history(
     current: BenchmarkRun,
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
+    statistic: str = DEFAULT_STATISTIC,
 ) -> Comparison:
     """Compare a run against the spread of earlier runs (oldest first)."""
     if not history:
@@ -401,7 +551,7 @@ def compare_history(
     for name, result in current.by_name().items():
         past = [(label, runs[name]) for label, runs in labelled if name in runs]
         if past:
-            results.append(compare_history_result(past, result, threshold, alpha))
+            results.append(compare_history_result(past, result, threshold, alpha, statistic))
         else:
             results.append(_unpaired(name, result, Verdict.NEW))
     latest = labelled[-1][1]

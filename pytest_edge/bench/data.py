@@ -9,18 +9,26 @@ the raw per-round times in ``stats.data``. `edge_benchmark` also keeps the raw t
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.bench.calibration import Calibration
 from pytest_edge.errors import EdgeInputError
 from pytest_edge.schema import is_number
 
 EDGE_KEY = "edge"  # key of pytest-edge's block inside a benchmark's extra_info
 DEFAULT_STORAGE = ".benchmarks"
 _SAVED_RUN = re.compile(r"^(\d{4})_.*\.json$")
+_STATS = ("min", "q1", "median", "q3", "max")  # in the order they must be
+_CHECKED = ("median", "min", "max", "q1", "q3")  # the order a bad file is reported in
+# pytest-benchmark's JSON is 4 levels deep (plus what users put in extra_info): deeper is
+# not its format, and would exhaust the recursion of anything that walks it.
+MAX_DEPTH = 32
 
 
 class BadBenchmarkInput(EdgeInputError):
@@ -42,6 +50,7 @@ class BenchmarkResult:
     rounds: int
     samples: tuple[float, ...] | None = None
     extra_info: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     @property
     def iqr(self) -> float:
@@ -75,51 +84,139 @@ class BenchmarkRun:
         return (self.datetime or f"run {index + 1}")[:19]
 
 
-def _number(stats: Mapping[str, Any], key: str, where: str) -> float:
-    value = stats.get(key)
-    if not is_number(value):
-        raise BadBenchmarkInput(f"{where}: stats.{key} is missing or not a number ({value!r})")
+def _positive(value: Any, where: str, field: str) -> float:
+    """A positive, finite number (a time in seconds), or `BadBenchmarkInput` naming the field."""
+    if not is_number(value) or not math.isfinite(value) or value <= 0:
+        raise BadBenchmarkInput(
+            f"{where}: {field} must be a positive finite number (seconds), got {value!r}"
+        )
     return float(value)
 
 
-def _samples(raw: Any) -> tuple[float, ...] | None:
-    if not isinstance(raw, list) or not raw:
+def _samples(raw: Any, where: str, field: str) -> tuple[float, ...] | None:
+    """Raw per-round times; absent or empty is None, anything else must be valid times."""
+    if raw is None or raw == []:
         return None
-    if not all(is_number(v) and v > 0 for v in raw):
-        return None
-    return tuple(float(v) for v in raw)
+    if not isinstance(raw, list):
+        raise BadBenchmarkInput(f"{where}: {field} must be a list of times, got {_kind(raw)}")
+    return tuple(_positive(v, where, f"{field}[{i}]") for i, v in enumerate(raw))
 
 
-def result_from_json(entry: Mapping[str, Any], where: str) -> BenchmarkResult:
-    """One entry of a pytest-benchmark JSON ``benchmarks`` list."""
+def _kind(value: Any) -> str:
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
+
+
+def _calibration(raw: Any, where: str) -> Calibration | None:
+    """The calibration record of a benchmark (see `pytest_edge.bench.calibration`)."""
+    if raw is None:
+        return None
+    field = "extra_info.edge.calibration"
+    if not isinstance(raw, Mapping):
+        raise BadBenchmarkInput(f"{where}: {field} must be an object, got {_kind(raw)}")
+    pairs = []
+    for key in ("cpu_s", "fsync_s"):
+        pair = raw.get(key)
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise BadBenchmarkInput(
+                f"{where}: {field}.{key} must be [before, after] in seconds, got {pair!r:.80}"
+            )
+        pairs.append(
+            (
+                _positive(pair[0], where, f"{field}.{key}[0]"),
+                _positive(pair[1], where, f"{field}.{key}[1]"),
+            )
+        )
+    return Calibration(
+        pairs[0], pairs[1], _share(raw.get("cpu_fraction"), where, f"{field}.cpu_fraction")
+    )
+
+
+def _share(value: Any, where: str, field: str) -> float | None:
+    """A fraction from 0 to 1, or None when absent."""
+    if value is None:
+        return None
+    if not (is_number(value) and math.isfinite(value) and 0 <= value <= 1):
+        raise BadBenchmarkInput(f"{where}: {field} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _rounds(stats: Mapping[str, Any], where: str) -> int:
+    value = stats.get("rounds")
+    if not is_number(value) or not math.isfinite(value) or value < 1 or value != int(value):
+        raise BadBenchmarkInput(
+            f"{where}: stats.rounds must be a whole number of 1 or more, got {value!r}"
+        )
+    return int(value)
+
+
+def _check_order(values: Mapping[str, float], where: str) -> None:
+    """min <= q1 <= median <= q3 <= max, up to rounding in the file."""
+    for low, high in pairwise(_STATS):
+        if values[low] > values[high] * (1 + 1e-9):
+            raise BadBenchmarkInput(
+                f"{where}: stats.{low} ({values[low]!r}) is above stats.{high} "
+                f"({values[high]!r}): these are not one benchmark's statistics"
+            )
+
+
+def result_from_json(entry: Any, where: str, index: int | None = None) -> BenchmarkResult:
+    """One entry of a pytest-benchmark JSON ``benchmarks`` list (at *index*, if known)."""
+    at = f"{where}: benchmarks[{index}]" if index is not None else where
+    if not isinstance(entry, Mapping):
+        raise BadBenchmarkInput(f"{at}: a benchmark entry must be an object, got {_kind(entry)}")
     fullname = entry.get("fullname") or entry.get("name")
     stats = entry.get("stats")
     if not isinstance(fullname, str) or not isinstance(stats, Mapping):
         raise BadBenchmarkInput(
-            f"{where}: a benchmark entry needs 'fullname' and 'stats' (pytest-benchmark format)"
+            f"{at}: a benchmark entry needs 'fullname' and 'stats' (a string and an object, "
+            "as pytest-benchmark writes them)"
         )
     where = f"{where}: {fullname}"
-    extra = entry.get("extra_info") or {}
-    if not isinstance(extra, Mapping):
+    extra = entry.get("extra_info")
+    if extra is None:
         extra = {}
-    samples = _samples(stats.get("data"))
+    if not isinstance(extra, Mapping):
+        raise BadBenchmarkInput(f"{where}: extra_info must be an object, got {_kind(extra)}")
     edge = extra.get(EDGE_KEY)
-    if samples is None and isinstance(edge, Mapping):
-        samples = _samples(edge.get("samples"))
+    if edge is not None and not isinstance(edge, Mapping):
+        raise BadBenchmarkInput(f"{where}: extra_info.edge must be an object, got {_kind(edge)}")
+    edge = edge or {}
+    samples = _samples(stats.get("data"), where, "stats.data")
+    if samples is None:
+        samples = _samples(edge.get("samples"), where, "extra_info.edge.samples")
+    values = {key: _positive(stats.get(key), where, f"stats.{key}") for key in _CHECKED}
+    _check_order(values, where)
     group = entry.get("group")
     return BenchmarkResult(
         fullname=fullname,
         name=str(entry.get("name", fullname)),
         group=group if isinstance(group, str) else None,
-        median=_number(stats, "median", where),
-        q1=_number(stats, "q1", where),
-        q3=_number(stats, "q3", where),
-        minimum=_number(stats, "min", where),
-        maximum=_number(stats, "max", where),
-        rounds=int(_number(stats, "rounds", where)),
+        median=values["median"],
+        q1=values["q1"],
+        q3=values["q3"],
+        minimum=values["min"],
+        maximum=values["max"],
+        rounds=_rounds(stats, where),
         samples=samples,
         extra_info=dict(extra),
+        calibration=_calibration(edge.get("calibration"), where),
     )
+
+
+def _too_deep(document: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The path of the first value nested deeper than *limit* levels, else None."""
+    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > limit:
+            return path or "(top level)"
+        if isinstance(value, Mapping):
+            stack.extend(
+                (v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in value.items()
+            )
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
 
 
 def run_from_json(document: Any, source: str) -> BenchmarkRun:
@@ -129,15 +226,34 @@ def run_from_json(document: Any, source: str) -> BenchmarkRun:
             f"{source}: not a pytest-benchmark JSON file (no 'benchmarks' list); "
             "write one with --benchmark-json=PATH or --benchmark-autosave"
         )
-    results = tuple(result_from_json(entry, source) for entry in document["benchmarks"])
-    machine = document.get("machine_info")
-    commit = document.get("commit_info")
+    deep = _too_deep(document)
+    if deep is not None:
+        raise BadBenchmarkInput(
+            f"{source}: {deep[:120]} is nested more than {MAX_DEPTH} levels deep; "
+            "pytest-benchmark never writes that"
+        )
+    results = tuple(
+        result_from_json(entry, source, index) for index, entry in enumerate(document["benchmarks"])
+    )
+    seen: set[str] = set()
+    for result in results:
+        if result.fullname in seen:
+            raise BadBenchmarkInput(
+                f"{source}: benchmark {result.fullname!r} appears twice in 'benchmarks'"
+            )
+        seen.add(result.fullname)
+    info = {}
+    for key in ("machine_info", "commit_info"):
+        value = document.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise BadBenchmarkInput(f"{source}: {key} must be an object, got {_kind(value)}")
+        info[key] = value or {}
     when = document.get("datetime")
     return BenchmarkRun(
         source=source,
         results=results,
-        machine_info=machine if isinstance(machine, Mapping) else {},
-        commit_info=commit if isinstance(commit, Mapping) else {},
+        machine_info=info["machine_info"],
+        commit_info=info["commit_info"],
         datetime=when if isinstance(when, str) else None,
     )
 
@@ -151,6 +267,10 @@ def load_run(path: str | Path) -> BenchmarkRun:
         document = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadBenchmarkInput(f"{file}: cannot read it as JSON ({error})") from error
+    except RecursionError:
+        raise BadBenchmarkInput(
+            f"{file}: nested too deeply to be pytest-benchmark JSON (more than {MAX_DEPTH} levels)"
+        ) from None
     return run_from_json(document, str(file))
 
 

@@ -2,8 +2,10 @@
 
 The bookkeeping is a `BenchSession` (plain Python), made on first use: a run in which no
 benchmark ran and no comparison was asked for imports none of the benchmark code and collects
-no machine info. The benchmark section of the edge report goes through the
-``pytest_edge_report_sections`` hook; the report capability writes the report.
+no machine info. Every timed benchmark test is bracketed by the calibration set
+(`pytest_edge.bench.calibration`) unless ``--edge-calibration=off``. The benchmark section of
+the edge report goes through the ``pytest_edge_report_sections`` hook; the report capability
+writes the report.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pytest_edge.settings import (
 )
 
 if TYPE_CHECKING:
+    from pytest_edge.bench.calibration import Bracket, Calibrator
     from pytest_edge.bench.corpus import CorpusFactory
     from pytest_edge.bench.session import Baseline, BenchSession
     from pytest_edge.bench.throughput import EdgeBenchmark
@@ -38,6 +41,35 @@ def _threshold(text: str) -> float:
     from pytest_edge.bench.compare import threshold_type
 
     return threshold_type(text)
+
+
+def _on_off(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"--edge-calibration={text}: must be 'on' or 'off'")
+    return value
+
+
+def _statistic(text: str) -> str:
+    from pytest_edge.bench.stats import STATISTICS
+
+    value = text.strip().lower()
+    if value not in STATISTICS:
+        raise argparse.ArgumentTypeError(
+            f"--edge-statistic={text}: must be one of {', '.join(STATISTICS)}"
+        )
+    return value
+
+
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(
+        f"--edge-fail-on-inconclusive: {text!r} is not one of 1/true/yes/on or 0/false/no/off"
+    )
 
 
 def _history_runs(text: str) -> int:
@@ -87,7 +119,46 @@ INSTRUCTIONS = Setting(
     action="store_true",
     env="PYTEST_EDGE_INSTRUCTIONS",
 )
-SETTINGS: tuple[Setting, ...] = (COMPARE, FAIL_ON_REGRESSION, THRESHOLD, HISTORY_RUNS, INSTRUCTIONS)
+FAIL_ON_INCONCLUSIVE = Setting(
+    "--edge-fail-on-inconclusive",
+    "also fail (exit status 1) when a comparison is inconclusive: the drift between runs "
+    "was too large to tell a change of the threshold's size (default: report it and pass).",
+    action="store_true",
+    parse=_yes_no,
+    ini="edge_fail_on_inconclusive",
+    ini_type="bool",
+    env="PYTEST_EDGE_FAIL_ON_INCONCLUSIVE",
+)
+CALIBRATION = Setting(
+    "--edge-calibration",
+    "time the calibration set (a CPU loop and an fsync loop, a few ms) just before and after "
+    "every timed benchmark test and save it with the benchmark, so that comparisons see how "
+    "far the machine drifted: on (default) or off.",
+    metavar="on|off",
+    parse=_on_off,
+    ini="edge_calibration",
+    env="PYTEST_EDGE_CALIBRATION",
+)
+STATISTIC = Setting(
+    "--edge-statistic",
+    "each run's time that comparisons use: min (default; other processes only add time, so "
+    "the fastest round moves least between runs), p10, or median (the typical round, "
+    "contention included).",
+    metavar="min|p10|median",
+    parse=_statistic,
+    ini="edge_statistic",
+    env="PYTEST_EDGE_STATISTIC",
+)
+SETTINGS: tuple[Setting, ...] = (
+    COMPARE,
+    FAIL_ON_REGRESSION,
+    FAIL_ON_INCONCLUSIVE,
+    THRESHOLD,
+    HISTORY_RUNS,
+    STATISTIC,
+    CALIBRATION,
+    INSTRUCTIONS,
+)
 MARKERS: tuple[MarkerSpec, ...] = (
     MarkerSpec(
         "edge_instructions",
@@ -125,6 +196,11 @@ class BenchPlugin:
         if choice is None and fail_threshold is not None:
             choice = "latest"
         self.choice = None if self.worker else choice
+        self.fail_on_inconclusive = bool(read_setting(config, FAIL_ON_INCONCLUSIVE)[0])
+        self.statistic: str = read_setting(config, STATISTIC)[0] or "min"
+        self.calibrate = read_setting(config, CALIBRATION)[0] != "off" and not self.worker
+        self._calibrator: Calibrator | None = None
+        self._brackets: dict[str, Bracket] = {}
         if self.choice:
             self.session()  # a bad --edge-compare is a usage error before any test runs
 
@@ -135,7 +211,11 @@ class BenchPlugin:
 
             baseline = self._baseline(self.choice) if self.choice else None
             self._session = BenchSession(
-                baseline, self.threshold, fail_on_regression=self.fail_on_regression
+                baseline,
+                self.threshold,
+                fail_on_regression=self.fail_on_regression,
+                fail_on_inconclusive=self.fail_on_inconclusive,
+                statistic=self.statistic,
             )
         return self._session
 
@@ -181,11 +261,34 @@ class BenchPlugin:
             options = {"min_rounds": rounds, **(closest.kwargs if closest else {})}
             item.add_marker(pytest.mark.benchmark(**options), append=False)
 
+    def _timed(self, item: pytest.Item) -> Any:
+        """The test's pytest-benchmark fixture when it will really be timed, else None."""
+        fixture = getattr(item, "funcargs", {}).get("benchmark")
+        if fixture is None or not getattr(fixture, "enabled", False):
+            return None
+        return fixture
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        # The calibration point just before the test, after its fixtures are set up.
+        if self.calibrate and self._timed(item) is not None:
+            from pytest_edge.bench.calibration import Bracket, Calibrator
+
+            if self._calibrator is None:
+                self._calibrator = Calibrator()
+            self._brackets[item.nodeid] = Bracket.start(self._calibrator)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
         # Before fixtures are finalized; not a wrapper of the call, so tracebacks of failing
         # tests (and of other plugins' call hooks) are left as they are.
+        bracket = self._brackets.pop(item.nodeid, None)
         fixture = getattr(item, "funcargs", {}).get("benchmark")
+        if bracket is not None and self._calibrator is not None and fixture is not None:
+            calibration = bracket.finish(self._calibrator)
+            block = fixture.extra_info.setdefault("edge", {})
+            if isinstance(block, dict):
+                block["calibration"] = calibration.to_json()
         if fixture is not None:
             self._collect(fixture)
 
@@ -212,6 +315,8 @@ class BenchPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._calibrator is not None:
+            self._calibrator.close()
         bench = self._session
         if self.worker:
             workeroutput: dict[str, Any] = getattr(self.config, "workeroutput", {})
@@ -222,7 +327,7 @@ class BenchPlugin:
         if bench.results:
             self.machine_info = self._machine_info()
         bench.finish(self.machine_info)
-        if bench.failed and session.exitstatus == pytest.ExitCode.OK:
+        if (bench.failed or bench.failed_inconclusive) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _machine_info(self) -> dict[str, Any]:
@@ -279,6 +384,20 @@ class BenchPlugin:
                     f"edge: {len(bench.comparison.regressions)} benchmark(s) regressed beyond "
                     f"{bench.threshold:.0%} (--edge-fail-on-regression): exit status 1",
                     red=True,
+                )
+            elif bench.failed_inconclusive:
+                terminalreporter.line(
+                    f"edge: {len(bench.comparison.inconclusive)} benchmark comparison(s) "
+                    "inconclusive (--edge-fail-on-inconclusive): exit status 1",
+                    red=True,
+                )
+            elif bench.comparison.inconclusive:
+                terminalreporter.line(
+                    f"edge: {len(bench.comparison.inconclusive)} benchmark comparison(s) "
+                    "inconclusive: drift between the runs hid a change of the threshold's size "
+                    "(not failed; --edge-fail-on-inconclusive fails it). Compare against a "
+                    "history (--edge-compare=history) or use `pytest-edge ab`.",
+                    yellow=True,
                 )
 
 

@@ -12,13 +12,17 @@ The section's ``data`` (schema ``pytest-edge-benchmarks/1``)::
                                         "baseline_median_s", "current_median_s",
                                         "ratio", "ratio_low", "ratio_high", "ratio_method",
                                         "confidence", "p_value", "method",
-                                        "detectable_change", "unit", "items",
+                                        "detectable_change", "drift", "drift_source",
+                                        "unit", "items",
                                         "baseline_items_per_s", "current_items_per_s",
                                         "note", "history": [{"run", "median_s"}]}]},
      "messages": [str]}
 
-Ratios are current/baseline times (above 1: slower). ``detectable_change`` is the smallest
-relative slowdown the comparison could have flagged; null when none could have been.
+Ratios are current/baseline times (above 1: slower). ``verdict`` is one of ``faster``,
+``slower`` (then ``regression`` is true; shown as ``slower (REGRESSION)``), ``same``,
+``inconclusive``, ``new``, ``missing``. ``detectable_change`` is the smallest relative
+slowdown the comparison could have flagged; null when none could have been. ``drift`` is the
+between-run drift allowed for (a relative change), ``drift_source`` where it came from.
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def result_to_dict(result: BenchmarkComparison) -> dict[str, Any]:
         "p_value": result.p_value,
         "method": result.method,
         "detectable_change": _finite(result.detectable_change),
+        "drift": result.drift.relative if result.drift else None,
+        "drift_source": result.drift.source if result.drift else None,
         "unit": result.unit,
         "items": result.items,
         "baseline_items_per_s": result.throughput(result.baseline_median),
@@ -158,12 +164,13 @@ def comparison_table(comparison: Comparison) -> Table:
         rows.append(
             (
                 r.fullname,
-                str(r.verdict) + (" (REGRESSION)" if r.regression else ""),
+                r.label,
                 format_time(r.baseline_median),
                 format_time(r.current_median),
                 _ratio_text(r),
                 "-" if r.p_value is None else f"{r.p_value:.2g}",
                 format_change(r.detectable_change),
+                "-" if r.drift is None else f"{r.drift.relative:.1%}",
                 format_rate(rate, r.unit),
             )
         )
@@ -176,6 +183,7 @@ def comparison_table(comparison: Comparison) -> Table:
             "time ratio [95% CI]",
             "p",
             "smallest detectable",
+            "drift allowed",
             "current throughput",
         ),
         tuple(rows),
@@ -185,12 +193,13 @@ def comparison_table(comparison: Comparison) -> Table:
 def comparison_summary(comparison: Comparison) -> str:
     counts: dict[str, int] = {}
     for r in comparison.results:
-        counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
+        counts[r.label] = counts.get(r.label, 0) + 1
     tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     return (
         f"{comparison.mode}: {comparison.current_source} against {comparison.baseline_source}; "
         f"threshold {comparison.threshold:.0%}, p < {comparison.alpha:g}. {tally}. "
-        f"Regressions: {len(comparison.regressions)}."
+        f"Regressions: {len(comparison.regressions)}. "
+        f"Inconclusive: {len(comparison.inconclusive)}."
     )
 
 
@@ -251,10 +260,13 @@ def comparison_blocks(comparison: Comparison) -> list[Block]:
     blocks.append(comparison_table(comparison))
     blocks.append(
         Paragraph(
-            "A benchmark is a regression only when the change is statistically significant "
-            "AND larger than the threshold. 'smallest detectable' is the smallest slowdown "
-            "this comparison could have flagged given the noise it saw: a 'same' verdict "
-            "says nothing about changes below it.",
+            "A benchmark is a regression only when the change is statistically significant, "
+            "larger than the threshold AND larger than the drift between runs ('drift "
+            "allowed': from the calibration set, the history's spread, or a prior). "
+            "'smallest detectable' is the smallest slowdown this comparison could have "
+            "flagged: 'inconclusive' means a change of the threshold's size could not be "
+            "told from drift (compare against a history, or use pytest-edge ab); 'same' says "
+            "nothing about changes below the smallest detectable one.",
             "note",
         )
     )
@@ -311,7 +323,7 @@ def benchmark_section(
     status: Status = "info"
     if comparison is not None:
         status = "failed" if comparison.regressions else "ok"
-        if comparison.warnings and status == "ok":
+        if (comparison.warnings or comparison.inconclusive) and status == "ok":
             status = "warning"
     if messages and status in ("info", "ok"):
         status = "warning"

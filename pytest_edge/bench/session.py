@@ -13,6 +13,7 @@ from typing import Any
 
 from pytest_edge.bench.compare import (
     DEFAULT_HISTORY_RUNS,
+    DEFAULT_STATISTIC,
     DEFAULT_THRESHOLD,
     Comparison,
     compare_history,
@@ -70,10 +71,14 @@ class BenchSession:
         baseline: Baseline | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         fail_on_regression: bool = False,
+        fail_on_inconclusive: bool = False,
+        statistic: str = DEFAULT_STATISTIC,
     ) -> None:
+        self.statistic = statistic
         self.baseline = baseline
         self.threshold = threshold
         self.fail_on_regression = fail_on_regression
+        self.fail_on_inconclusive = fail_on_inconclusive
         self.results: list[BenchmarkResult] = []
         self.throughputs: list[ThroughputResult] = []
         self.untimed = 0
@@ -87,7 +92,10 @@ class BenchSession:
         """One benchmark in pytest-benchmark's JSON shape (``Metadata.as_dict``)."""
         from pytest_edge.bench.data import result_from_json
 
-        self.results.append(result_from_json(entry, "this session"))
+        try:
+            self.results.append(result_from_json(entry, "this session"))
+        except BadBenchmarkInput as error:
+            self.messages.append(f"not compared: {error}")
 
     def current_run(self, machine_info: Mapping[str, Any] | None = None) -> BenchmarkRun:
         return BenchmarkRun("this session", tuple(self.results), machine_info or {})
@@ -110,9 +118,13 @@ class BenchSession:
         current = self.current_run(machine_info)
         try:
             if baseline.mode == "history":
-                self.comparison = compare_history(baseline.runs, current, self.threshold)
+                self.comparison = compare_history(
+                    baseline.runs, current, self.threshold, statistic=self.statistic
+                )
             else:
-                self.comparison = compare_runs(baseline.runs[0], current, self.threshold)
+                self.comparison = compare_runs(
+                    baseline.runs[0], current, self.threshold, statistic=self.statistic
+                )
         except BadBenchmarkInput as error:
             self.messages.append(f"--edge-compare: {error}")
             return None
@@ -140,3 +152,14 @@ class BenchSession:
     @property
     def failed(self) -> bool:
         return bool(self.fail_on_regression and self.comparison and self.comparison.regressions)
+
+    @property
+    def failed_inconclusive(self) -> bool:
+        """--edge-fail-on-inconclusive and an inconclusive comparison (and no regression)."""
+        comparison = self.comparison
+        return bool(
+            self.fail_on_inconclusive
+            and comparison
+            and comparison.inconclusive
+            and not comparison.regressions
+        )

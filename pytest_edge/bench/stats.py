@@ -168,6 +168,41 @@ def robust_log_scale(values: Sequence[float] | FloatArray) -> float:
     return 1.4826 * mad
 
 
+@dataclass(frozen=True)
+class Location:
+    """One run's time by a statistic, and the standard error of its log."""
+
+    seconds: float
+    log_se: float
+
+
+# The statistics a comparison can compare each run by, and why one would.
+STATISTICS = ("min", "p10", "median")
+_QUANTILE = {"min": 0.0, "p10": 0.10, "median": 0.50}
+
+
+def location(samples: Sequence[float] | FloatArray, statistic: str) -> Location:
+    """A run's ``min``, ``p10`` or ``median`` with a distribution-free standard error.
+
+    The error comes from the order statistics around the quantile (the binomial 95% ranks);
+    for the minimum, from the gap between it and the 5th percentile.
+    """
+    if statistic not in _QUANTILE:
+        raise BadBenchmarkInput(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
+    ordered = np.sort(as_array(samples, "samples"))
+    n = ordered.size
+    q = _QUANTILE[statistic]
+    if q == 0.0:
+        value = float(ordered[0])
+        low, high = value, float(ordered[min(n - 1, math.ceil(0.05 * n))])
+        return Location(value, math.log(high / low) / _NORMAL.inv_cdf(0.975))
+    value = float(np.quantile(ordered, q))
+    half = 1.96 * math.sqrt(n * q * (1.0 - q))
+    low = float(ordered[max(0, math.floor(n * q - half))])
+    high = float(ordered[min(n - 1, math.ceil(n * q + half))])
+    return Location(value, math.log(high / low) / (2.0 * 1.96))
+
+
 def detectable_change_independent(
     baseline: Sequence[float] | FloatArray,
     current: Sequence[float] | FloatArray,

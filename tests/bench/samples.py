@@ -6,13 +6,36 @@ from typing import Any
 
 import numpy as np
 
+from pytest_edge.bench.calibration import Calibration
 from pytest_edge.bench.data import BenchmarkResult, BenchmarkRun
 
 
-def result(name: str, samples: np.ndarray | None, median: float = 1e-3) -> BenchmarkResult:
+def calm(cpu: float = 1e-3, fsync: float = 5e-4, cpu_fraction: float = 1.0) -> Calibration:
+    """A calibration record of a machine that did not move around the benchmark."""
+    return Calibration((cpu, cpu), (fsync, fsync), cpu_fraction)
+
+
+CALM = calm()
+
+
+def result(
+    name: str,
+    samples: np.ndarray | None,
+    median: float = 1e-3,
+    calibration: Calibration | None = None,
+) -> BenchmarkResult:
     if samples is None:
         return BenchmarkResult(
-            name, name, None, median, median * 0.98, median * 1.02, median * 0.9, median * 1.2, 100
+            name,
+            name,
+            None,
+            median,
+            median * 0.98,
+            median * 1.02,
+            median * 0.9,
+            median * 1.2,
+            100,
+            calibration=calibration,
         )
     q1, med, q3 = np.percentile(samples, [25, 50, 75])
     return BenchmarkResult(
@@ -26,6 +49,7 @@ def result(name: str, samples: np.ndarray | None, median: float = 1e-3) -> Bench
         float(samples.max()),
         samples.size,
         tuple(float(v) for v in samples),
+        calibration=calibration,
     )
 
 
@@ -37,11 +61,18 @@ def run(*results: BenchmarkResult, machine: dict[str, str] | None = None) -> Ben
     return BenchmarkRun("run.json", results, machine or {})
 
 
-def history_of(*factors: float) -> list[BenchmarkRun]:
-    return [run(result("b", noisy(100 + i, f))) for i, f in enumerate(factors)]
+def history_of(*factors: float, calibration: Calibration | None = None) -> list[BenchmarkRun]:
+    return [
+        run(result("b", noisy(100 + i, f), calibration=calibration)) for i, f in enumerate(factors)
+    ]
 
 
-def json_entry(name: str, data: list[float], fullname: str | None = None) -> dict[str, Any]:
+def json_entry(
+    name: str,
+    data: list[float],
+    fullname: str | None = None,
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
     """One benchmark of a pytest-benchmark JSON file, with its samples (seconds) and stats."""
     q1, med, q3 = np.percentile(data, [25, 50, 75])
     stats = {
@@ -58,5 +89,5 @@ def json_entry(name: str, data: list[float], fullname: str | None = None) -> dic
         "fullname": fullname or name,
         "group": None,
         "stats": stats,
-        "extra_info": {},
+        "extra_info": {"edge": {"calibration": calibration.to_json()}} if calibration else {},
     }

@@ -14,7 +14,7 @@ from pytest_edge.bench.compare import (
     parse_threshold,
 )
 from pytest_edge.bench.data import BadBenchmarkInput
-from tests.bench.samples import history_of, noisy, result, run
+from tests.bench.samples import CALM, history_of, noisy, result, run
 
 
 @pytest.mark.parametrize(
@@ -42,19 +42,20 @@ def test_percent_and_fraction_agree(percent: int) -> None:
 
 
 def test_verdicts_on_raw_samples() -> None:
+    """Both runs calibrated and the machine did not move: only the 5% floor of drift."""
     baseline = run(
-        result("same", noisy(1)),
-        result("slower", noisy(2)),
-        result("faster", noisy(3)),
-        result("gone", noisy(4)),
+        result("same", noisy(1), calibration=CALM),
+        result("slower", noisy(2), calibration=CALM),
+        result("faster", noisy(3), calibration=CALM),
+        result("gone", noisy(4), calibration=CALM),
     )
     current = run(
-        result("same", noisy(11)),
-        result("slower", noisy(12, 1.3)),
-        result("faster", noisy(13, 0.7)),
-        result("added", noisy(14)),
+        result("same", noisy(11), calibration=CALM),
+        result("slower", noisy(12, 1.3), calibration=CALM),
+        result("faster", noisy(13, 0.7), calibration=CALM),
+        result("added", noisy(14), calibration=CALM),
     )
-    comparison = compare_runs(baseline, current, threshold=0.10)
+    comparison = compare_runs(baseline, current, threshold=0.10, statistic="median")
     verdicts = {r.fullname: r.verdict for r in comparison.results}
     assert verdicts == {
         "same": Verdict.SAME,
@@ -81,26 +82,32 @@ def test_default_rounds_detect_a_30_percent_slowdown_at_the_default_p() -> None:
     flagged = 0
     for seed in range(20):
         comparison = compare_runs(
-            run(result("b", noisy(seed, n=DEFAULT_MIN_ROUNDS, sigma=0.10))),
-            run(result("b", noisy(seed + 100, 1.3, n=DEFAULT_MIN_ROUNDS, sigma=0.10))),
+            run(result("b", noisy(seed, n=DEFAULT_MIN_ROUNDS, sigma=0.10), calibration=CALM)),
+            run(
+                result(
+                    "b", noisy(seed + 100, 1.3, n=DEFAULT_MIN_ROUNDS, sigma=0.10), calibration=CALM
+                )
+            ),
+            statistic="median",
         )
         flagged += comparison.results[0].verdict is Verdict.SLOWER
     assert flagged == 20
 
 
-def test_big_change_on_too_few_samples_is_noisy_not_a_regression() -> None:
+def test_big_change_on_too_few_samples_is_inconclusive_not_a_regression() -> None:
     comparison = compare_runs(
-        run(result("b", noisy(1, n=3, sigma=0.3))),
-        run(result("b", noisy(2, 1.4, n=3, sigma=0.3))),
+        run(result("b", noisy(1, n=3, sigma=0.3), calibration=CALM)),
+        run(result("b", noisy(2, 1.4, n=3, sigma=0.3), calibration=CALM)),
     )
-    assert comparison.results[0].verdict is Verdict.NOISY
+    assert comparison.results[0].verdict is Verdict.INCONCLUSIVE
+    assert comparison.results[0].detectable_change == float("inf")
     assert comparison.exit_code == 0
 
 
 def test_small_significant_change_is_same() -> None:
     comparison = compare_runs(
-        run(result("b", noisy(1, n=400, sigma=0.01))),
-        run(result("b", noisy(2, 1.05, n=400, sigma=0.01))),
+        run(result("b", noisy(1, n=400, sigma=0.01), calibration=CALM)),
+        run(result("b", noisy(2, 1.03, n=400, sigma=0.01), calibration=CALM)),
         threshold=0.10,
     )
     only = comparison.results[0]
@@ -110,7 +117,10 @@ def test_small_significant_change_is_same() -> None:
 
 
 def test_without_raw_samples_falls_back_to_intervals_and_says_so() -> None:
-    comparison = compare_runs(run(result("b", None, 1e-3)), run(result("b", None, 1.5e-3)))
+    comparison = compare_runs(
+        run(result("b", None, 1e-3, calibration=CALM)),
+        run(result("b", None, 1.5e-3, calibration=CALM)),
+    )
     only = comparison.results[0]
     assert only.verdict is Verdict.SLOWER
     assert "non-overlapping 95% median intervals" in only.method
@@ -134,11 +144,11 @@ def test_different_machines_are_warned_about() -> None:
     assert any("different machines" in w for w in comparison.warnings)
 
 
-def test_history_change_inside_the_band_is_noisy_never_a_regression() -> None:
+def test_history_change_inside_the_band_is_inconclusive_never_a_regression() -> None:
     # Earlier runs drifted by +-12%; the current one is 15% above their median.
     comparison = compare_history(history_of(0.9, 1.0, 1.12), run(result("b", noisy(9, 1.15))))
     only = comparison.results[0]
-    assert only.verdict is Verdict.NOISY
+    assert only.verdict is Verdict.INCONCLUSIVE
     assert comparison.exit_code == 0
     assert only.detectable_change is not None
     assert only.detectable_change > 0.2
