@@ -110,29 +110,27 @@ def resolve(repo: Path, label: str, ref: str) -> Revision:
 def snapshot_working_tree(top: Path, scratch: Path) -> Revision:
     """Revision B: a commit of the working tree as it is now, including uncommitted changes.
 
-    Staged, unstaged and untracked files (not ignored ones) are added to a copy of the index
-    in *scratch* and written as a commit on top of HEAD that no branch points to (git's
-    garbage collection removes it in time); the user's index, branch and files are untouched.
+    Staged, unstaged and untracked files (not ignored ones) are read into a fresh index in
+    *scratch* and written as a commit on top of HEAD that no branch points to (git's garbage
+    collection removes it in time); the user's index, branch and files are untouched. The
+    fresh index has no stat data, so every file is read: a same-size edit made in the second
+    of the last checkout is never mistaken for unchanged (a copy of the user's index was).
     """
-    index = Path(_git(top, "rev-parse", "--git-path", "index"))
-    index = index if index.is_absolute() else top / index
-    scratch_index = scratch / "index"
-    if index.is_file():
-        shutil.copyfile(index, scratch_index)  # its stat cache: only changed files are hashed
+    try:
+        head = _git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except ABError:
+        raise BadBenchmarkInput(f"{top}: no commit yet to compare the working tree with") from None
     env = {
         **os.environ,
-        "GIT_INDEX_FILE": str(scratch_index),
+        "GIT_INDEX_FILE": str(scratch / "index"),
         "GIT_AUTHOR_NAME": "pytest-edge ab",
         "GIT_AUTHOR_EMAIL": "pytest-edge-ab@localhost",
         "GIT_COMMITTER_NAME": "pytest-edge ab",
         "GIT_COMMITTER_EMAIL": "pytest-edge-ab@localhost",
     }
+    _git(top, "read-tree", head, env=env)
     _git(top, "add", "--all", "--", ".", env=env)
     tree = _git(top, "write-tree", env=env)
-    try:
-        head = _git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
-    except ABError:
-        raise BadBenchmarkInput(f"{top}: no commit yet to compare the working tree with") from None
     parent_tree = _git(top, "rev-parse", f"{head}^{{tree}}")
     sha = _git(top, "commit-tree", tree, "-p", head, "-m", "pytest-edge ab: working tree", env=env)
     changes = "HEAD + uncommitted changes" if tree != parent_tree else "= HEAD, no changes"
