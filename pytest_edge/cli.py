@@ -245,7 +245,7 @@ def _profiles(args: argparse.Namespace) -> int:
             f"{p.memory_mb} MB",
             f"{p.os_reserved_mb} MB",
             str(p.cpu_cores),
-            "-" if p.cpu_speed_factor is None else f"{p.cpu_speed_factor:g}",
+            "unknown" if p.cpu_speed_factor is None else f"{p.cpu_speed_factor:g}",
             _tristate(p.uma),
             p.gpu or "-",
             ", ".join(p.aliases) or "-",

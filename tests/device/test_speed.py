@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pytest_edge.cli import main
 from pytest_edge.device.speed import device_speed_factor, unknown_speed_reason
 from pytest_edge.profiles.catalog import ProfileCatalog, ProfileError, parse_profile
 
@@ -96,3 +97,13 @@ def test_a_floor_on_a_device_of_known_speed_is_checked_on_the_projection(
     result.stdout.fnmatch_lines(
         ["*throughput * docs/s projected on raspberry-pi-zero-2w (estimate) is below the floor*"]
     )
+
+
+def test_the_profiles_command_says_unknown_where_there_is_no_speed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["profiles"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line}
+    assert rows["macbook-air-m2-8gb"][6] == "unknown"
+    assert rows["raspberry-pi-zero-2w"][6] == "0.25"
+    assert rows["mini-pc-n100-8gb"][6] == "1.18"
