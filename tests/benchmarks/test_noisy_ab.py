@@ -73,6 +73,7 @@ def test_unchanged_code_is_never_flagged(repo: Path) -> None:
             for name, verdict in verdicts(comparison).items():
                 tally[name][str(verdict)] += 1
             used.append(rounds_of(comparison))
+            print(f"\ntry {len(used)}: {verdicts(comparison)}, {used[-1]} rounds", flush=True)
     print(f"\nab, unchanged code, 8 tries, busy core: {dict(tally)}; rounds per try {used}")
     for name, counts in tally.items():
         assert counts[str(Verdict.SLOWER)] == 0, (name, counts)
@@ -88,6 +89,7 @@ def test_a_30_percent_cpu_slowdown_is_flagged_every_time(repo: Path) -> None:
             comparison = run_ab(repo, "A", None, [*ARGS, "-k", "cpu"])
             found.append(str(verdicts(comparison)["test_cpu"]))
             used.append(rounds_of(comparison))
+            print(f"\ntry {len(used)}: {found[-1]}, {used[-1]} rounds", flush=True)
     print(f"\nab, 30% slower CPU-bound, 5 tries, busy core: {found}; rounds per try {used}")
     assert found == [str(Verdict.SLOWER)] * 5
 
