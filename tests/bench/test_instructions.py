@@ -71,9 +71,14 @@ def without_valgrind(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def edge_blocks(pytester: pytest.Pytester, *args: str) -> dict[str, dict[str, object]]:
     pytester.makepyfile(test_marked=MARKED)
-    result = pytester.runpytest_subprocess(
-        "-p", "no:randomly", "--benchmark-max-time=0.01", "--benchmark-json=out.json", *args
-    )
+    with pytest.MonkeyPatch.context() as env:
+        # Under xdist the run would inherit the worker's variables and pytest-benchmark would
+        # then disable itself.
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            env.delenv(name, raising=False)
+        result = pytester.runpytest_subprocess(
+            "-p", "no:xdist", "--benchmark-max-time=0.01", "--benchmark-json=out.json", *args
+        )
     result.assert_outcomes(passed=2)
     document = json.loads((pytester.path / "out.json").read_text())
     return {b["name"]: b["extra_info"]["edge"] for b in document["benchmarks"]}
