@@ -138,6 +138,25 @@ def _emit(command: str, comparison: Comparison, args: argparse.Namespace, fmt: s
     return comparison.exit_code
 
 
+def _ab_sides(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(base revision, revision or None for the working tree) from REV... and --base."""
+    revs: list[str] = args.revs
+    if len(revs) > 2:
+        raise ValueError(f"at most two revisions (BASE [REV]), got {len(revs)}: {' '.join(revs)}")
+    if args.base is not None:
+        if len(revs) > 1:
+            raise ValueError(f"--base {args.base} and two revisions: give one or the other")
+        return args.base, revs[0] if revs else None
+    if not revs:
+        return "HEAD", None
+    return revs[0], revs[1] if len(revs) == 2 else None
+
+
+def _ab_pytest_args(args: argparse.Namespace) -> list[str]:
+    selection = [*(["-k", args.k] if args.k else []), *(["-m", args.m] if args.m else [])]
+    return [*selection, *args.pytest_args]
+
+
 def _ab(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -147,30 +166,42 @@ def _ab(args: argparse.Namespace) -> int:
 
     try:
         fmt = _output_format(args)  # before the runs, which take minutes
+        base, rev = _ab_sides(args)
     except ValueError as error:
         return _fail("ab", str(error))
-    if not 0 < args.alpha < 1:
+    if args.alpha is not None and not 0 < args.alpha < 1:
         return _fail("ab", f"--alpha={args.alpha}: must be between 0 and 1")
+    if args.runs is not None and (args.max_rounds is not None or args.min_rounds is not None):
+        return _fail("ab", "--runs (fixed rounds) and --min-rounds/--max-rounds: give one design")
+
+    def say(line: str) -> None:
+        print(f"pytest-edge ab: {line}", file=sys.stderr)
+
     try:
         comparison = run_ab(
             Path.cwd(),
-            args.rev_a,
-            args.rev_b,
-            args.pytest_args,
+            base,
+            rev,
+            _ab_pytest_args(args),
             runs=args.runs,
             threshold=args.threshold,
             alpha=args.alpha,
-            progress=lambda line: print(f"pytest-edge ab: {line}", file=sys.stderr),
+            progress=say,
             statistic=args.statistic,
             keep=Path(args.keep) if args.keep else None,
+            max_rounds=args.max_rounds,
+            min_rounds=args.min_rounds,
+            metric=args.metric,
         )
     except (BadBenchmarkInput, ABError) as error:
         return _fail("ab", str(error))
     except (Terminated, KeyboardInterrupt) as stopped:
         signum = stopped.signum if isinstance(stopped, Terminated) else signal.SIGINT
         name = signal.Signals(signum).name
-        print(f"pytest-edge ab: stopped by {name}; its worktrees are removed", file=sys.stderr)
+        say(f"stopped by {name}; its worktrees are removed")
         return 128 + signum
+    for note in comparison.notes[:1]:
+        say(note.split(". ")[0])
     return _emit("ab", comparison, args, fmt)
 
 
@@ -214,7 +245,7 @@ def _profiles(args: argparse.Namespace) -> int:
             f"{p.memory_mb} MB",
             f"{p.os_reserved_mb} MB",
             str(p.cpu_cores),
-            "-" if p.cpu_speed_factor is None else f"{p.cpu_speed_factor:g}",
+            "unknown" if p.cpu_speed_factor is None else f"{p.cpu_speed_factor:g}",
             _tristate(p.uma),
             p.gpu or "-",
             ", ".join(p.aliases) or "-",
@@ -315,18 +346,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     ab = commands.add_parser(
         "ab",
-        help="benchmark two git revisions interleaved and compare them pair by pair",
-        description="Check out REV_A and REV_B in temporary git worktrees, run their benchmarks "
-        "alternately in fresh pytest processes (A B, B A, ...), and compare each run's time "
-        "with a paired test. Arguments after -- go to pytest (e.g. -- tests/benchmarks). Exit "
-        "status: 0 no regression of B against A, 1 a regression, 2 bad input or a failed run.",
+        help="benchmark your working tree (or a revision) against a base revision, interleaved",
+        description="Compare the working tree, uncommitted changes included, with BASE "
+        "(default HEAD): `pytest-edge ab main` or `--base main`; with two revisions, REV "
+        "against BASE. Both are checked out in temporary git worktrees and their benchmarks "
+        "run alternately in fresh pytest processes (A B, B A, ...); the rounds stop as soon "
+        "as every answer is clear (a sequential test, at most --max-rounds) and the report "
+        "says how many it took. Only the selected benchmarks run: -k/-m, or pytest arguments "
+        "after -- (e.g. -- tests/benchmarks). Exit status: 0 no regression (faster, same or "
+        "inconclusive), 1 a regression, 2 bad input or a failed run.",
     )
-    ab.add_argument("rev_a", metavar="REV_A")
-    ab.add_argument("rev_b", metavar="REV_B")
-    ab.add_argument("--runs", type=int, default=5, metavar="N", help="pairs of runs (default 5)")
+    ab.add_argument("revs", nargs="*", metavar="REV", help="BASE [REV] (default: HEAD)")
+    ab.add_argument("--base", default=None, metavar="REV", help="the revision to compare with")
+    ab.add_argument("-k", default=None, metavar="EXPR", help="pytest -k: which benchmarks run")
+    ab.add_argument("-m", default=None, metavar="MARKEXPR", help="pytest -m: which benchmarks")
+    ab.add_argument(
+        "--max-rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most rounds (pairs of runs) before the answer is called inconclusive (default 8)",
+    )
+    ab.add_argument(
+        "--min-rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rounds before the first look (default 3, the least that can be)",
+    )
+    ab.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a fixed number of rounds and one paired t test at the end (no early stop)",
+    )
     ab.add_argument("--threshold", type=_threshold_arg, default=0.10, help=THRESHOLD_HELP)
     ab.add_argument(
-        "--alpha", type=float, default=0.01, help="p below which a change counts (default 0.01)"
+        "--alpha",
+        type=float,
+        default=None,
+        help="error rate over all looks (default 0.02: a false regression <= 1%%); with "
+        "--runs, the p below which a change counts (default 0.01)",
+    )
+    ab.add_argument(
+        "--metric",
+        choices=("time", "instructions"),
+        default="time",
+        help="verdict on wall time (default), or on instruction counts (valgrind callgrind; "
+        "deterministic, for CPU-bound benchmarks) with the wall-time verdict beside it",
     )
     ab.add_argument(
         "--statistic",

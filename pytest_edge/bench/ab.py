@@ -1,10 +1,17 @@
-"""A/B runs: two git revisions benchmarked interleaved on the same machine, paired statistics.
+"""A/B runs: a revision against the working tree (or another revision), interleaved, paired.
 
-Two single runs cannot tell run-to-run drift from a change. `run_ab` checks out both revisions
-in temporary git worktrees and runs their benchmarks alternately (A B, B A, A B, ...), each run
-in a fresh pytest process, so slow drift of the machine hits both sides alike; then it compares
-each run's fastest round (by default) pair by pair (Student's t on log ratios). This is what a
-CI job comparing a pull request with main should run.
+Two single runs cannot tell run-to-run drift from a change. `run_ab` checks out both sides in
+temporary git worktrees (the working tree as a snapshot commit of everything uncommitted, made
+with a temporary index, so your index and branch do not move) and runs their benchmarks
+alternately (A B, B A, A B, ...), each run a fresh pytest process, so slow drift of the machine
+hits both sides alike; each round gives one ratio of the two runs' fastest times (by default).
+
+By default the rounds stop as soon as the answer is clear (`pytest_edge.bench.sequential`:
+repeated confidence intervals, at most ``max_rounds``), with a short time budget per process:
+the drift is between processes, so more short processes beat a few long ones (as pyperf
+does). ``runs=N`` is the older fixed design: N rounds, one paired t test at the end.
+With ``metric="instructions"`` (or a benchmark marked ``edge_instructions``) the verdict of a
+benchmark is its callgrind instruction count, with the wall-time verdict beside it.
 
 A cancelled job leaves nothing: the runs die with this process (parent-death signal), SIGTERM
 and Ctrl-C unwind through the worktrees' removal, and a SIGKILLed run's worktrees are removed
@@ -19,7 +26,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pytest_edge.bench.compare import (
@@ -30,7 +37,15 @@ from pytest_edge.bench.compare import (
     verdict_of,
 )
 from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, BenchmarkRun, load_run
-from pytest_edge.bench.stats import paired_log_ratio
+from pytest_edge.bench.sequential import (
+    DEFAULT_ALPHA,
+    MAX_ROUNDS,
+    MIN_ROUNDS,
+    Decision,
+    SequentialPlan,
+    decide,
+)
+from pytest_edge.bench.stats import RatioEstimate, paired_log_ratio
 from pytest_edge.errors import EdgeError
 from pytest_edge.lifetime import (
     owned_tempdir,
@@ -42,7 +57,14 @@ from pytest_edge.lifetime import (
 
 # Fewer pairs than a rank test has samples, so a looser p; the threshold still applies.
 AB_ALPHA = 0.01
-AB_RUNS = 5
+AB_RUNS = 5  # rounds of the fixed design (``runs=``)
+# pytest-benchmark's time budget per benchmark in each process of a sequential run, unless the
+# pytest arguments set one: short processes, more of them.
+SHORT_MAX_TIME = "0.1"
+WORKING_TREE = "working tree"
+METRICS = ("time", "instructions")
+INSTRUCTIONS_ENV = "PYTEST_EDGE_INSTRUCTIONS"  # read by --edge-instructions in the runs
+INSTRUCTIONS_LABEL = "instructions (deterministic)"
 
 
 class ABError(EdgeError, RuntimeError):
@@ -62,7 +84,7 @@ class Revision:
 Progress = Callable[[str], None]
 
 
-def _git(repo: Path, *args: str) -> str:
+def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     # git from PATH, as the user's shell finds it; an argument list, never a shell string.
     done = subprocess.run(  # noqa: S603
         ["git", *args],  # noqa: S607
@@ -70,6 +92,7 @@ def _git(repo: Path, *args: str) -> str:
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if done.returncode != 0:
         raise ABError(f"git {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
@@ -82,6 +105,36 @@ def resolve(repo: Path, label: str, ref: str) -> Revision:
     except ABError:
         raise BadBenchmarkInput(f"{label}: {ref!r} is not a commit in {repo}") from None
     return Revision(label, ref, sha)
+
+
+def snapshot_working_tree(top: Path, scratch: Path) -> Revision:
+    """Revision B: a commit of the working tree as it is now, including uncommitted changes.
+
+    Staged, unstaged and untracked files (not ignored ones) are read into a fresh index in
+    *scratch* and written as a commit on top of HEAD that no branch points to (git's garbage
+    collection removes it in time); the user's index, branch and files are untouched. The
+    fresh index has no stat data, so every file is read: a same-size edit made in the second
+    of the last checkout is never mistaken for unchanged (a copy of the user's index was).
+    """
+    try:
+        head = _git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except ABError:
+        raise BadBenchmarkInput(f"{top}: no commit yet to compare the working tree with") from None
+    env = {
+        **os.environ,
+        "GIT_INDEX_FILE": str(scratch / "index"),
+        "GIT_AUTHOR_NAME": "pytest-edge ab",
+        "GIT_AUTHOR_EMAIL": "pytest-edge-ab@localhost",
+        "GIT_COMMITTER_NAME": "pytest-edge ab",
+        "GIT_COMMITTER_EMAIL": "pytest-edge-ab@localhost",
+    }
+    _git(top, "read-tree", head, env=env)
+    _git(top, "add", "--all", "--", ".", env=env)
+    tree = _git(top, "write-tree", env=env)
+    parent_tree = _git(top, "rev-parse", f"{head}^{{tree}}")
+    sha = _git(top, "commit-tree", tree, "-p", head, "-m", "pytest-edge ab: working tree", env=env)
+    changes = "HEAD + uncommitted changes" if tree != parent_tree else "= HEAD, no changes"
+    return Revision("B", f"{WORKING_TREE} ({changes})", sha)
 
 
 def _git_quiet(*args: str, cwd: Path | None = None) -> bool:
@@ -152,9 +205,17 @@ def _env_for(checkout: Path) -> dict[str, str]:
 
 
 def run_once(
-    checkout: Path, subdir: Path, out: Path, pytest_args: Sequence[str], python: str
+    checkout: Path,
+    subdir: Path,
+    out: Path,
+    pytest_args: Sequence[str],
+    python: str,
+    extra_env: dict[str, str] | None = None,
 ) -> BenchmarkRun:
-    """One fresh pytest process in ``checkout``, writing pytest-benchmark JSON to ``out``."""
+    """One fresh pytest process in ``checkout``, writing pytest-benchmark JSON to ``out``.
+
+    Only benchmarks run (``--benchmark-only``): the other tests of the selection are skipped.
+    """
     command = [
         python,
         "-m",
@@ -164,17 +225,23 @@ def run_once(
         "-p",
         "no:cacheprovider",
         "-q",
+        "--benchmark-only",
         f"--benchmark-json={out}",
         *pytest_args,
     ]
     done = subprocess.run(  # noqa: S603 - this interpreter running pytest, no shell
         tied_command(command),  # SIGKILLed if we die; on SIGTERM/Ctrl-C run() kills it
         cwd=checkout / subdir,
-        env=_env_for(checkout),
+        env={**_env_for(checkout), **(extra_env or {})},
         capture_output=True,
         text=True,
         check=False,
     )
+    if done.returncode == 5 or (done.returncode == 0 and not out.is_file()):
+        raise BadBenchmarkInput(
+            f"no benchmark selected in {checkout.name} by {' '.join(pytest_args) or 'no args'} "
+            "(ab runs only benchmarks: tests using benchmark or edge_benchmark)"
+        )
     if done.returncode != 0 or not out.is_file():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise ABError(
@@ -226,6 +293,24 @@ def location(result: BenchmarkResult, statistic: str) -> float:
     raise BadBenchmarkInput(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
 
 
+def _common(a_runs: Sequence[BenchmarkRun], b_runs: Sequence[BenchmarkRun]) -> list[str]:
+    """Benchmarks present in every run of both sides, in B's order."""
+    names = [name for name in b_runs[0].by_name() if all(name in r.by_name() for r in b_runs)]
+    return [n for n in names if all(n in r.by_name() for r in a_runs)]
+
+
+def _sides(
+    name: str, a_runs: Sequence[BenchmarkRun], b_runs: Sequence[BenchmarkRun]
+) -> tuple[list[BenchmarkResult], list[BenchmarkResult]]:
+    return [run.by_name()[name] for run in a_runs], [run.by_name()[name] for run in b_runs]
+
+
+def _per_round(a_values: Sequence[float], b_values: Sequence[float], statistic: str) -> str:
+    return f"per-round B/A ratios of the run {statistic}s: " + ", ".join(
+        f"{vb / va:.3f}" for va, vb in zip(a_values, b_values, strict=True)
+    )
+
+
 def compare_pairs(
     a_runs: Sequence[BenchmarkRun],
     b_runs: Sequence[BenchmarkRun],
@@ -237,16 +322,15 @@ def compare_pairs(
 ) -> Comparison:
     """Paired comparison of the benchmarks present in every run of both revisions.
 
-    The table's baseline/current times are the median over runs of each run's ``statistic``.
+    The fixed design (``runs=N``): one paired t test after all rounds. The table's
+    baseline/current times are the median over runs of each run's ``statistic``.
     """
-    names = [name for name in b_runs[0].by_name() if all(name in r.by_name() for r in b_runs)]
-    common = [n for n in names if all(n in r.by_name() for r in a_runs)]
+    common = _common(a_runs, b_runs)
     if not common:
         raise BadBenchmarkInput(f"A/B: no benchmark ran in every run of both {a} and {b}")
     results: list[BenchmarkComparison] = []
     for name in common:
-        a_results = [run.by_name()[name] for run in a_runs]
-        b_results = [run.by_name()[name] for run in b_runs]
+        a_results, b_results = _sides(name, a_runs, b_runs)
         a_values = [location(r, statistic) for r in a_results]
         b_values = [location(r, statistic) for r in b_results]
         test = paired_log_ratio(a_values, b_values, alpha)
@@ -263,8 +347,7 @@ def compare_pairs(
                 f"paired t on log ratios of each run's {statistic}, {test.pairs} interleaved "
                 f"run pairs, p < {alpha:g}",
                 max(test.detectable_change, threshold),
-                note=f"per-pair B/A ratios of the run {statistic}s: "
-                + ", ".join(f"{vb / va:.3f}" for va, vb in zip(a_values, b_values, strict=True)),
+                note=_per_round(a_values, b_values, statistic),
                 distributions=(_pooled(f"A {a.ref}", a_results), _pooled(f"B {b.ref}", b_results)),
                 unit=unit,
                 items=items,
@@ -286,52 +369,271 @@ def compare_pairs(
     )
 
 
+def decide_all(
+    a_runs: Sequence[BenchmarkRun],
+    b_runs: Sequence[BenchmarkRun],
+    plan: SequentialPlan,
+    statistic: str,
+) -> dict[str, Decision]:
+    """Each common benchmark's decision after the rounds so far."""
+    decisions: dict[str, Decision] = {}
+    for name in _common(a_runs, b_runs):
+        a_results, b_results = _sides(name, a_runs, b_runs)
+        decisions[name] = decide(
+            [location(r, statistic) for r in a_results],
+            [location(r, statistic) for r in b_results],
+            plan,
+        )
+    return decisions
+
+
+def compare_sequential(
+    a_runs: Sequence[BenchmarkRun],
+    b_runs: Sequence[BenchmarkRun],
+    a: Revision,
+    b: Revision,
+    plan: SequentialPlan,
+    statistic: str = "min",
+) -> Comparison:
+    """The verdicts of a sequential run: the last look's decision for each benchmark."""
+    decisions = decide_all(a_runs, b_runs, plan, statistic)
+    if not decisions:
+        raise BadBenchmarkInput(f"A/B: no benchmark ran in every run of both {a} and {b}")
+    rounds = len(a_runs)
+    results: list[BenchmarkComparison] = []
+    for name, decision in decisions.items():
+        a_results, b_results = _sides(name, a_runs, b_runs)
+        a_values = [location(r, statistic) for r in a_results]
+        b_values = [location(r, statistic) for r in b_results]
+        unit, items = unit_and_items(b_results[0])
+        results.append(
+            BenchmarkComparison(
+                name,
+                b_results[0].group,
+                decision.verdict,
+                _median(a_values),
+                _median(b_values),
+                decision.ratio,
+                decision.p_value,
+                f"sequential: {plan.describe()}; each run's {statistic}",
+                decision.detectable_change,
+                note=_per_round(a_values, b_values, statistic),
+                distributions=(_pooled(f"A {a.ref}", a_results), _pooled(f"B {b.ref}", b_results)),
+                unit=unit,
+                items=items,
+            )
+        )
+    clear = all(d.clear for d in decisions.values())
+    ending = (
+        f"stopped after {rounds} of at most {plan.max_rounds} rounds: every answer was clear"
+        if clear
+        else f"ran the maximum of {plan.max_rounds} rounds: "
+        + ", ".join(n for n, d in decisions.items() if not d.clear)
+        + " stayed inconclusive (the drift seen between rounds is larger than the change "
+        "they could show; see the smallest detectable change)"
+    )
+    return Comparison(
+        "A/B",
+        str(a),
+        str(b),
+        plan.threshold,
+        plan.level,
+        tuple(results),
+        notes=(
+            f"{ending}. Rounds of fresh pytest processes, interleaved (A B, B A, ...) on this "
+            "machine; ratios are B/A times (above 1: B slower) with each look's interval. "
+            f"Each run's time is its {statistic} ({STATISTIC_WHY[statistic]}); baseline and "
+            "current are the median of those over the rounds.",
+        ),
+    )
+
+
+def instruction_counts(run: BenchmarkRun) -> dict[str, float | str]:
+    """Each benchmark's instructions per call in a run, or why there is none."""
+    counts: dict[str, float | str] = {}
+    for name, result in run.by_name().items():
+        count = result.edge.get("instructions_per_call")
+        if isinstance(count, int | float) and count > 0:
+            counts[name] = float(count)
+        else:
+            why = result.edge.get("instructions")
+            counts[name] = str(why) if why else "no instruction count recorded"
+    return counts
+
+
+def wants_instructions(run: BenchmarkRun) -> set[str]:
+    """Benchmarks whose run asked for the instruction verdict (marker or option)."""
+    return {n for n, r in run.by_name().items() if r.edge.get("verdict_metric") == "instructions"}
+
+
+def with_instruction_verdicts(
+    comparison: Comparison,
+    a_counts: dict[str, float | str],
+    b_counts: dict[str, float | str],
+    judged: set[str],
+) -> Comparison:
+    """The instruction count as the verdict of each benchmark in *judged*, wall time beside it.
+
+    Where a side has no count (valgrind missing, code that cannot be counted) the verdict
+    stays the wall-time one and the note says why, plainly.
+    """
+    results: list[BenchmarkComparison] = []
+    notes = list(comparison.notes)
+    for r in comparison.results:
+        if r.fullname not in judged:
+            results.append(r)
+            continue
+        a_count, b_count = a_counts.get(r.fullname), b_counts.get(r.fullname)
+        time_text = f"wall time: {r.verdict}" + (
+            f" {r.ratio.ratio:.3f}x [{r.ratio.low:.3f}, {r.ratio.high:.3f}]" if r.ratio else ""
+        )
+        if not isinstance(a_count, float) or not isinstance(b_count, float):
+            why = a_count if not isinstance(a_count, float) else b_count
+            results.append(
+                replace(
+                    r,
+                    note=f"{INSTRUCTIONS_LABEL} not measured ({why}): the verdict is on wall "
+                    f"time. {r.note}",
+                )
+            )
+            notes.append(f"{r.fullname}: instruction counts asked for but not measured ({why})")
+            continue
+        ratio = b_count / a_count
+        results.append(
+            replace(
+                r,
+                verdict=verdict_of(ratio, True, comparison.threshold),
+                ratio=RatioEstimate(ratio, ratio, ratio, 1.0, "instruction count ratio"),
+                p_value=None,
+                method=f"{INSTRUCTIONS_LABEL}: valgrind callgrind, instructions per call "
+                f"A {a_count:,.0f}, B {b_count:,.0f}",
+                detectable_change=comparison.threshold,
+                note=f"{time_text} (beside the instruction verdict). {r.note}",
+            )
+        )
+    if judged:
+        notes.append(
+            f"Verdicts labelled {INSTRUCTIONS_LABEL} compare callgrind instruction counts "
+            "(the ratio column is then instructions B/A): repeatable to about 0.1% here, but "
+            "blind to I/O and memory stalls. The wall-time verdict is in each note."
+        )
+    return replace(comparison, results=tuple(results), notes=tuple(notes))
+
+
+def _process_args(pytest_args: Sequence[str], sequential: bool) -> list[str]:
+    args = list(pytest_args)
+    if sequential and not any(a.startswith("--benchmark-max-time") for a in args):
+        args.append(f"--benchmark-max-time={SHORT_MAX_TIME}")
+    return args
+
+
 def run_ab(
     repo: Path,
     ref_a: str,
-    ref_b: str,
+    ref_b: str | None,
     pytest_args: Sequence[str],
-    runs: int = AB_RUNS,
+    runs: int | None = None,
     threshold: float = 0.10,
-    alpha: float = AB_ALPHA,
+    alpha: float | None = None,
     python: str = sys.executable,
     progress: Progress | None = None,
     statistic: str = "min",
     keep: Path | None = None,
+    max_rounds: int | None = None,
+    min_rounds: int | None = None,
+    metric: str = "time",
 ) -> Comparison:
-    """Benchmark two revisions interleaved in fresh processes and compare them pair by pair.
+    """Benchmark two sides interleaved in fresh processes and compare them round by round.
 
+    ``ref_b=None``: the working tree, uncommitted changes included. ``runs``: a fixed number of
+    rounds and one test at the end; otherwise rounds stop once every answer is clear
+    (between ``min_rounds`` and ``max_rounds``). ``metric="instructions"``: the first round
+    of each side also counts instructions, which become the verdict.
     ``keep``: a directory to copy each run's pytest-benchmark JSON into (A0.json, B0.json...).
     """
     sweep_stale_worktrees()  # first: even a run that fails on its input cleans up
     if statistic not in STATISTICS:
         raise BadBenchmarkInput(f"A/B: statistic {statistic!r} is not one of {STATISTICS}")
-    if runs < 2:
+    if metric not in METRICS:
+        raise BadBenchmarkInput(f"A/B: metric {metric!r} is not one of {', '.join(METRICS)}")
+    if runs is not None and runs < 2:
         raise BadBenchmarkInput(f"A/B: --runs={runs}; a paired test needs at least 2")
+    plan: SequentialPlan | None = None
+    if runs is None:
+        plan = SequentialPlan(
+            threshold,
+            DEFAULT_ALPHA if alpha is None else alpha,
+            MIN_ROUNDS if min_rounds is None else min_rounds,
+            MAX_ROUNDS if max_rounds is None else max_rounds,
+        )
     top = Path(_git(repo, "rev-parse", "--show-toplevel"))
     subdir = Path(os.path.relpath(repo.resolve(), top.resolve()))
-    a, b = resolve(top, "A", ref_a), resolve(top, "B", ref_b)
+    a = resolve(top, "A", ref_a)
     a_runs: list[BenchmarkRun] = []
     b_runs: list[BenchmarkRun] = []
     root = owned_tempdir("ab")
-    with signals_unwind(), worktrees(top, [a, b], root) as paths:
-        out = root / "out"
-        out.mkdir()
-        for i in range(runs):
-            order = (a, b) if i % 2 == 0 else (b, a)
-            for rev in order:
-                if progress:
-                    progress(f"pair {i + 1}/{runs}: {rev}")
-                result = run_once(
-                    paths[rev.label],
-                    subdir,
-                    out / f"{rev.label}{i}.json",
-                    pytest_args,
-                    python,
-                )
-                (a_runs if rev is a else b_runs).append(result)
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            for file in out.glob("*.json"):
-                shutil.copy(file, keep / file.name)
-    return compare_pairs(a_runs, b_runs, a, b, threshold, alpha, statistic)
+    process_args = _process_args(pytest_args, sequential=plan is not None)
+    limit = plan.max_rounds if plan is not None else runs or AB_RUNS
+    with signals_unwind():
+        try:
+            b = resolve(top, "B", ref_b) if ref_b is not None else snapshot_working_tree(top, root)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        with worktrees(top, [a, b], root) as paths:
+            if progress:
+                progress(f"A = {a}; B = {b}")
+            out = root / "out"
+            out.mkdir()
+            for i in range(limit):
+                order = (a, b) if i % 2 == 0 else (b, a)
+                for rev in order:
+                    if progress:
+                        progress(f"round {i + 1}/{limit if plan is None else f'<={limit}'}: {rev}")
+                    counting = metric == "instructions" and i == 0
+                    result = run_once(
+                        paths[rev.label],
+                        subdir,
+                        out / f"{rev.label}{i}.json",
+                        process_args,
+                        python,
+                        {INSTRUCTIONS_ENV: "1"} if counting else None,
+                    )
+                    if not result.results:
+                        raise BadBenchmarkInput(
+                            f"no benchmark ran in {rev}: {' '.join(pytest_args) or '(no args)'} "
+                            "selects no test using benchmark or edge_benchmark"
+                        )
+                    (a_runs if rev is a else b_runs).append(result)
+                if plan is not None and i + 1 >= plan.min_rounds:
+                    decisions = decide_all(a_runs, b_runs, plan, statistic)
+                    if progress:
+                        progress(
+                            f"look after round {i + 1}: "
+                            + "; ".join(
+                                f"{n.rsplit('::', 1)[-1]} {d.ratio.ratio:.3f}x "
+                                f"[{d.ratio.low:.3f}, {d.ratio.high:.3f}] "
+                                + (str(d.verdict) if d.clear else "not clear yet")
+                                for n, d in decisions.items()
+                            )
+                        )
+                    if decisions and all(d.clear for d in decisions.values()):
+                        break
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                for file in out.glob("*.json"):
+                    shutil.copy(file, keep / file.name)
+    if plan is None:
+        comparison = compare_pairs(
+            a_runs, b_runs, a, b, threshold, AB_ALPHA if alpha is None else alpha, statistic
+        )
+    else:
+        comparison = compare_sequential(a_runs, b_runs, a, b, plan, statistic)
+    judged = wants_instructions(a_runs[0]) | wants_instructions(b_runs[0])
+    if metric == "instructions":
+        judged |= {r.fullname for r in comparison.results}
+    if judged:
+        comparison = with_instruction_verdicts(
+            comparison, instruction_counts(a_runs[0]), instruction_counts(b_runs[0]), judged
+        )
+    return comparison

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_edge.device.session import edge_run
-from pytest_edge.settings import MarkerSpec, Setting, add_settings, read_setting
+from pytest_edge.settings import (
+    MarkerSpec,
+    Setting,
+    add_settings,
+    read_setting,
+    register_markers,
+)
 
 if TYPE_CHECKING:
     from pytest_edge.bench.calibration import Bracket, Calibrator
@@ -104,6 +110,15 @@ HISTORY_RUNS = Setting(
     default=5,
     parse=_history_runs,
 )
+INSTRUCTIONS = Setting(
+    "--edge-instructions",
+    "count the instructions of every edge_benchmark.throughput call with valgrind's callgrind "
+    "and make them its verdict metric, as the edge_instructions marker does for one test "
+    "(pytest-edge ab --metric instructions sets it); where valgrind is missing the count says "
+    "so and the verdict stays on wall time.",
+    action="store_true",
+    env="PYTEST_EDGE_INSTRUCTIONS",
+)
 FAIL_ON_INCONCLUSIVE = Setting(
     "--edge-fail-on-inconclusive",
     "also fail (exit status 1) when a comparison is inconclusive: the drift between runs "
@@ -142,8 +157,17 @@ SETTINGS: tuple[Setting, ...] = (
     HISTORY_RUNS,
     STATISTIC,
     CALIBRATION,
+    INSTRUCTIONS,
 )
-MARKERS: tuple[MarkerSpec, ...] = ()
+MARKERS: tuple[MarkerSpec, ...] = (
+    MarkerSpec(
+        "edge_instructions",
+        "",
+        "judge this CPU-bound benchmark on its instruction count (valgrind callgrind; "
+        "deterministic) in pytest-edge ab, wall time beside it; wall time where valgrind is "
+        "missing, and said so",
+    ),
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -151,6 +175,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    register_markers(config, MARKERS)
     plugin = config.stash[BENCH_KEY] = BenchPlugin(config)
     config.pluginmanager.register(plugin, "edge-bench")
 
@@ -381,13 +406,19 @@ class BenchPlugin:
 
 
 @pytest.fixture
-def edge_benchmark(benchmark: Any, pytestconfig: pytest.Config) -> EdgeBenchmark:
+def edge_benchmark(
+    benchmark: Any, pytestconfig: pytest.Config, request: pytest.FixtureRequest
+) -> EdgeBenchmark:
     """pytest-benchmark's ``benchmark`` plus throughput, peak memory and device estimates."""
     from pytest_edge.bench.throughput import EdgeBenchmark
 
     session = pytestconfig.stash[BENCH_KEY].session()
+    judged = request.node.get_closest_marker("edge_instructions") is not None
     return EdgeBenchmark(
-        benchmark, session.add_throughput, edge_run(pytestconfig).host_speed_factor
+        benchmark,
+        session.add_throughput,
+        edge_run(pytestconfig).host_speed_factor,
+        instruction_verdict=judged or bool(read_setting(pytestconfig, INSTRUCTIONS)[0]),
     )
 
 

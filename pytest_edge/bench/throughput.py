@@ -136,11 +136,15 @@ class EdgeBenchmark:
         benchmark: BenchmarkFixture,
         sink: ResultSink | None = None,
         host_speed_factor: float | None = None,
+        instruction_verdict: bool = False,
     ) -> None:
         self.benchmark = benchmark
         self._sink = sink
         # This host's single-core speed relative to the catalog's reference CPU, if known.
         self.host_speed_factor = host_speed_factor
+        # The edge_instructions marker or --edge-instructions: count instructions in every
+        # throughput call and record them as the benchmark's verdict metric.
+        self.instruction_verdict = instruction_verdict
 
     @property
     def extra_info(self) -> dict[str, Any]:
@@ -199,7 +203,10 @@ class EdgeBenchmark:
             samples=_kept_samples(data),
             samples_total=len(data),
         )
-        per_call = self._instructions(function, args, kwargs, info) if instructions else None
+        if self.instruction_verdict:
+            info["verdict_metric"] = "instructions"
+        counting = instructions or self.instruction_verdict
+        per_call = self._instructions(function, args, kwargs, info) if counting else None
         device_rate = None
         speed = device_speed_factor(profile, self.host_speed_factor)
         if profile is not None and speed is not None:

@@ -23,11 +23,15 @@ if TYPE_CHECKING:
     from pytest_edge.device.simulated import (
         SimulatedMachine,
     )
+    from pytest_edge.device.speed import (
+        DeviceSpeedUnknownWarning,
+    )
     from pytest_edge.device.view import (
         DeviceView,
     )
 
 __all__ = [
+    "DeviceSpeedUnknownWarning",
     "DeviceView",
     "EdgeDevice",
     "IsolatedChildDied",
@@ -41,6 +45,7 @@ __all__ = [
 
 # public name -> module that defines it; imported on first use (see pytest_edge._lazy)
 _EXPORTS: dict[str, str] = {
+    "DeviceSpeedUnknownWarning": "pytest_edge.device.speed",
     "DeviceView": "pytest_edge.device.view",
     "EdgeDevice": "pytest_edge.device.fixture",
     "IsolatedChildDied": "pytest_edge.device.isolated",

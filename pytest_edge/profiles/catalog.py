@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar
 from pytest_edge.errors import EdgeError
 from pytest_edge.profiles.model import DeviceProfile
 from pytest_edge.profiles.model import ProfileError as ProfileError  # re-exported: its old home
-from pytest_edge.schema import Declared, Invalid, Opt, Text, check_keys
+from pytest_edge.schema import Declared, Invalid, Number, Opt, Optional, Text, check_keys
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
@@ -53,6 +53,8 @@ class SpeedReference(Declared):
     cpu: Annotated[str, Opt(Text("a CPU name"))]
     benchmark: Annotated[str, Opt(Text("a benchmark name"))]
     source: Annotated[str, Opt(Text("a URL or citation"))]
+    # The reference CPU's score in that benchmark: factor = a device's score / this.
+    score: Annotated[float | None, Opt(Optional(Number(0.0, above=True)))] = None
     note: Annotated[str, Opt(Text(empty=True), "why the comparison is fair")] = ""
 
 

@@ -58,6 +58,11 @@ class DeviceProfile(Declared):
     cpu_max_mhz: Annotated[float | None, Opt(_POSITIVE)] = None
     # Single-core speed relative to the catalog's named reference CPU (1.0 = as fast).
     cpu_speed_factor: Annotated[float | None, Opt(_POSITIVE)] = None
+    # The benchmark score behind the factor (the reference benchmark's unit) and its source.
+    cpu_speed_score: Annotated[float | None, Opt(_POSITIVE)] = None
+    cpu_speed_source: Annotated[str | None, Opt(Optional(Text("a URL")))] = None
+    # Why no factor is given: floors on this device are then checked at host speed, warned.
+    cpu_speed_unknown: Annotated[str | None, Opt(Optional(Text("a reason")))] = None
     memory_bandwidth_gbps: Annotated[float | None, Opt(_POSITIVE)] = None
     uma: Annotated[bool | None, Opt(Optional(Flag()), "CPU and GPU share memory")] = None
     # The GPU's name; None when the device has no usable GPU.
@@ -75,6 +80,13 @@ class DeviceProfile(Declared):
                 f"must be smaller than memory_mb = {self.memory_mb}",
                 "os_reserved_mb",
                 self.os_reserved_mb,
+            )
+        if self.cpu_speed_unknown is not None and self.cpu_speed_factor is not None:
+            raise ProfileError(
+                f"gives a reason the speed is unknown, but cpu_speed_factor = "
+                f"{self.cpu_speed_factor:g}: keep one of the two",
+                "cpu_speed_unknown",
+                self.cpu_speed_unknown,
             )
 
     @property

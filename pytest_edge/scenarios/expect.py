@@ -9,12 +9,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pytest_edge.device.speed import HOST_SPEED
 from pytest_edge.scenarios.outcome import ScenarioOutcome
 from pytest_edge.scenarios.schema import Expectations, resolve_callable
 
 
 def _rate_unit(unit: str) -> str:
     return unit if unit.endswith("/s") else f"{unit}/s"
+
+
+def floor_at_host_speed(expect: Expectations, outcome: ScenarioOutcome) -> bool:
+    """A throughput floor on a simulated device whose speed is unknown: no projection."""
+    return (
+        expect.min_throughput is not None
+        and outcome.profile != "host"
+        and outcome.speed_factor is None
+        and outcome.throughput is not None
+    )
+
+
+def host_speed_floor(expect: Expectations, outcome: ScenarioOutcome, why: str) -> str | None:
+    """The warning for a floor `floor_at_host_speed` could not project; None when none is due.
+
+    The host's figure says nothing about the device, so it neither passes nor fails the
+    scenario: the warning gives it and says why no device figure exists.
+    """
+    floor = expect.min_throughput
+    figure = outcome.throughput
+    if floor is None or figure is None or not floor_at_host_speed(expect, outcome):
+        return None
+    wanted = _rate_unit(floor.unit)
+    side = "below" if figure < floor.value else "at or above"
+    return (
+        f"min_throughput on {outcome.profile} {HOST_SPEED} ({why}): {figure:.1f} {wanted} "
+        f"measured on this host is {side} the floor of {floor.value:g} {wanted}; not enforced"
+    )
 
 
 def check_expectations(
@@ -49,6 +78,8 @@ def check_expectations(
             broken.append(
                 f"min_throughput is in {wanted} but the workload counts {result.unit!r} ({have})"
             )
+        elif floor_at_host_speed(expect, outcome):
+            pass  # no device speed: `host_speed_floor` words it as a warning instead
         else:
             projected = outcome.projected_throughput
             figure = projected if projected is not None else outcome.throughput

@@ -8,14 +8,16 @@ plain collection error would interrupt the whole session).
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_edge.device.speed import DeviceSpeedUnknownWarning, unknown_speed_reason
 from pytest_edge.errors import EdgeError
-from pytest_edge.scenarios.expect import check_expectations
+from pytest_edge.scenarios.expect import check_expectations, host_speed_floor
 from pytest_edge.scenarios.record import PROPERTY, ScenarioRecord
 from pytest_edge.scenarios.runner import Device, DoesNotFitError, Isolate, ScenarioRunner
 from pytest_edge.scenarios.schema import Scenario, ScenarioError, load_scenario
@@ -134,6 +136,10 @@ class ScenarioItem(pytest.Item):
                 item=self, profile=self.device.profile, peak_mb=outcome.peak_memory_mb
             )
         reasons = check_expectations(sc.expect, outcome)
+        unchecked = host_speed_floor(sc.expect, outcome, unknown_speed_reason(self.device.profile))
+        if unchecked is not None:
+            message = f"scenario {sc.name!r}: {unchecked}"
+            warnings.warn(DeviceSpeedUnknownWarning(message), stacklevel=1)
         self._record(
             ScenarioRecord.from_outcome(
                 outcome,

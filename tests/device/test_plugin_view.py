@@ -242,19 +242,19 @@ def test_edge_profile_marker_works_without_the_option(pytester: pytest.Pytester)
 
 def test_cpu_throttle_is_reported_as_an_approximation(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
-    result = pytester.runpytest("--edge-profile=rpi4,jetson", "--edge-cpu-throttle")
+    result = pytester.runpytest("--edge-profile=rpi4,m2-air", "--edge-cpu-throttle")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
             "edge: rpi4 -> raspberry-pi-4-4gb, 4096 MB, 4 cores (view; memory enforced in "
-            "isolated tests; isolated CPU duty-cycled to 54%, an approximation)",
-            "edge: jetson -> jetson-orin-nano-8gb, 8192 MB, 6 cores (view; memory enforced in "
+            "isolated tests; isolated CPU duty-cycled to 50%, an approximation)",
+            "edge: m2-air -> macbook-air-m2-8gb, 8192 MB, 8 cores (view; memory enforced in "
             "isolated tests)",
         ]
     )
     result.stdout.fnmatch_lines(
         [
-            "not enforced: jetson-orin-nano-8gb: no cpu_speed_factor, so no CPU throttling",
+            "not enforced: macbook-air-m2-8gb: no cpu_speed_factor, so no CPU throttling",
             "not enforced: CPU throttling assumes this host is as fast as the reference CPU*",
         ]
     )

@@ -67,7 +67,7 @@ def test_raspberry_pi_alias_carries_its_reason() -> None:
 def test_pi4_numbers_match_the_product_brief() -> None:
     pi4 = pytest_edge.load_profile("raspberry-pi-4-4gb")
     assert (pi4.memory_mb, pi4.cpu_cores, pi4.os_reserved_mb) == (4096, 4, 76)
-    assert pi4.cpu_speed_factor == pytest.approx(1477.83 / 2737.49, abs=0.005)
+    assert pi4.cpu_speed_factor == pytest.approx(1661 / 3305, abs=0.005)
     assert pi4.gpu is None
     assert pi4.uma is True
 
