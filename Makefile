@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-modules test lint docs bench clean test-browser screenshots chromium
+.PHONY: install demo demo-modules test lint docs bench clean test-browser screenshots chromium \
+	test-aarch64
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,19 @@ chromium:
 	$$sudo apt-get update -q && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
 	{ echo "chromium: apt-get install chromium failed (see above)" >&2; exit 1; }
+
+# The system-call library on aarch64 (a Raspberry Pi's architecture): cross-built with -Werror
+# and run under qemu-user (Debian's gcc-aarch64-linux-gnu and qemu-user, installed with apt-get
+# when missing). .ci/run calls it after `make test`.
+test-aarch64: install
+	@if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	    echo "test-aarch64: installing gcc-aarch64-linux-gnu and qemu-user with apt-get"; \
+	    $$sudo apt-get update -q && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-aarch64-linux-gnu qemu-user || \
+	    { echo "test-aarch64: apt-get install gcc-aarch64-linux-gnu qemu-user failed (see above)" >&2; exit 1; }; \
+	fi
+	$(BIN)/pytest -p no:xdist -q tests/syscalls/test_aarch64.py
 
 # The main job: the shipped resilience scenarios on a simulated Raspberry Pi, with a report.
 DEMO_ARGS ?= --edge-profile=raspberry-pi --edge-report=edge-report.html
