@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_the_library_traces_and_faults_on_aarch64(tmp_path: Path) -> None:
-    assert CC is not None and QEMU is not None
+    assert CC is not None
+    assert QEMU is not None
     library = tmp_path / "libedgeio.so"
     flags = ["-O2", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE", "-std=gnu11"]
     subprocess.run(
@@ -54,4 +55,5 @@ def test_the_library_traces_and_faults_on_aarch64(tmp_path: Path) -> None:
         ("opendir", "open"),
         ("dirsync", "fsync"),
     ]
-    assert records[2]["off"] == 0 and records[4]["dst"] == "a"
+    assert records[2]["off"] == 0
+    assert records[4]["dst"] == "a"
