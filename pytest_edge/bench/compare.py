@@ -78,9 +78,8 @@ class Distribution(BoxSeries):
     @classmethod
     def of(cls, label: str, result: BenchmarkResult) -> Distribution:
         if result.samples:
-            ordered = sorted(result.samples)
-            q = _quantiles(ordered)
-            return cls(label, ordered[0], q[0], q[1], q[2], ordered[-1], len(ordered))
+            # Tukey whiskers (1.5 IQR) and the samples beyond as outliers, for the charts.
+            return cls.from_samples(label, result.samples)
         return cls(
             label,
             result.minimum,

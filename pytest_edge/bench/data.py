@@ -68,11 +68,13 @@ class BenchmarkRun:
         return {result.fullname: result for result in self.results}
 
     def label(self, index: int) -> str:
-        """A short name in a history: the commit, else the date, else ``run N`` (1-based)."""
+        """A short name in a history: the commit and the date (``5fe51ae9 2026-12-01 23:33``)
+        when known, else what is known of them, else ``run N`` (1-based)."""
         commit = self.commit_info.get("id")
+        date = (self.datetime or "")[:16].replace("T", " ")
         if isinstance(commit, str) and commit:
-            return commit[:8]
-        return (self.datetime or f"run {index + 1}")[:19]
+            return f"{commit[:8]} {date}".rstrip()
+        return date or f"run {index + 1}"
 
 
 def _number(stats: Mapping[str, Any], key: str, where: str) -> float:

@@ -221,9 +221,13 @@ class BenchPlugin:
 
         runs: int = self.config.getoption(HISTORY_RUNS.dest)
         charts = bench.history_charts(self.saved or [], runs, self.machine_info)
-        if not (bench.throughputs or bench.comparison or bench.messages or charts):
+        if not (bench.results or bench.throughputs or bench.comparison or bench.messages or charts):
             return []
-        return [benchmark_section(bench.throughputs, bench.comparison, bench.messages, charts)]
+        return [
+            benchmark_section(
+                bench.throughputs, bench.comparison, bench.messages, charts, bench.results
+            )
+        ]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         bench = self._session

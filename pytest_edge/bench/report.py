@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from pytest_edge.bench.compare import BenchmarkComparison, Comparison
-from pytest_edge.bench.data import BenchmarkRun
+from pytest_edge.bench.data import BenchmarkResult, BenchmarkRun
 from pytest_edge.bench.throughput import ESTIMATE_NOTE, ThroughputResult
 from pytest_edge.report.model import (
     Block,
     DistributionChart,
     LineChart,
     Paragraph,
+    Problem,
     Section,
     Status,
     Table,
@@ -194,27 +196,40 @@ def comparison_summary(comparison: Comparison) -> str:
     )
 
 
+def _verdict_word(result: BenchmarkComparison) -> str:
+    return str(result.verdict) + (" (regression)" if result.regression else "")
+
+
 def _group_charts(results: Sequence[BenchmarkComparison]) -> list[Block]:
-    groups: dict[str, list[BenchmarkComparison]] = {}
+    """One panel per named group (its members share a meaningful scale), else one panel per
+    benchmark; the current run's box and history point carry the verdict."""
+    panels: dict[str, list[BenchmarkComparison]] = {}
     for r in results:
         if r.distributions:
-            groups.setdefault(r.group or "(no group)", []).append(r)
+            panels.setdefault(f"group {r.group}" if r.group else r.fullname, []).append(r)
     charts: list[Block] = []
-    for group, members in groups.items():
+    for title, members in panels.items():
         medians = [d.median for r in members for d in r.distributions]
         scale, unit = time_unit(min(medians))
+        several = len(members) > 1
         series = tuple(
-            d.scaled(scale, f"{r.fullname.rsplit('::', 1)[-1]}: {d.label}")
+            replace(
+                d.scaled(scale, f"{r.fullname.rsplit('::', 1)[-1]}: {d.label}")
+                if several
+                else d.scaled(scale),
+                verdict=_verdict_word(r) if d.label == "current" else "",
+            )
             for r in members
             for d in r.distributions
         )
-        charts.append(DistributionChart(f"group {group}: time per call", unit, series))
+        charts.append(DistributionChart(f"{title}: time per call", unit, series))
         for r in members:
             if len(r.history) >= 2:
                 points = [*r.history]
                 if r.current_median is not None:
                     points.append(("current", r.current_median))
-                charts.append(_median_history_chart(r.fullname, points))
+                chart = _median_history_chart(r.fullname, points)
+                charts.append(replace(chart, verdict=_verdict_word(r)))
     return charts
 
 
@@ -300,10 +315,16 @@ def benchmark_section(
     comparison: Comparison | None = None,
     messages: Sequence[str] = (),
     extra_blocks: Sequence[Block] = (),
+    results: Sequence[BenchmarkResult] = (),
 ) -> Section:
-    """The benchmark section: throughput table, comparison, charts and messages."""
+    """The benchmark section: every benchmark (``results``) or the throughput table,
+    the comparison, charts and messages."""
     blocks: list[Block] = [Paragraph(m, "warning") for m in messages]
-    if throughputs:
+    if results:
+        from pytest_edge.bench.table import every_benchmark_blocks
+
+        blocks += every_benchmark_blocks(results, throughputs)
+    elif throughputs:
         blocks += throughput_blocks(throughputs)
     if comparison is not None:
         blocks += comparison_blocks(comparison)
@@ -321,4 +342,16 @@ def benchmark_section(
         "comparison": comparison_to_dict(comparison) if comparison else None,
         "messages": list(messages),
     }
-    return Section("benchmarks", "Benchmarks", tuple(blocks), status, order=20, data=data)
+    problems = tuple(
+        Problem(
+            "regression",
+            r.fullname,
+            f"{_verdict_word(r)}: median {format_time(r.baseline_median)} -> "
+            f"{format_time(r.current_median)} ({_ratio_text(r)} times)",
+            "section-benchmarks",
+        )
+        for r in (comparison.regressions if comparison else ())
+    )
+    return Section(
+        "benchmarks", "Benchmarks", tuple(blocks), status, order=20, data=data, problems=problems
+    )

@@ -9,15 +9,20 @@ of the session with the sections every capability returns from the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
-from pytest_edge.report.model import EdgeReport, Section
+from pytest_edge.report.model import EdgeReport, OutcomeSummary, Section
 
 SectionProvider = Callable[[], "Section | None"]
 
 
 class ReportCollector:
+    """Sections, plus pytest's outcome summary and the run's metadata when set."""
+
     def __init__(self, title: str = "pytest-edge report") -> None:
         self.title = title
+        self.outcome: OutcomeSummary | None = None
+        self.metadata: tuple[tuple[str, str], ...] = ()
         self._sections: dict[str, Section] = {}
         self._providers: list[SectionProvider] = []
 
@@ -29,7 +34,7 @@ class ReportCollector:
         self._providers.append(provider)
 
     def build(self) -> EdgeReport:
-        report = EdgeReport(self.title)
+        report = replace(EdgeReport(self.title), outcome=self.outcome, metadata=self.metadata)
         for section in self._sections.values():
             report = report.with_section(section)
         for provider in self._providers:

@@ -1,182 +1,333 @@
-"""Self-contained HTML renderer: inline CSS and inline SVG charts, no script, no network."""
+"""Self-contained HTML renderer: inline CSS and inline SVG charts, no script, no network.
+
+The page leads with what needs attention: a banner with the overall status (pytest's exit
+code) and what failed, the outcome counts, the failures with their message and a link to
+their details, then a table of contents, the sections and the run's metadata. Every string
+from a test, a scenario or a user is escaped; only http(s) URLs become links. It is usable
+on a phone: a viewport tag, tables that scroll in their own box, words that wrap, charts
+that scale with the page.
+"""
 
 from __future__ import annotations
 
-import math
+import re
+from collections.abc import Iterator, Sequence
 from html import escape
 
+from pytest_edge.report.charts import render_box_chart, render_line_chart
 from pytest_edge.report.model import (
+    OUTCOMES,
+    Block,
     DistributionChart,
     EdgeReport,
     LineChart,
+    OutcomeSummary,
     Paragraph,
+    Problem,
+    Section,
+    Status,
     Table,
+    failure_anchor,
 )
 
+__all__ = ["render_box_chart", "render_html", "render_line_chart"]
+
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;
-max-width:72rem}
-h1{font-size:1.5rem}h2{font-size:1.2rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left}th{background:#f6f8fa}
-.note,.warning,.estimate{padding:.4rem .7rem;border-left:4px solid;margin:.5rem 0}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;
+line-height:1.45;overflow-wrap:anywhere}
+main{max-width:72rem;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.2rem;border-bottom:1px solid #d0d7de;
+padding-bottom:.2rem;margin-top:2rem}h3{font-size:1rem}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
+pre{white-space:pre-wrap;background:#f6f8fa;padding:.5rem;border-radius:4px;max-height:30rem;
+overflow:auto}
+a{color:#0969da}
+.table-wrap{max-width:100%;overflow-x:auto;margin:.5rem 0 1rem;border:1px solid #d0d7de;
+border-radius:4px}
+table{border-collapse:collapse;font-size:.85rem;min-width:100%}
+caption{text-align:left;padding:.3rem .5rem;font-weight:600}
+th,td{border-bottom:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;
+overflow-wrap:anywhere;min-width:4.5rem}
+th{background:#f6f8fa}td.name{min-width:12rem}
+tr.bad td{background:#ffebe9}tr.bad td:first-child{border-left:4px solid #cf222e}
+.note,.warning,.estimate,.failure{padding:.4rem .7rem;border-left:4px solid;margin:.5rem 0}
 .note{border-color:#0969da;background:#ddf4ff}.warning{border-color:#bf8700;background:#fff8c5}
 .estimate{border-color:#8250df;background:#fbefff}
-.status-failed{color:#cf222e}.status-warning{color:#9a6700}.status-ok{color:#1a7f37}
-figure{margin:.5rem 0 1.5rem}figcaption{font-size:.85rem;color:#57606a}
-svg text{font-size:11px;fill:#1b1f24}
+.failure{border-color:#cf222e;background:#ffebe9}
+details.repeated summary{cursor:pointer}details.repeated ul{margin:.3rem 0}
+.tag{display:inline-block;font-weight:700;font-size:.75rem;padding:.05rem .4rem;
+border-radius:3px;color:#fff;background:#6e7781;white-space:nowrap}
+.tag-failed{background:#cf222e}.tag-warning{background:#9a6700}.tag-ok{background:#1a7f37}
+.banner{padding:.7rem 1rem;border-radius:6px;font-size:1.05rem;margin:.5rem 0 1rem;
+border:2px solid}
+.banner-failed{background:#ffebe9;border-color:#cf222e}
+.banner-warning{background:#fff8c5;border-color:#bf8700}
+.banner-ok{background:#dafbe1;border-color:#1a7f37}.banner-info{background:#f6f8fa;
+border-color:#d0d7de}
+ul.counts{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.4rem}
+ul.counts li{border:1px solid #d0d7de;border-radius:4px;padding:.2rem .6rem}
+ul.counts li.bad{border-color:#cf222e;background:#ffebe9;font-weight:700}
+ol.problems li{margin:.3rem 0}.message{color:#57606a}
+nav.toc ol{padding-left:1.2rem}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
+dl.meta dt{font-weight:600}dl.meta dd{margin:0}
+@media (max-width:600px){dl.meta{grid-template-columns:1fr}main{padding:.5rem}}
+figure.chart{margin:.5rem 0 1.5rem;max-width:760px}
+figure.chart figcaption{font-size:.9rem;margin-bottom:.3rem}
+figure.chart .legend{color:#57606a;font-size:.8rem}
+figure.chart svg{width:100%;height:auto;display:block}
+svg text{font-size:12px;fill:#1b1f24;font-family:system-ui,-apple-system,Segoe UI,Roboto,
+sans-serif}
+svg text.tick{fill:#57606a}svg text.axis-title{font-weight:600}
+svg line.grid{stroke:#eaeef2}
 """
-_WIDTH = 680
-_LEFT = 150
-_RIGHT = 20
-_COLORS = ("#8c959f",)  # earlier runs grey; the current run (or B) blue
+_STATUS_WORDS: dict[Status, tuple[str, str]] = {
+    "failed": ("✗", "FAILED"),
+    "warning": ("⚠", "WARNING"),
+    "ok": ("✓", "OK"),
+    "info": ("\u2139", "INFO"),
+}
+_PARAGRAPH_LABELS = {
+    "note": "Note",
+    "warning": "⚠ Warning",
+    "estimate": "Estimate",
+    "failure": "✗ Failed",
+}
+_URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]")
+_BAD_CELL = re.compile(r"\b(REGRESSION|failed|FAILED|FAIL|error|slower)\b")
+_COLLAPSE_AT = 3  # this many similar notes in a row become one collapsed line with a count
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3g}"
+def linkify(text: str) -> str:
+    """``text`` escaped, with every http(s) URL in it a link (no other scheme ever is)."""
+    out: list[str] = []
+    last = 0
+    for match in _URL.finditer(text):
+        out.append(escape(text[last : match.start()]))
+        url = match.group(0)
+        out.append(f'<a href="{escape(url, quote=True)}" rel="noreferrer">{escape(url)}</a>')
+        last = match.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    if high <= low:
-        return [low]
-    step = (high - low) / (count - 1)
-    return [low + i * step for i in range(count)]
-
-
-def _scale(low: float, high: float) -> tuple[float, float]:
-    if not math.isfinite(low) or not math.isfinite(high):
-        return 0.0, 1.0
-    if high <= low:
-        pad = abs(low) * 0.05 or 1.0
-        return low - pad, high + pad
-    pad = (high - low) * 0.05
-    return max(0.0, low - pad), high + pad
-
-
-def render_box_chart(chart: DistributionChart) -> str:
-    """Horizontal box plots (whiskers: min..max, box: q1..q3, bar: median)."""
-    row = 30
-    height = 40 + row * len(chart.series)
-    low, high = _scale(
-        min((s.minimum for s in chart.series), default=0.0),
-        max((s.maximum for s in chart.series), default=1.0),
-    )
-    span = _WIDTH - _LEFT - _RIGHT
-
-    def x(value: float) -> float:
-        return _LEFT + (value - low) / (high - low) * span
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
-        f'viewBox="0 0 {_WIDTH} {height}" role="img" aria-label="{escape(chart.title)}">'
-    ]
-    for tick in _ticks(low, high):
-        parts.append(
-            f'<line x1="{x(tick):.1f}" y1="10" x2="{x(tick):.1f}" y2="{height - 25}" '
-            'stroke="#eaeef2"/>'
-            f'<text x="{x(tick):.1f}" y="{height - 10}" text-anchor="middle">'
-            f"{_fmt(tick)}</text>"
-        )
-    for i, s in enumerate(chart.series):
-        y = 15 + i * row
-        mid = y + row / 2 - 4
-        newer = s.label.endswith("current") or ": B " in s.label
-        color = "#0969da" if newer else _COLORS[0]
-        parts.append(
-            f'<text x="{_LEFT - 8}" y="{mid + 4:.1f}" text-anchor="end">'
-            f"{escape(s.label)} (n={s.n})</text>"
-            f'<line x1="{x(s.minimum):.1f}" y1="{mid:.1f}" x2="{x(s.maximum):.1f}" '
-            f'y2="{mid:.1f}" stroke="{color}"/>'
-            f'<rect x="{x(s.q1):.1f}" y="{y + 2}" width="{max(x(s.q3) - x(s.q1), 1):.1f}" '
-            f'height="{row - 12}" fill="{color}" fill-opacity="0.35" stroke="{color}"/>'
-            f'<line x1="{x(s.median):.1f}" y1="{y + 2}" x2="{x(s.median):.1f}" '
-            f'y2="{y + row - 10}" stroke="{color}" stroke-width="3">'
-            f"<title>median {_fmt(s.median)} {escape(chart.unit)}</title></line>"
-        )
-    parts.append("</svg>")
-    return (
-        f"<figure>{''.join(parts)}<figcaption>{escape(chart.title)} "
-        f"({escape(chart.unit)}; box: quartiles, bar: median, line: min to max)"
-        "</figcaption></figure>"
-    )
-
-
-def render_line_chart(chart: LineChart) -> str:
-    """Values over runs; the last point (the current run) is drawn larger."""
-    height = 200
-    values = [v for _, v in chart.points]
-    low, high = _scale(min(values, default=0.0), max(values, default=1.0))
-    count = max(len(chart.points), 2)
-    span = _WIDTH - _LEFT - _RIGHT
-
-    def x(index: int) -> float:
-        return _LEFT + index / (count - 1) * span
-
-    def y(value: float) -> float:
-        return 15 + (1 - (value - low) / (high - low)) * (height - 60)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
-        f'viewBox="0 0 {_WIDTH} {height}" role="img" aria-label="{escape(chart.title)}">'
-    ]
-    for tick in _ticks(low, high):
-        parts.append(
-            f'<line x1="{_LEFT}" y1="{y(tick):.1f}" x2="{_WIDTH - _RIGHT}" y2="{y(tick):.1f}" '
-            f'stroke="#eaeef2"/><text x="{_LEFT - 8}" y="{y(tick) + 4:.1f}" '
-            f'text-anchor="end">{_fmt(tick)}</text>'
-        )
-    path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, (_, v) in enumerate(chart.points))
-    parts.append(f'<polyline points="{path}" fill="none" stroke="#0969da"/>')
-    for i, (label, value) in enumerate(chart.points):
-        last = i == len(chart.points) - 1
-        parts.append(
-            f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="{5 if last else 3}" '
-            f'fill="{"#cf222e" if last else "#0969da"}"><title>{escape(label)}: '
-            f"{_fmt(value)} {escape(chart.unit)}</title></circle>"
-            f'<text x="{x(i):.1f}" y="{height - 25}" text-anchor="middle" '
-            f'transform="rotate(20 {x(i):.1f} {height - 25})">{escape(label[:12])}</text>'
-        )
-    parts.append("</svg>")
-    return (
-        f"<figure>{''.join(parts)}<figcaption>{escape(chart.title)} "
-        f"({escape(chart.unit)}; last point: this run)</figcaption></figure>"
-    )
+def _tag(status: Status) -> str:
+    icon, word = _STATUS_WORDS[status]
+    return f'<span class="tag tag-{status}">{icon} {word}</span>'
 
 
 def _table(table: Table) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows
-    )
+    head = "".join(f'<th scope="col">{escape(c)}</th>' for c in table.columns)
+    rows = []
+    for row in table.rows:
+        bad = any(_BAD_CELL.search(cell) for cell in row[1:])
+        cells = "".join(
+            f"<td{' class=name' if i == 0 else ''}>{linkify(c)}</td>" for i, c in enumerate(row)
+        )
+        rows.append(f"<tr{' class=bad' if bad else ''}>{cells}</tr>")
     caption = f"<caption>{escape(table.caption)}</caption>" if table.caption else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    label = escape(table.caption or ", ".join(table.columns[:3]), quote=True)
+    return (
+        f'<div class="table-wrap" role="region" aria-label="{label}" tabindex="0">'
+        f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+        "</table></div>"
+    )
+
+
+def _paragraph(block: Paragraph) -> str:
+    if block.kind == "text":
+        return f"<p>{linkify(block.text)}</p>"
+    label = _PARAGRAPH_LABELS[block.kind]
+    return f'<p class="{block.kind}"><strong>{label}:</strong> {linkify(block.text)}</p>'
+
+
+def _similar_key(text: str) -> str:
+    """What near-identical notes share: the text before their last ``: `` part."""
+    return text.rsplit(": ", 1)[0] if ": " in text else text
+
+
+def _runs(blocks: Sequence[Block]) -> Iterator[list[Block]]:
+    """Blocks in runs: similar paragraphs of one kind together, every other block alone."""
+    run: list[Block] = []
+    for block in blocks:
+        if (
+            run
+            and isinstance(block, Paragraph)
+            and isinstance(run[0], Paragraph)
+            and block.kind == run[0].kind
+            and block.kind != "text"
+            and _similar_key(block.text) == _similar_key(run[0].text)
+        ):
+            run.append(block)
+            continue
+        if run:
+            yield run
+        run = [block]
+    if run:
+        yield run
+
+
+def _collapsed(paragraphs: Sequence[Paragraph]) -> str:
+    first = paragraphs[0]
+    key = _similar_key(first.text)
+    items = "".join(
+        f"<li>{linkify(p.text[len(key) + 2 :] if p.text != key else p.text)}</li>"
+        for p in paragraphs
+    )
+    label = _PARAGRAPH_LABELS.get(first.kind, "")
+    return (
+        f'<details class="repeated {first.kind}"><summary><strong>{label}:</strong> '
+        f"{linkify(key)} <strong>(\u00d7{len(paragraphs)})</strong></summary><ul>{items}</ul>"
+        "</details>"
+    )
+
+
+def _blocks(blocks: Sequence[Block]) -> list[str]:
+    out: list[str] = []
+    for run in _runs(blocks):
+        block = run[0]
+        if len(run) >= _COLLAPSE_AT:
+            out.append(_collapsed([b for b in run if isinstance(b, Paragraph)]))
+            continue
+        for block in run:
+            if isinstance(block, Paragraph):
+                out.append(_paragraph(block))
+            elif isinstance(block, Table):
+                out.append(_table(block))
+            elif isinstance(block, DistributionChart):
+                out.append(render_box_chart(block))
+            elif isinstance(block, LineChart):
+                out.append(render_line_chart(block))
+    return out
+
+
+def _banner(report: EdgeReport) -> str:
+    status = report.status
+    icon, word = _STATUS_WORDS[status]
+    attention = report.attention()
+    outcome = report.outcome
+    if outcome is not None:
+        word = f"{word}: pytest {outcome.exit_word} (exit code {outcome.exit_code})"
+    if attention:
+        what = f"Needs attention: {escape(attention)}."
+    elif status == "ok":
+        what = "Nothing needs attention."
+    else:
+        what = "No test outcome in this report (it was not written by a pytest run)."
+        if outcome is not None:
+            what = "No failure was recorded."
+    return (
+        f'<div class="banner banner-{status}" role="status"><strong>{icon} {escape(word)}</strong>'
+        f"<br>{what}</div>"
+    )
+
+
+def _counts(outcome: OutcomeSummary) -> str:
+    items = []
+    for name in [*OUTCOMES, *(k for k in outcome.counts if k not in OUTCOMES)]:
+        count = outcome.counts.get(name, 0)
+        bad = count and name in ("failed", "error")
+        items.append(f"<li{' class=bad' if bad else ''}>{count} {escape(name)}</li>")
+    duration = ""
+    if outcome.duration_s is not None:
+        from pytest_edge.report.units import format_time
+
+        duration = f" in {format_time(outcome.duration_s)}"
+    return (
+        f'<ul class="counts" aria-label="test outcomes">{"".join(items)}</ul>'
+        f"<p>{outcome.total} test reports{duration}; pytest exit code {outcome.exit_code} "
+        f"({escape(outcome.exit_word)}).</p>"
+    )
+
+
+def _problem(problem: Problem) -> str:
+    name = f"<code>{escape(problem.name)}</code>"
+    if problem.anchor:
+        name = f'<a href="#{escape(problem.anchor, quote=True)}">{name}</a>'
+    message = ""
+    if problem.message:
+        message = f': <span class="message">{escape(problem.message)}</span>'
+    kind = escape(problem.kind.upper())
+    return f'<li><span class="tag tag-failed">✗ {kind}</span> {name}{message}</li>'
+
+
+def _summary(report: EdgeReport) -> str:
+    parts = ['<section id="summary"><h2>Summary</h2>']
+    if report.outcome is not None:
+        parts.append(_counts(report.outcome))
+    problems = report.problems
+    if problems:
+        parts.append("<h3>Needs attention</h3><ol class=problems>")
+        parts += [_problem(p) for p in problems]
+        parts.append("</ol>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _failure_details(outcome: OutcomeSummary | None) -> str:
+    if outcome is None or not outcome.failures:
+        return ""
+    parts = ['<section id="failures"><h2>Failed tests ' + _tag("failed") + "</h2>"]
+    for failure in outcome.failures:
+        parts.append(
+            f'<details id="{failure_anchor(failure.nodeid)}" open><summary>'
+            f'<span class="tag tag-failed">✗ {escape(failure.outcome.upper())}</span> '
+            f"<code>{escape(failure.nodeid)}</code> ({escape(failure.when)})</summary>"
+            f'<p class="failure"><strong>✗ Failed:</strong> {escape(failure.message)}</p>'
+            f"<pre>{escape(failure.details)}</pre></details>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _toc(report: EdgeReport) -> str:
+    entries = [("summary", "Summary", report.outcome.status if report.outcome else "info")]
+    if report.outcome is not None and report.outcome.failures:
+        entries.append(("failures", "Failed tests", "failed"))
+    entries += [(f"section-{s.key}", s.title, s.status) for s in report.sections]
+    if report.metadata:
+        entries.append(("run", "Run", "info"))
+    items = "".join(
+        f'<li><a href="#{escape(anchor, quote=True)}">{escape(title)}</a>'
+        f"{' ' + _tag(status) if status in ('failed', 'warning') else ''}</li>"
+        for anchor, title, status in entries
+    )
+    return f'<nav class="toc" aria-label="contents"><h2>Contents</h2><ol>{items}</ol></nav>'
+
+
+def _section(section: Section) -> str:
+    body = "".join(_blocks(section.blocks))
+    return (
+        f'<section id="section-{escape(section.key, quote=True)}"><h2>{escape(section.title)} '
+        f"{_tag(section.status)}</h2>{body}</section>"
+    )
+
+
+def _metadata(report: EdgeReport) -> str:
+    if not report.metadata:
+        return ""
+    rows = "".join(
+        f"<dt>{escape(name)}</dt><dd><code>{escape(value)}</code></dd>"
+        for name, value in report.metadata
+    )
+    return f'<section id="run"><h2>Run</h2><dl class="meta">{rows}</dl></section>'
 
 
 def render_html(report: EdgeReport) -> str:
-    body: list[str] = [
-        f"<h1>{escape(report.title)}</h1>",
-        f"<p>Generated {escape(report.created)}. Status: "
-        f'<span class="status-{report.status}">{report.status}</span>.</p>',
+    body = [
+        f"<header><h1>{escape(report.title)}</h1>",
+        _banner(report),
+        f"<p>Generated {escape(report.created)}.</p></header>",
+        _summary(report),
+        _toc(report),
+        _failure_details(report.outcome),
+        *(_section(s) for s in report.sections),
+        _metadata(report),
     ]
-    for section in report.sections:
-        body.append(
-            f'<section id="{escape(section.key)}"><h2>{escape(section.title)} '
-            f'<small class="status-{section.status}">[{section.status}]</small></h2>'
-        )
-        for block in section.blocks:
-            if isinstance(block, Paragraph):
-                css = f' class="{block.kind}"' if block.kind != "text" else ""
-                label = f"<strong>{block.kind.capitalize()}:</strong> " if css else ""
-                body.append(f"<p{css}>{label}{escape(block.text)}</p>")
-            elif isinstance(block, Table):
-                body.append(_table(block))
-            elif isinstance(block, DistributionChart):
-                body.append(render_box_chart(block))
-            else:
-                body.append(render_line_chart(block))
-        body.append("</section>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(report.title)}</title><style>{_CSS}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
+        f"<body><main>{''.join(body)}</main></body></html>\n"
     )

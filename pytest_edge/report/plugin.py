@@ -16,6 +16,7 @@ import pytest
 from pytest_edge.settings import MarkerSpec, Setting, add_settings
 
 _WRITTEN_KEY = pytest.StashKey[tuple[Path | None, Path | None]]()
+_OUTCOMES_KEY = pytest.StashKey["_OutcomeHooks"]()
 
 REPORT = Setting(
     "--edge-report",
@@ -32,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        hooks = config.stash[_OUTCOMES_KEY] = _OutcomeHooks(config)
+        config.pluginmanager.register(hooks, "edge-report-outcomes")
     path: str | None = config.getoption(REPORT.dest)
     if path is None:
         return
@@ -41,6 +45,32 @@ def pytest_configure(config: pytest.Config) -> None:
         format_for_path(path)
     except ValueError as error:
         raise pytest.UsageError(f"--edge-report: {error}") from None
+
+
+class _OutcomeHooks:
+    """Tallies every test report on the controller (under xdist it sees every worker's)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from pytest_edge.report.outcomes import OutcomeRecorder
+
+        self.config = config
+        self.recorder = OutcomeRecorder()
+
+    def _tally(self, report: pytest.TestReport | pytest.CollectReport) -> None:
+        category, _, _ = self.config.hook.pytest_report_teststatus(
+            report=report, config=self.config
+        )
+        self.recorder.add(report, category)
+
+    def pytest_sessionstart(self) -> None:
+        self.recorder.restart()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._tally(report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed or report.skipped:
+            self._tally(report)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -61,10 +91,28 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
     for sections in config.hook.pytest_edge_report_sections(config=config):
         for section in sections or ():
             collector.add(section)
+    hooks = config.stash.get(_OUTCOMES_KEY, None)
+    if hooks is not None:
+        collector.outcome = hooks.recorder.summary(int(session.exitstatus))
+        collector.metadata = _metadata(config, collector.outcome.duration_s)
     report = collector.build()
     written = write_report(report, path) if path is not None else None
     config.stash[_WRITTEN_KEY] = (written, append_step_summary(report))
     return result
+
+
+def _metadata(config: pytest.Config, duration_s: float | None) -> tuple[tuple[str, str], ...]:
+    from pytest_edge.report.runinfo import run_metadata
+    from pytest_edge.seed import run_seed
+
+    workers = getattr(config.option, "numprocesses", None)
+    return run_metadata(
+        config.invocation_params.args,
+        config.rootpath,
+        duration_s,
+        run_seed(config),
+        workers if isinstance(workers, int) else None,
+    )
 
 
 @pytest.hookimpl(trylast=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_edge.report.model import Block, Paragraph, Section, Table
+from pytest_edge.report.model import Block, Paragraph, Problem, Section, Table
 from pytest_edge.scenarios.record import COLUMNS, ESTIMATE_NOTE, ScenarioRecord, rows, verdict
 from pytest_edge.scenarios.runner import Device
 
@@ -45,10 +45,21 @@ def scenarios_section(records: Sequence[ScenarioRecord], devices: Sequence[Devic
         blocks.append(Paragraph(ESTIMATE_NOTE, "estimate"))
     for record in records:
         for reason in record.reasons:
-            blocks.append(Paragraph(f"{record.name} on {record.profile}: {reason}", "warning"))
+            blocks.append(Paragraph(f"{record.name} on {record.profile}: {reason}", "failure"))
         for fault in record.fault_lines:
             blocks.append(Paragraph(f"{record.name}: fault fired: {fault}", "note"))
     failed = any(r.outcome == "failed" for r in records)
+    problems = tuple(
+        Problem(
+            "failed scenario",
+            f"{r.name} on {r.profile}",
+            "; ".join(reason.splitlines()[0] for reason in r.reasons),
+            "section-scenarios",
+            test=r.name,
+        )
+        for r in records
+        if r.outcome == "failed"
+    )
     return Section(
         key="scenarios",
         title="Scenarios",
@@ -56,4 +67,5 @@ def scenarios_section(records: Sequence[ScenarioRecord], devices: Sequence[Devic
         status="failed" if failed else "ok",
         order=30,
         data={"verdict": line, "runs": [r.to_dict() for r in records]},
+        problems=problems,
     )

@@ -11,9 +11,10 @@ from tests.report.samples import sample_report
 
 def check_schema(node: object, schema: dict[str, object]) -> None:
     """The subset of JSON Schema that SCHEMA uses: type, required, properties, items, enum."""
-    kinds = {"object": dict, "array": list, "string": str}
+    kinds = {"object": dict, "array": list, "string": str, "null": type(None)}
     if "type" in schema:
-        assert isinstance(node, kinds[str(schema["type"])])
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        assert isinstance(node, tuple(kinds[str(t)] for t in types))
     if "enum" in schema:
         assert node in schema["enum"]  # type: ignore[operator]
     if "const" in schema:
