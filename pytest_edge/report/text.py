@@ -12,14 +12,27 @@ import os
 from collections.abc import Sequence
 
 from pytest_edge.report.escape import display_width, terminal_safe
-from pytest_edge.report.model import DistributionChart, EdgeReport, LineChart, Paragraph, Table
+from pytest_edge.report.model import (
+    OUTCOMES,
+    DistributionChart,
+    EdgeReport,
+    LineChart,
+    Paragraph,
+    Table,
+)
 
 WIDTH = 120
 _GAP = 2
 _MIN_COLUMN = 6  # a column is never squeezed below this (or its natural width, if smaller)
 _MIN_PREFIX = 12  # a shared prefix shorter than this is not worth a legend line
 _ELLIPSIS = "…"
-_PREFIX = {"text": "", "note": "note: ", "warning": "WARNING: ", "estimate": "estimate: "}
+_PREFIX = {
+    "text": "",
+    "note": "note: ",
+    "warning": "WARNING: ",
+    "estimate": "estimate: ",
+    "failure": "FAILED: ",
+}
 
 
 def _pad(text: str, width: int) -> str:
@@ -127,9 +140,33 @@ def render_table(table: Table, width: int = WIDTH) -> list[str]:
     return out
 
 
+def summary_lines(report: EdgeReport, width: int = WIDTH) -> list[str]:
+    """The outcome summary: status (pytest's exit code), what needs attention, the counts,
+    then one line per problem, failures first."""
+    head = f"{terminal_safe(report.title)}: {report.status.upper()}"
+    outcome = report.outcome
+    if outcome is not None:
+        head += f" (pytest {outcome.exit_word}, exit code {outcome.exit_code})"
+    lines = wrap(head, width)
+    attention = report.attention()
+    if attention:
+        lines += wrap(f"needs attention: {terminal_safe(attention)}", width)
+    if outcome is not None:
+        names = [*OUTCOMES, *(k for k in outcome.counts if k not in OUTCOMES)]
+        counts = ", ".join(f"{outcome.counts.get(n, 0)} {terminal_safe(n)}" for n in names)
+        lines += wrap(f"outcomes: {counts}", width)
+    for problem in report.problems:
+        message = f": {problem.message}" if problem.message else ""
+        text = terminal_safe(f"{problem.kind.upper()} {problem.name}{message}")
+        lines += wrap(text, width)
+    return lines
+
+
 def render_text(report: EdgeReport, width: int = WIDTH) -> str:
-    """The report as plain text for a terminal or a log."""
+    """The report as plain text for a terminal or a log: the outcome summary, the sections."""
     lines: list[str] = []
+    if report.outcome is not None or report.problems:
+        lines += [*summary_lines(report, width), ""]
     for section in report.sections:
         lines += [f"{terminal_safe(section.title)} [{section.status}]"]
         for block in section.blocks:
