@@ -26,6 +26,7 @@ _GAP = 2
 _MIN_COLUMN = 6  # a column is never squeezed below this (or its natural width, if smaller)
 _MIN_PREFIX = 12  # a shared prefix shorter than this is not worth a legend line
 _ELLIPSIS = "…"
+_BREAKS = ("::", "/", "-", "_", ".", ",")  # a long word wraps after one of these
 _PREFIX = {
     "text": "",
     "note": "note: ",
@@ -52,13 +53,29 @@ def wrap(text: str, width: int) -> list[str]:
         if current:
             lines.append(current)
         current = ""
-        for char in word:
-            if display_width(current + char) > width and current:
-                lines.append(current)
-                current = ""
-            current += char
+        while display_width(word) > width:  # break after a separator that fits, else anywhere
+            cut = _fitting(word, width)
+            head = word[:cut]
+            at = max(
+                [head.rfind(sep) + len(sep) for sep in _BREAKS if sep in head]
+                + [head.rfind("[")],  # before a parametrisation
+            )
+            cut = at if at > cut // 3 else cut
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
     lines.append(current)
     return lines
+
+
+def _fitting(word: str, width: int) -> int:
+    """How many leading characters of `word` fit in `width` columns (at least one)."""
+    used = 0
+    for index, char in enumerate(word):
+        used += display_width(char)
+        if used > width:
+            return max(index, 1)
+    return len(word)
 
 
 def _shared_prefix(cells: Sequence[str]) -> str:
@@ -73,22 +90,35 @@ def _shared_prefix(cells: Sequence[str]) -> str:
     return prefix
 
 
-def _column_widths(natural: list[int], available: int) -> list[int]:
-    """Widths summing to at most `available`: the widest columns are narrowed first."""
+def _column_widths(natural: list[int], snug: list[int], available: int) -> list[int]:
+    """Widths summing to at most `available`.
+
+    Headers wrap first: each column gets its `snug` width (its cells and its header's longest
+    word) and what is left goes back to the headers; past that the widest columns are
+    narrowed and their cells wrap.
+    """
     if sum(natural) <= available:
         return natural
-    floors = [min(n, _MIN_COLUMN) for n in natural]
+    if sum(snug) <= available:
+        widths = list(snug)
+        spare = available - sum(widths)
+        for i, want in enumerate(natural):
+            give = min(spare, want - widths[i])
+            widths[i] += give
+            spare -= give
+        return widths
+    floors = [min(n, _MIN_COLUMN) for n in snug]
     if sum(floors) > available:  # too many columns for the width: share it evenly
-        even = max(available // len(natural), 1)
-        return [min(n, even) for n in natural]
-    low, high = 1, max(natural)
+        even = max(available // len(snug), 1)
+        return [min(n, even) for n in snug]
+    low, high = 1, max(snug)
     while low < high:  # the largest cap at which the capped widths still fit
         cap = (low + high + 1) // 2
-        if sum(max(f, min(n, cap)) for n, f in zip(natural, floors, strict=True)) <= available:
+        if sum(max(f, min(n, cap)) for n, f in zip(snug, floors, strict=True)) <= available:
             low = cap
         else:
             high = cap - 1
-    return [max(f, min(n, low)) for n, f in zip(natural, floors, strict=True)]
+    return [max(f, min(n, low)) for n, f in zip(snug, floors, strict=True)]
 
 
 def render_table(table: Table, width: int = WIDTH) -> list[str]:
@@ -101,8 +131,12 @@ def render_table(table: Table, width: int = WIDTH) -> list[str]:
     columns = [terminal_safe(c) for c in table.columns]
     rows = [[terminal_safe(c) for c in row] for row in table.rows]
 
-    def natural() -> list[int]:
-        widths = [display_width(c) for c in columns]
+    def natural(header: bool = True) -> list[int]:
+        """Each column's width: its header's (or longest header word's) and its cells'."""
+        if header:
+            widths = [display_width(c) for c in columns]
+        else:
+            widths = [max(map(display_width, c.split(" "))) for c in columns]
         for row in rows:
             widths = [max(w, display_width(cell)) for w, cell in zip(widths, row, strict=True)]
         return widths
@@ -117,7 +151,7 @@ def render_table(table: Table, width: int = WIDTH) -> list[str]:
                 for row in rows:
                     row[index] = _ELLIPSIS + row[index][len(prefix) :]
                 legend.append(f"{_ELLIPSIS} in {columns[index]!r} = {prefix}")
-        widths = _column_widths(natural(), width - gaps)
+        widths = _column_widths(natural(), natural(header=False), width - gaps)
 
     def lines(cells: Sequence[str]) -> list[str]:
         wrapped = [wrap(cell, w) for cell, w in zip(cells, widths, strict=True)]

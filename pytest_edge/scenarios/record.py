@@ -14,6 +14,7 @@ from typing import Any
 from pytest_edge.device.speed import PROJECTION
 from pytest_edge.report.model import Table
 from pytest_edge.report.text import render_table
+from pytest_edge.report.units import format_rate
 from pytest_edge.scenarios.outcome import ScenarioOutcome
 
 PROPERTY = "edge_scenario"
@@ -103,24 +104,37 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def peak_text(peak_mb: float | None, budget_mb: float | None) -> str:
+    """``60.1 / 4020 MB``; a peak that was not measured (the run failed before it could be)
+    says so, and a real peak under 0.1 MB is not rounded to a misleading ``0.0``."""
+    if peak_mb is None:
+        peak = "not measured"
+    elif peak_mb < 0.05:
+        peak = "< 0.1"
+    else:
+        peak = f"{peak_mb:.1f}"
+    if budget_mb is None:
+        return f"{peak} MB" if peak_mb is not None else peak
+    return f"{peak} / {budget_mb:.0f} MB"
+
+
 COLUMNS = (
     "scenario",
     "device",
     "outcome",
     "faults fired",
     "crash cycles",
-    "peak / budget MB",
-    "throughput (measured)",
-    "projected on device (estimate)",
+    "peak / budget",
+    "throughput",
+    "on device (estimate)",
     "error rate",
 )
 
 
 def rows(records: Sequence[ScenarioRecord]) -> list[tuple[str, ...]]:
-    """The summary table's rows, one per scenario run."""
+    """The summary table's rows, one per scenario run (numbers in readable units)."""
     out: list[tuple[str, ...]] = []
     for r in records:
-        rate_unit = "" if r.unit is None else f" {r.unit}/s"
         crash = "-"
         if r.crash_cycles is not None:
             crash = (
@@ -133,10 +147,9 @@ def rows(records: Sequence[ScenarioRecord]) -> list[tuple[str, ...]]:
                 r.outcome,
                 str(r.faults_fired),
                 crash,
-                f"{_num(r.peak_memory_mb)} / {_num(r.budget_mb, '{:.0f}')}",
-                _num(r.throughput) + (rate_unit if r.throughput is not None else ""),
-                _num(r.projected_throughput)
-                + (rate_unit if r.projected_throughput is not None else ""),
+                peak_text(r.peak_memory_mb, r.budget_mb),
+                format_rate(r.throughput, r.unit),
+                format_rate(r.projected_throughput, r.unit),
                 _num(r.error_rate, "{:.3f}"),
             )
         )
