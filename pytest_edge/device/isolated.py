@@ -109,7 +109,6 @@ class IsolationLimits:
             parts.append(f"duty cycle {self.duty_cycle:.0%} (SIGSTOP/SIGCONT, approximate)")
         return ", ".join(parts) or "none"
 
-
     def applied_cpus(self) -> tuple[int, ...] | None:
         """The CPUs the child is really pinned to: those asked that this host allows."""
         if self.cpus is None:

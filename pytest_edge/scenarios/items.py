@@ -181,7 +181,11 @@ class ScenarioItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"scenario {self.scenario.name} on {self.device.name}"
+        return (
+            self.path,
+            None,
+            terminal_safe(f"scenario {self.scenario.name} on {self.device.name}"),
+        )
 
 
 def iter_records(reports: Iterable[Any]) -> Iterator[ScenarioRecord]:
