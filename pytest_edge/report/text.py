@@ -90,12 +90,15 @@ def _shared_prefix(cells: Sequence[str]) -> str:
     return prefix
 
 
-def _column_widths(natural: list[int], snug: list[int], available: int) -> list[int]:
+def _column_widths(
+    natural: list[int], snug: list[int], tight: list[int], available: int
+) -> list[int]:
     """Widths summing to at most `available`.
 
     Headers wrap first: each column gets its `snug` width (its cells and its header's longest
-    word) and what is left goes back to the headers; past that the widest columns are
-    narrowed and their cells wrap.
+    word) and what is left goes back to the headers. Then cells wrap at spaces (down to their
+    `tight` width, the longest word), the most flexible column first; only past that are
+    the widest columns cut inside words (a test id last of all, as it has no spaces).
     """
     if sum(natural) <= available:
         return natural
@@ -107,6 +110,14 @@ def _column_widths(natural: list[int], snug: list[int], available: int) -> list[
             widths[i] += give
             spare -= give
         return widths
+    snug = list(snug)
+    excess = sum(snug) - available
+    for i in sorted(range(len(snug)), key=lambda i: tight[i] - snug[i]):
+        cut = min(excess, snug[i] - tight[i])
+        snug[i] -= cut
+        excess -= cut
+    if excess <= 0:
+        return snug
     floors = [min(n, _MIN_COLUMN) for n in snug]
     if sum(floors) > available:  # too many columns for the width: share it evenly
         even = max(available // len(snug), 1)
@@ -131,14 +142,15 @@ def render_table(table: Table, width: int = WIDTH) -> list[str]:
     columns = [terminal_safe(c) for c in table.columns]
     rows = [[terminal_safe(c) for c in row] for row in table.rows]
 
-    def natural(header: bool = True) -> list[int]:
-        """Each column's width: its header's (or longest header word's) and its cells'."""
-        if header:
-            widths = [display_width(c) for c in columns]
-        else:
-            widths = [max(map(display_width, c.split(" "))) for c in columns]
+    def natural(header: bool = True, cells: bool = True) -> list[int]:
+        """Each column's width: its header's and its cells' (or their longest words')."""
+
+        def width_of(text: str, whole: bool) -> int:
+            return display_width(text) if whole else max(map(display_width, text.split(" ")))
+
+        widths = [width_of(c, header) for c in columns]
         for row in rows:
-            widths = [max(w, display_width(cell)) for w, cell in zip(widths, row, strict=True)]
+            widths = [max(w, width_of(cell, cells)) for w, cell in zip(widths, row, strict=True)]
         return widths
 
     widths = natural()
@@ -151,7 +163,9 @@ def render_table(table: Table, width: int = WIDTH) -> list[str]:
                 for row in rows:
                     row[index] = _ELLIPSIS + row[index][len(prefix) :]
                 legend.append(f"{_ELLIPSIS} in {columns[index]!r} = {prefix}")
-        widths = _column_widths(natural(), natural(header=False), width - gaps)
+        widths = _column_widths(
+            natural(), natural(header=False), natural(False, False), width - gaps
+        )
 
     def lines(cells: Sequence[str]) -> list[str]:
         wrapped = [wrap(cell, w) for cell, w in zip(cells, widths, strict=True)]
