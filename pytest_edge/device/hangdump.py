@@ -15,6 +15,7 @@ import faulthandler
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -32,9 +33,12 @@ def arm(path: str) -> None:
     faulthandler.register(DUMP_SIGNAL, file=handle, all_threads=True, chain=False)
 
 
-def collect(pid: int, path: str, wait: float = 2.0) -> str:
-    """Parent side: ask the child `pid` for its stacks, give it `wait` seconds, return them
-    trimmed (empty when nothing came: the child was gone or replaced the handler)."""
+def collect(
+    pid: int, path: str, wait: float = 2.0, alive: Callable[[], bool] = lambda: True
+) -> str:
+    """Parent side: ask the child `pid` for its stacks, give it `wait` seconds (less once
+    `alive` says it ended), return them trimmed (empty when nothing came: the child ended
+    before it armed the handler, or the workload replaced it)."""
     try:
         os.kill(pid, signal.SIGCONT)  # a duty-cycled child may be stopped
         os.kill(pid, DUMP_SIGNAL)
@@ -42,7 +46,7 @@ def collect(pid: int, path: str, wait: float = 2.0) -> str:
         return ""
     deadline = time.monotonic() + wait
     size, stable_since = -1, time.monotonic()
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         time.sleep(0.02)
         with contextlib.suppress(OSError):
             now = os.stat(path).st_size

@@ -253,7 +253,7 @@ def _run_child(
     try:
         message, timed_out, verdict = _wait(process, parent_conn, limits, timeout, watch)
         if timed_out and stack_path is not None and process.pid is not None:
-            stacks = hangdump.collect(process.pid, stack_path)
+            stacks = hangdump.collect(process.pid, stack_path, alive=process.is_alive)
     finally:
         with contextlib.suppress(ProcessLookupError, OSError):
             if process.pid is not None:

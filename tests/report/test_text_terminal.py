@@ -101,3 +101,12 @@ def test_text_report_neutralises_titles_and_paragraphs() -> None:
     text = render_text(EdgeReport().with_section(section))
     assert "\x1b" not in text
     assert text.splitlines() == ["t\\x1b]0;x\\x07 [info]", "WARNING: line\\x1b[2J", "next"]
+
+
+def test_benchmark_rates_and_times_read_in_units() -> None:
+    from pytest_edge.bench.report import format_rate, format_time
+
+    assert format_rate(304123.0, "turns") == "304k turns/s"  # was 3.04e+05 turns/s
+    assert format_rate(2.5e6, None) == "2.5M items/s"
+    assert format_time(0.001234) == "1.234 ms"
+    assert format_time(2.12e-3 / 1000) == "2.12 µs"
