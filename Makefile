@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-modules test lint docs bench clean
+.PHONY: install demo demo-modules test lint docs bench clean test-browser screenshots chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,32 @@ docs: install
 
 test: lint docs
 	$(BIN)/pytest -n 2
+
+# The HTML report in a real browser (tests/report/browser, skipped by `make test`: it makes
+# real reports, minutes on two cores): headless Chromium from the OS packages, installed with
+# apt-get when missing (with sudo when not root). .ci/run calls it after `make test`.
+test-browser: install chromium
+	EDGE_BROWSER_TESTS=1 $(BIN)/pytest -p no:xdist tests/report/browser
+
+# docs/report-demo.png and docs/report-failing.png (shown in the README and docs/reports.md).
+screenshots: install chromium
+	$(BIN)/python -m tests.report.browser.screenshots docs
+
+chromium:
+	@if [ -n "$$EDGE_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || \
+	    command -v chromium-browser >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium: not on PATH and no apt-get to install it: install Chromium" \
+	         "(or set EDGE_CHROMIUM to its binary)" >&2; \
+	    exit 1; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "chromium: not on PATH; installing it needs root or sudo (apt-get install chromium)" >&2; \
+	    exit 1; fi; \
+	echo "chromium: installing Debian's chromium package with apt-get"; \
+	$$sudo apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
+	{ echo "chromium: apt-get install chromium failed (see above)" >&2; exit 1; }
 
 # The main job: the shipped resilience scenarios on a simulated Raspberry Pi, with a report.
 DEMO_ARGS ?= --edge-profile=raspberry-pi --edge-report=edge-report.html

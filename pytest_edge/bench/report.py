@@ -319,9 +319,11 @@ def benchmark_section(
     the comparison, charts and messages."""
     blocks: list[Block] = [Paragraph(m, "warning") for m in messages]
     if results:
-        from pytest_edge.bench.table import every_benchmark_blocks
+        from pytest_edge.bench.table import current_run_charts, every_benchmark_blocks
 
         blocks += every_benchmark_blocks(results, throughputs)
+        if comparison is None:
+            blocks += current_run_charts(results)
     elif throughputs:
         blocks += throughput_blocks(throughputs)
     if comparison is not None:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from pytest_edge.bench.data import BenchmarkResult
 from pytest_edge.bench.throughput import ESTIMATE_NOTE, ThroughputResult
-from pytest_edge.report.model import Block, Paragraph, Table
-from pytest_edge.report.units import format_bytes, format_rate, format_time
+from pytest_edge.report.model import Block, BoxSeries, DistributionChart, Paragraph, Table
+from pytest_edge.report.units import format_bytes, format_rate, format_time, time_unit
 
 COLUMNS = (
     "benchmark",
@@ -60,3 +60,26 @@ def every_benchmark_blocks(
     if any(t.device_items_per_second is not None for t in throughputs):
         blocks.append(Paragraph("device throughput is an " + ESTIMATE_NOTE, "estimate"))
     return blocks
+
+
+def current_run_charts(results: Sequence[BenchmarkResult]) -> list[Block]:
+    """One box plot per benchmark of this run, for a run compared with nothing (a first run);
+    a note names the benchmarks without raw samples, which cannot be drawn."""
+    charts: list[Block] = []
+    undrawn = []
+    for r in results:
+        if not r.samples:
+            undrawn.append(r.fullname)
+            continue
+        scale, unit = time_unit(r.median)
+        box = BoxSeries.from_samples("this run", [v / scale for v in r.samples])
+        charts.append(DistributionChart(f"{r.fullname}: time per call", unit, (box,)))
+    if undrawn:
+        charts.append(
+            Paragraph(
+                f"No chart for {', '.join(undrawn)}: pytest-benchmark kept no raw samples "
+                "(a chart needs them).",
+                "note",
+            )
+        )
+    return charts

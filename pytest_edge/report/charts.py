@@ -18,7 +18,7 @@ from html import escape
 from pytest_edge.report.model import DistributionChart, LineChart
 from pytest_edge.report.units import TIME_UNITS, number, rate_unit, time_unit
 
-WIDTH = 720
+WIDTH = 540  # narrow enough that a phone's 360 px keep the 12 px text readable
 PAD = 12
 CHAR_PX = 7.4  # a generous average advance of the 12px sans-serif labels
 LINE_PX = 15
@@ -155,18 +155,17 @@ def box_axis(chart: DistributionChart) -> Axis:
     return Axis(unit, factor, 0.0, ticks[-1], ticks)
 
 
-def _tick_label(value: float, axis: Axis) -> str:
-    return number(value, 3)
-
-
 def _value_axis_svg(axis: Axis, left: float, right: float, top: float, bottom: float) -> str:
     """Vertical grid lines with tick labels under them, for a horizontal value axis."""
     parts = []
     for tick in axis.ticks:
         x = left + axis.position(tick) * (right - left)
+        label = number(tick, 3)
+        half = len(label) * CHAR_PX / 2
+        at = min(max(x, half + 2), WIDTH - half - 2)  # the end ticks' labels stay inside
         parts.append(
             f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" class="grid"/>'
-            + _text(x, bottom + 14, [_tick_label(tick, axis)], "middle", "tick")
+            + _text(at, bottom + 14, [label], "middle", "tick")
         )
     return "".join(parts)
 

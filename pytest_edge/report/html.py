@@ -48,8 +48,8 @@ border-radius:4px}
 table{border-collapse:collapse;font-size:.85rem;min-width:100%}
 caption{text-align:left;padding:.3rem .5rem;font-weight:600}
 th,td{border-bottom:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;
-overflow-wrap:anywhere;min-width:4.5rem}
-th{background:#f6f8fa}td.name{min-width:12rem}
+overflow-wrap:break-word}
+th{background:#f6f8fa}td.name{min-width:10rem;overflow-wrap:anywhere}
 tr.bad td{background:#ffebe9}tr.bad td:first-child{border-left:4px solid #cf222e}
 .note,.warning,.estimate,.failure{padding:.4rem .7rem;border-left:4px solid;margin:.5rem 0}
 .note{border-color:#0969da;background:#ddf4ff}.warning{border-color:#bf8700;background:#fff8c5}
@@ -73,7 +73,7 @@ nav.toc ol{padding-left:1.2rem}
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
 dl.meta dt{font-weight:600}dl.meta dd{margin:0}
 @media (max-width:600px){dl.meta{grid-template-columns:1fr}main{padding:.5rem}}
-figure.chart{margin:.5rem 0 1.5rem;max-width:760px}
+figure.chart{margin:.5rem 0 1.5rem;max-width:640px}
 figure.chart figcaption{font-size:.9rem;margin-bottom:.3rem}
 figure.chart .legend{color:#57606a;font-size:.8rem}
 figure.chart svg{width:100%;height:auto;display:block}
@@ -143,8 +143,10 @@ def _paragraph(block: Paragraph) -> str:
 
 
 def _similar_key(text: str) -> str:
-    """What near-identical notes share: the text before their last ``: `` part."""
-    return text.rsplit(": ", 1)[0] if ": " in text else text
+    """What near-identical notes share: their first two ``: ``-separated parts when they
+    have three or more (``disk-full: fault fired: #1 ... call #145 ...``), else the text."""
+    parts = text.split(": ", 2)
+    return ": ".join(parts[:2]) if len(parts) == 3 else text
 
 
 def _runs(blocks: Sequence[Block]) -> Iterator[list[Block]]:
@@ -172,7 +174,7 @@ def _collapsed(paragraphs: Sequence[Paragraph]) -> str:
     first = paragraphs[0]
     key = _similar_key(first.text)
     items = "".join(
-        f"<li>{linkify(p.text[len(key) + 2 :] if p.text != key else p.text)}</li>"
+        f"<li>{linkify(p.text[len(key) + 2 :] if p.text.startswith(key + ': ') else p.text)}</li>"
         for p in paragraphs
     )
     label = _PARAGRAPH_LABELS.get(first.kind, "")
@@ -186,7 +188,6 @@ def _collapsed(paragraphs: Sequence[Paragraph]) -> str:
 def _blocks(blocks: Sequence[Block]) -> list[str]:
     out: list[str] = []
     for run in _runs(blocks):
-        block = run[0]
         if len(run) >= _COLLAPSE_AT:
             out.append(_collapsed([b for b in run if isinstance(b, Paragraph)]))
             continue

@@ -9,7 +9,6 @@ first (0), benchmarks (20), scenarios (30); others default to 50.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -104,6 +103,8 @@ class BoxSeries:
     ) -> Self:
         """Quartiles, whiskers at the last sample within 1.5 IQR of the box, and the samples
         beyond as outliers (the ``max_outliers`` most extreme when there are more)."""
+        import statistics  # not at import time: the report model loads in every pytest run
+
         data = sorted(float(v) for v in samples if math.isfinite(v))
         if not data:
             raise EdgeInputError(f"box {label!r}: no finite sample to summarise")
@@ -188,7 +189,7 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class TestOutcome:
+class FailedTest:
     """One test that did not pass (failed, error or xpassed strictly), with its message."""
 
     nodeid: str
@@ -207,7 +208,7 @@ class OutcomeSummary:
 
     counts: Mapping[str, int] = field(default_factory=dict)
     exit_code: int | None = None
-    failures: tuple[TestOutcome, ...] = ()
+    failures: tuple[FailedTest, ...] = ()
     duration_s: float | None = None
 
     @property
@@ -297,7 +298,9 @@ class EdgeReport:
         counts: dict[str, int] = {}
         for problem in self.problems:
             counts[problem.kind] = counts.get(problem.kind, 0) + 1
-        return ", ".join(f"{n} {plural(kind, n)}" for kind, n in counts.items())
+        first = {"failed test": 0, "error": 1, "xpassed test": 2}  # then the sections' order
+        kinds = sorted(counts, key=lambda kind: first.get(kind, len(first)))
+        return ", ".join(f"{counts[kind]} {plural(kind, counts[kind])}" for kind in kinds)
 
 
 def plural(noun: str, count: int) -> str:

@@ -8,9 +8,14 @@ plugins that change it. Under pytest-xdist the controller sees every worker's re
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_edge.report.model import OUTCOMES, OutcomeSummary, TestOutcome
+if TYPE_CHECKING:
+    from pytest_edge.report.model import OutcomeSummary
+
+# pytest's categories, in its summary's order (the model has the same tuple; not imported
+# here, so a run that writes no report never loads it).
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 MAX_MESSAGE = 300
 MAX_DETAILS = 8000
@@ -48,7 +53,7 @@ class OutcomeRecorder:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
-        self.failures: list[TestOutcome] = []
+        self.failures: list[tuple[str, str, str, str, str]] = []
 
     def restart(self) -> None:
         """Start the session's clock (the recorder exists from configure on)."""
@@ -66,7 +71,7 @@ class OutcomeRecorder:
             category == "xpassed" and getattr(report, "failed", False)
         ):
             self.failures.append(
-                TestOutcome(
+                (
                     report.nodeid or "(collection)",
                     category,
                     short_message(report),
@@ -76,9 +81,11 @@ class OutcomeRecorder:
             )
 
     def summary(self, exit_code: int | None) -> OutcomeSummary:
+        from pytest_edge.report.model import FailedTest, OutcomeSummary
+
         return OutcomeSummary(
             {k: v for k, v in self.counts.items() if v or k in OUTCOMES},
             exit_code,
-            tuple(self.failures),
+            tuple(FailedTest(*failure) for failure in self.failures),
             time.monotonic() - self.started,
         )
