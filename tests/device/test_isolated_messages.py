@@ -4,8 +4,6 @@ timeout, and the limits that were really applied (issue 14)."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,17 +17,7 @@ from pytest_edge.device.isolated import (
     run_isolated,
 )
 from pytest_edge.profiles import ProfileCatalog
-
-
-def _spin_forever() -> None:
-    while True:
-        time.sleep(0.05)
-
-
-def wait_in_two_threads() -> None:
-    """A workload that hangs in a helper thread and in its main thread."""
-    threading.Thread(target=_spin_forever, name="helper", daemon=True).start()
-    threading.Event().wait()
+from tests.device.hang_workload import wait_in_two_threads
 
 
 def test_a_timeout_shows_every_thread_of_the_child_not_the_harness() -> None:

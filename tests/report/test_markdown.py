@@ -22,10 +22,10 @@ def _failing_report() -> EdgeReport:
         counts={"passed": 3, "failed": 2, "skipped": 1},
         exit_code=1,
         failures=(
-            model.TestOutcome(
+            model.FailedTest(
                 "t.py::test_a", "failed", "AssertionError: assert 1 == 2", "E ```\nE x"
             ),
-            model.TestOutcome("t.py::test_<b>", "failed", "ValueError: `x` | y", ""),
+            model.FailedTest("t.py::test_<b>", "failed", "ValueError: `x` | y", ""),
         ),
         duration_s=3.2,
     )
