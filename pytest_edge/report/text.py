@@ -96,8 +96,8 @@ def _column_widths(
     """Widths summing to at most `available`.
 
     Headers wrap first: each column gets its `snug` width (its cells and its header's longest
-    word) and what is left goes back to the headers. Then cells wrap at spaces (down to their
-    `tight` width, the longest word), the most flexible column first; only past that are
+    word) and what is left goes back to the headers. Then cells wrap at spaces, the widest
+    columns first (never below their `tight` width, the longest word); only past that are
     the widest columns cut inside words (a test id last of all, as it has no spaces).
     """
     if sum(natural) <= available:
@@ -110,26 +110,26 @@ def _column_widths(
             widths[i] += give
             spare -= give
         return widths
-    snug = list(snug)
-    excess = sum(snug) - available
-    for i in sorted(range(len(snug)), key=lambda i: tight[i] - snug[i]):
-        cut = min(excess, snug[i] - tight[i])
-        snug[i] -= cut
-        excess -= cut
-    if excess <= 0:
-        return snug
+    if sum(tight) <= available:  # wrap at spaces, the widest columns first
+        return _capped(snug, tight, available)
+    snug = tight
     floors = [min(n, _MIN_COLUMN) for n in snug]
     if sum(floors) > available:  # too many columns for the width: share it evenly
         even = max(available // len(snug), 1)
         return [min(n, even) for n in snug]
-    low, high = 1, max(snug)
-    while low < high:  # the largest cap at which the capped widths still fit
+    return _capped(snug, floors, available)
+
+
+def _capped(widths: list[int], floors: list[int], available: int) -> list[int]:
+    """`widths` capped at the largest common cap that fits, never below `floors`."""
+    low, high = 1, max(widths)
+    while low < high:
         cap = (low + high + 1) // 2
-        if sum(max(f, min(n, cap)) for n, f in zip(snug, floors, strict=True)) <= available:
+        if sum(max(f, min(n, cap)) for n, f in zip(widths, floors, strict=True)) <= available:
             low = cap
         else:
             high = cap - 1
-    return [max(f, min(n, low)) for n, f in zip(snug, floors, strict=True)]
+    return [max(f, min(n, low)) for n, f in zip(widths, floors, strict=True)]
 
 
 def render_table(table: Table, width: int = WIDTH) -> list[str]:

@@ -102,11 +102,11 @@ class ScenarioPlugin:
         if not self.records:
             return
         from pytest_edge.report.escape import terminal_safe
-        from pytest_edge.report.text import wrap
-        from pytest_edge.scenarios.record import COLUMNS, ESTIMATE_NOTE, render_rows, rows, verdict
+        from pytest_edge.report.text import render_table, wrap
+        from pytest_edge.scenarios.record import ESTIMATE_NOTE, terminal_table, verdict
 
         terminalreporter.section("edge scenarios")
-        for line in render_rows(COLUMNS, rows(self.records)):
+        for line in render_table(terminal_table(self.records)):
             terminalreporter.line(line)
         if any(r.projected_throughput is not None for r in self.records):
             for line in wrap(f"estimate: {ESTIMATE_NOTE}", 120):

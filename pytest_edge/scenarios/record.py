@@ -105,17 +105,15 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
 
 
 def peak_text(peak_mb: float | None, budget_mb: float | None) -> str:
-    """``60.1 / 4020 MB``; a peak that was not measured (the run failed before it could be)
-    says so, and a real peak under 0.1 MB is not rounded to a misleading ``0.0``."""
+    """``60.1 / 4020`` (MB); a peak that was not measured (the run failed before it could
+    be) says so, and a real peak under 0.1 MB is not rounded to a misleading ``0.0``."""
     if peak_mb is None:
         peak = "not measured"
     elif peak_mb < 0.05:
         peak = "< 0.1"
     else:
         peak = f"{peak_mb:.1f}"
-    if budget_mb is None:
-        return f"{peak} MB" if peak_mb is not None else peak
-    return f"{peak} / {budget_mb:.0f} MB"
+    return f"{peak} / {_num(budget_mb, '{:.0f}')}"
 
 
 COLUMNS = (
@@ -124,7 +122,7 @@ COLUMNS = (
     "outcome",
     "faults fired",
     "crash cycles",
-    "peak / budget",
+    "peak / budget MB",
     "throughput",
     "on device (estimate)",
     "error rate",
@@ -163,6 +161,21 @@ def verdict(records: Sequence[ScenarioRecord]) -> str:
     passed = len(records) - len(failed) - len(skipped)
     counts = f"{passed} passed, {len(failed)} failed, {len(skipped)} skipped"
     return f"{'FAIL' if failed else 'PASS'}: {counts} of {len(records)} scenario runs"
+
+
+def terminal_table(records: Sequence[ScenarioRecord]) -> Table:
+    """The summary table for the terminal: when every run was on one device, that device
+    is said once above the table instead of in a column (the table then fits 120 columns)."""
+    table = rows(records)
+    devices = {r.profile for r in records}
+    if len(devices) != 1:
+        return Table(COLUMNS, tuple(table))
+    keep = [i for i, name in enumerate(COLUMNS) if name != "device"]
+    return Table(
+        tuple(COLUMNS[i] for i in keep),
+        tuple(tuple(row[i] for i in keep) for row in table),
+        caption=f"device: {devices.pop()} (every run)",
+    )
 
 
 def render_rows(columns: Sequence[str], table: Sequence[Sequence[str]]) -> list[str]:

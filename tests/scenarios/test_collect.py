@@ -72,8 +72,9 @@ def test_scenario_passes_and_summary_shows_it(wl: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*edge scenarios*",
-            "scenario*device*outcome*",
-            "good*host*passed*0*docs/s*0.091*",
+            "device: host (every run)",
+            "scenario*outcome*",
+            "good *passed*0*docs/s*0.091*",
             "edge scenarios verdict: PASS: 1 passed, 0 failed, 0 skipped of 1 scenario runs",
         ]
     )
@@ -111,7 +112,7 @@ def test_setup_runs_before_the_workload_in_the_same_state_dir(wl: pytest.Pyteste
     )
     result = wl.runpytest("prepared.toml")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["prepared*host*passed*docs/s*"])
+    result.stdout.fnmatch_lines(["prepared *passed*docs/s*"])
 
 
 def test_unit_mismatch_is_a_failure_naming_both_units(wl: pytest.Pytester) -> None:
