@@ -72,7 +72,7 @@ def _counts(outcome: OutcomeSummary) -> list[str]:
         "|" + "|".join("---:" for _ in names) + "|",
         "| " + " | ".join(_count(outcome, n) for n in names) + " |",
         "",
-        f"{outcome.total} test reports{md(duration)}; pytest exit code {outcome.exit_code} "
+        f"{outcome.total} test reports{duration}; pytest exit code {outcome.exit_code} "
         f"({md(outcome.exit_word)}).",
         "",
     ]

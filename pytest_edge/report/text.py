@@ -96,9 +96,10 @@ def _column_widths(
     """Widths summing to at most `available`.
 
     Headers wrap first: each column gets its `snug` width (its cells and its header's longest
-    word) and what is left goes back to the headers. Then cells wrap at spaces, the widest
-    columns first (never below their `tight` width, the longest word); only past that are
-    the widest columns cut inside words (a test id last of all, as it has no spaces).
+    word) and what is left goes back to the headers. Then cells wrap at spaces, in the column
+    that can give the most first and only as much as needed (never below its `tight` width,
+    the longest word), so one column wraps rather than many; only past that are the widest
+    columns cut inside words (a test id last of all, as it has no spaces).
     """
     if sum(natural) <= available:
         return natural
@@ -110,8 +111,14 @@ def _column_widths(
             widths[i] += give
             spare -= give
         return widths
-    if sum(tight) <= available:  # wrap at spaces, the widest columns first
-        return _capped(snug, tight, available)
+    if sum(tight) <= available:  # wrap at spaces: the column with the most slack first
+        widths = list(snug)
+        excess = sum(widths) - available
+        for i in sorted(range(len(widths)), key=lambda i: tight[i] - snug[i]):
+            cut = min(excess, widths[i] - tight[i])
+            widths[i] -= cut
+            excess -= cut
+        return widths
     snug = tight
     floors = [min(n, _MIN_COLUMN) for n in snug]
     if sum(floors) > available:  # too many columns for the width: share it evenly

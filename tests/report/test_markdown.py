@@ -49,6 +49,7 @@ def test_markdown_opens_with_the_outcome_summary_failures_first() -> None:
         "Needs attention: 2 failed tests, 1 failed scenario."
     )
     assert "| 3 | **2** | 0 | 1 | 0 | 0 |" in lines
+    assert "6 test reports in 3.2 s; pytest exit code 1 (failed)." in lines
     attention = lines.index("### Needs attention")
     assert lines[attention + 2] == (
         "1. ❌ **failed test** t.py::test_a: AssertionError: assert 1 == 2"
