@@ -62,25 +62,23 @@ def time_unit(seconds: float) -> tuple[float, str]:
 
 
 def format_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    scale, name = time_unit(seconds)
-    return f"{seconds / scale:.4g} {name}"
+    """``0.001234`` -> ``1.234 ms`` (the shared unit helper; 4 digits for comparisons)."""
+    from pytest_edge.report import units
+
+    return units.format_time(seconds, digits=4)
 
 
 def format_rate(rate: float | None, unit: str | None) -> str:
-    if rate is None:
-        return "-"
-    return f"{rate:,.4g} {unit or 'items'}/s"
+    """``304123.0, "turns"`` -> ``304k turns/s``, never ``3.04e+05`` (the shared helper)."""
+    from pytest_edge.report import units
+
+    return units.format_rate(rate, unit)
 
 
 def format_bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    for scale, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if value >= scale:
-            return f"{value / scale:.1f} {name}"
-    return f"{value} B"
+    from pytest_edge.report import units
+
+    return units.format_bytes(value)
 
 
 def format_change(value: float | None) -> str:

@@ -34,6 +34,7 @@ import pickle
 import platform
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_edge import lifetime
-from pytest_edge.device import oom, probe
+from pytest_edge.device import hangdump, oom, probe
 from pytest_edge.errors import EdgeError
 from pytest_edge.machine import MIB, use_machine
 from pytest_edge.profiles.model import DeviceProfile
@@ -69,12 +70,20 @@ class RemoteError(EdgeError, RuntimeError):
 
 
 class IsolatedChildDied(EdgeError, RuntimeError):
-    """The child ended without reporting: killed by a signal or exited early."""
+    """The child ended without reporting: killed by a signal, exited early or timed out.
 
-    def __init__(self, how: str, limits: str) -> None:
+    After a timeout, `stacks` holds every thread's stack of the child at that moment (what
+    the hung workload was doing), and the message ends with them.
+    """
+
+    def __init__(self, how: str, limits: str, stacks: str = "") -> None:
         self.how = how
         self.limits = limits
-        super().__init__(f"isolated child died: {how}; limits in force: {limits}")
+        self.stacks = stacks
+        message = f"isolated child died: {how}; limits in force: {limits}"
+        if stacks:
+            message += f"\n{stacks}"
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,48 @@ class IsolationLimits:
                 how += " + process-tree PSS watchdog"
             parts.append(f"memory growth {self.memory_budget_bytes / MIB:.0f} MB ({how})")
         if self.cpus is not None:
-            parts.append(f"CPU affinity {{{', '.join(map(str, self.cpus))}}}")
+            parts.append(self._describe_cpus())
         if self.duty_cycle is not None:
             parts.append(f"duty cycle {self.duty_cycle:.0%} (SIGSTOP/SIGCONT, approximate)")
         return ", ".join(parts) or "none"
+
+    def applied_cpus(self) -> tuple[int, ...] | None:
+        """The CPUs the child is really pinned to: those asked that this host allows."""
+        if self.cpus is None:
+            return None
+        allowed = allowed_cpus()
+        return tuple(c for c in self.cpus if c in allowed) or tuple(sorted(allowed))
+
+    def _describe_cpus(self) -> str:
+        applied = self.applied_cpus() or ()
+        text = f"CPU affinity {{{', '.join(map(str, applied))}}}"
+        cores = self.profile.cpu_cores if self.profile is not None else None
+        if cores is not None and cores != len(applied):
+            allowed = len(allowed_cpus())
+            text += (
+                f" ({len(applied)} of the simulated device's {cores} cores: "
+                f"this host allows {allowed})"
+            )
+        return text
+
+
+def allowed_cpus() -> frozenset[int]:
+    """The CPUs this process may run on, from the kernel, not from a device view.
+
+    Under a simulated device's view ``os.sched_getaffinity`` answers with the device's
+    cores; ``/proc/self/status`` still tells the host's truth.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                cpus: set[int] = set()
+                for part in line.split(":", 1)[1].strip().split(","):
+                    low, _, high = part.partition("-")
+                    cpus.update(range(int(low), int(high or low) + 1))
+                return frozenset(cpus)
+    if hasattr(os, "sched_getaffinity"):
+        return frozenset(os.sched_getaffinity(0))
+    return frozenset(range(os.cpu_count() or 1))
 
 
 @dataclass
@@ -154,7 +201,8 @@ def run_isolated(
     """Call ``fn(*args, **kwargs)`` in a limited child; return its value or re-raise its error.
 
     `peak_sink` receives the child's peak memory growth in bytes whenever the child reported
-    one, also when `fn` raised: the larger of the process tree's sampled PSS growth and the
+    one, also when `fn` raised (when the child died or timed out: the tree's sampled peak, if
+    it was sampled): the larger of the process tree's sampled PSS growth and the
     child's own exact peak RSS growth. `rewrite_module` (module name, file) asks the child to
     import that test module with pytest's assertion rewriting, so failed asserts explain
     themselves. Past the memory budget the tree is killed and `OomKilledError` raised.
@@ -169,12 +217,34 @@ def run_isolated(
             "functions and their arguments picklable"
         ) from exc
     ctx = _context()
+    stack_path = None
+    if timeout is not None:  # where a hung child writes its threads' stacks (hangdump)
+        handle, stack_path = tempfile.mkstemp(prefix="pytest-edge-stacks-", suffix=".txt")
+        os.close(handle)
+    try:
+        return _run_child(ctx, payload, fn, limits, timeout, peak_sink, rewrite_module, stack_path)
+    finally:
+        if stack_path is not None:
+            Path(stack_path).unlink(missing_ok=True)
+
+
+def _run_child(
+    ctx: Any,
+    payload: bytes,
+    fn: Callable[..., Any],
+    limits: IsolationLimits,
+    timeout: float | None,
+    peak_sink: Callable[[int], None] | None,
+    rewrite_module: tuple[str, str] | None,
+    stack_path: str | None,
+) -> IsolatedOutcome:
+    __tracebackhide__ = True
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     lifeline_r, lifeline_w = ctx.Pipe(duplex=False)  # closes when this process ends
     watching = limits.watchdog and oom.supported()
     process = ctx.Process(
         target=_child_main,
-        args=(child_conn, payload, limits, rewrite_module, lifeline_r, watching),
+        args=(child_conn, payload, limits, rewrite_module, lifeline_r, watching, stack_path),
         name="pytest-edge-isolated",
     )
     process.start()
@@ -188,8 +258,11 @@ def run_isolated(
     timed_out = False
     message: tuple[Any, ...] | None = None
     verdict = None
+    stacks = ""
     try:
         message, timed_out, verdict = _wait(process, parent_conn, limits, timeout, watch)
+        if timed_out and stack_path is not None and process.pid is not None:
+            stacks = hangdump.collect(process.pid, stack_path, alive=process.is_alive)
     finally:
         with contextlib.suppress(ProcessLookupError, OSError):
             if process.pid is not None:
@@ -205,6 +278,8 @@ def run_isolated(
         if peak_sink is not None:
             peak_sink(verdict.used_bytes)
         raise verdict
+    if message is None and peak_sink is not None and watch is not None and watch.samples:
+        peak_sink(watch.peak_pss_growth)  # sampled until the child died or was killed
     if message is not None and watch is not None:
         message = _with_tree_peak(message, watch.peak_pss_growth)
     if message is None:
@@ -213,7 +288,9 @@ def run_isolated(
             if timed_out
             else _how_it_died(process.exitcode)
         )
-        raise IsolatedChildDied(how, limits.describe())
+        if timed_out and not stacks:
+            stacks = "(the child wrote no stacks: it ended, or replaced the SIGUSR1 handler)"
+        raise IsolatedChildDied(how, limits.describe(), stacks)
     if peak_sink is not None and isinstance(message[-1], int):
         peak_sink(message[-1])
     elif peak_sink is not None and message[0] == "ok":
@@ -430,12 +507,16 @@ def _child_main(
     rewrite_module: tuple[str, str] | None = None,
     lifeline_pipe: Connection | None = None,
     watched: bool = False,
+    stack_path: str | None = None,
 ) -> None:
     _cap_arenas()  # before the lifeline's thread, which would take an arena of its own
+    if stack_path is not None:
+        hangdump.arm(stack_path)
     lifeline = _Lifeline(lifeline_pipe) if lifeline_pipe is not None else None
     notes: list[str] = []
-    if limits.cpus is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, limits.cpus)
+    applied = limits.applied_cpus()
+    if applied is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, applied)
     if rewrite_module is not None:
         with contextlib.suppress(Exception):
             _import_rewritten(*rewrite_module)

@@ -35,24 +35,81 @@ def _expand(value: Any, state_dir: str) -> Any:
     return value
 
 
+class FiredLog:
+    """The fired faults' lines, also appended to a file as each fault fires.
+
+    The file outlives the child: when the workload raises, or the child is killed (out of
+    memory, a timeout), the parent still reads which faults fired before that.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.lines: list[str] = []
+        self._file = None if path is None else open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        if self._file is not None:
+            self._file.write(line.replace("\n", " ") + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def read_fired(path: Path) -> tuple[str, ...]:
+    """The lines a child's `FiredLog` wrote (none when the file is missing)."""
+    try:
+        return tuple(path.read_text(encoding="utf-8").splitlines())
+    except OSError:
+        return ()
+
+
+def _tee(injector: Any, log: FiredLog) -> bool:
+    """Send each event `injector` records to `log` as it is recorded; False if it cannot.
+
+    The injector has no public listener, so its event log's ``record`` is wrapped (on this
+    one injector only); if that ever changes shape, the events are still logged when the
+    block ends, which a killed child does not reach.
+    """
+    events = getattr(injector, "_log", None)
+    record = getattr(events, "record", None)
+    if record is None:
+        return False
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        event = record(*args, **kwargs)
+        log.add(str(event))
+        return event
+
+    events.record = recording  # type: ignore[union-attr]
+    return True
+
+
 @contextlib.contextmanager
 def armed_faults(
-    faults: Sequence[Mapping[str, Any]], state_dir: str, seed: int, fired: list[str]
+    faults: Sequence[Mapping[str, Any]], state_dir: str, seed: int, fired: list[str] | FiredLog
 ) -> Iterator[None]:
-    """Arm the plan's faults for the block; append a line per fault that fired to `fired`."""
+    """Arm the plan's faults for the block; a line per fault that fired goes to `fired`."""
     if not faults:
         yield
         return
     from pytest_edge.faults import FaultInjector, FaultPlan
 
+    log = fired if isinstance(fired, FiredLog) else FiredLog()
     plan = FaultPlan.from_dict({"faults": _expand([dict(f) for f in faults], state_dir)})
     injector = FaultInjector(seed, label="scenario")
+    teed = _tee(injector, log)
     with injector:
         injector.apply(plan)
         try:
             yield
         finally:
-            fired.extend(str(event) for event in injector.fired)
+            if not teed:
+                for event in injector.fired:
+                    log.add(str(event))
+            if isinstance(fired, list):
+                fired.extend(log.lines)
 
 
 def _extend_path(sys_path: Sequence[str]) -> None:
@@ -71,17 +128,25 @@ def execute(
     seed: int,
     sys_path: Sequence[str] = (),
     setup: str | None = None,
+    fired_path: str | None = None,
 ) -> dict[str, Any]:
-    """Run the workload once with its faults armed; its result, wall time and fired faults."""
+    """Run the workload once with its faults armed; its result, wall time and fired faults.
+
+    With `fired_path`, each fired fault is also appended there as it fires (`FiredLog`).
+    """
     _extend_path(sys_path)
     fn = resolve_callable(workload)
     if setup is not None:
         resolve_callable(setup)(Path(state_dir), **params)
-    fired: list[str] = []
-    with armed_faults(faults, state_dir, seed, fired):
-        start = time.perf_counter()
-        value = fn(Path(state_dir), **params)
-        seconds = time.perf_counter() - start
+    log = FiredLog(fired_path)
+    try:
+        with armed_faults(faults, state_dir, seed, log):
+            start = time.perf_counter()
+            value = fn(Path(state_dir), **params)
+            seconds = time.perf_counter() - start
+    finally:
+        log.close()
+    fired = log.lines
     result = coerce_result(value, workload)
     return {
         "items": result.items,

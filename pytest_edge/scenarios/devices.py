@@ -63,10 +63,13 @@ def devices_of_records(records: Sequence[ScenarioRecord], run: EdgeRun) -> list[
 
 
 def isolate_on_device(
-    fn: Callable[..., Any], kwargs: dict[str, Any], device: Device, timeout: float
+    fn: Callable[..., Any],
+    kwargs: dict[str, Any],
+    device: Device,
+    timeout: float,
+    peak_sink: Callable[[int], None] | None = None,
 ) -> ChildRun:
     """`fn(**kwargs)` in a child held to `device`; its value, peak growth and notes."""
-    outcome = run_isolated(
-        fn, (), kwargs, isolation_limits(device.profile, device.duty_cycle), timeout
-    )
+    limits = isolation_limits(device.profile, device.duty_cycle)
+    outcome = run_isolated(fn, (), kwargs, limits, timeout, peak_sink=peak_sink)
     return ChildRun(outcome.value, outcome.peak_growth_bytes, tuple(outcome.notes))

@@ -17,11 +17,14 @@ import pytest
 
 from pytest_edge.device.speed import DeviceSpeedUnknownWarning, unknown_speed_reason
 from pytest_edge.errors import EdgeError
+from pytest_edge.report.escape import terminal_safe
 from pytest_edge.scenarios.expect import check_expectations, host_speed_floor
-from pytest_edge.scenarios.record import PROPERTY, ScenarioRecord
-from pytest_edge.scenarios.runner import Device, DoesNotFitError, Isolate, ScenarioRunner
+from pytest_edge.scenarios.record import MAX_FAULT_LINES, PROPERTY, ScenarioRecord
+from pytest_edge.scenarios.runner import MB, Device, DoesNotFitError, Isolate, ScenarioRunner
 from pytest_edge.scenarios.schema import Scenario, ScenarioError, load_scenario
 from pytest_edge.seed import run_seed
+
+BACKSTOP_S = 15.0  # pytest-timeout fires this long after the scenario's own timeout
 
 
 class ScenarioFailed(EdgeError):
@@ -52,6 +55,7 @@ class ScenarioFile(pytest.File):
             devices = [Device("host")]
         for device in devices:
             name = scenario.name if len(devices) == 1 else f"{scenario.name}[{device.name}]"
+            name = terminal_safe(name)  # pytest prints test ids raw: an inert one
             yield ScenarioItem.from_parent(self, name=name, scenario=scenario, device=device)
 
 
@@ -80,8 +84,9 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kwargs)
         self.scenario = scenario
         self.device = device
-        # pytest-timeout: a hung workload fails with a stack dump instead of hanging CI.
-        self.add_marker(pytest.mark.timeout(scenario.timeout))
+        # The runner's own timeout ends a hung workload and shows the workload's stacks;
+        # pytest-timeout (its stacks are pytest's own) is only the backstop, a little later.
+        self.add_marker(pytest.mark.timeout(scenario.timeout + BACKSTOP_S))
         self.add_marker(pytest.mark.edge_scenario)
 
     def _isolate(self) -> Isolate:
@@ -95,9 +100,15 @@ class ScenarioItem(pytest.Item):
     def _record(self, record: ScenarioRecord) -> None:
         self.user_properties.append((PROPERTY, record.to_dict()))
 
-    def _record_failure(self, reason: str) -> None:
-        """Record a run that ended before any outcome, so the report still lists it."""
+    def _record_failure(self, reason: str, runner: ScenarioRunner) -> None:
+        """Record a run that ended before any outcome, so the report still lists it: with
+        the peak the child reached (when measured) and the faults that fired before."""
         sc = self.scenario
+        peak_mb = None if runner.peak_bytes is None else runner.peak_bytes / MB
+        if peak_mb is not None:
+            self.config.hook.pytest_edge_peak_memory(
+                item=self, profile=self.device.profile, peak_mb=peak_mb
+            )
         self._record(
             ScenarioRecord(
                 name=sc.name,
@@ -107,7 +118,10 @@ class ScenarioItem(pytest.Item):
                 description=sc.description,
                 outcome="failed",
                 reasons=(reason,),
+                peak_memory_mb=peak_mb,
                 budget_mb=self.device.budget_mb,
+                faults_fired=len(runner.fired),
+                fault_lines=runner.fired[:MAX_FAULT_LINES],
             )
         )
 
@@ -124,11 +138,11 @@ class ScenarioItem(pytest.Item):
             try:
                 outcome = runner.run()
             except DoesNotFitError as exc:
-                self._record_failure(str(exc))
+                self._record_failure(str(exc), runner)
                 raise ScenarioFailed(sc.name, self.device.name, [str(exc)]) from None
             except BaseException as exc:
                 first_line = str(exc).splitlines()[0] if str(exc) else ""
-                self._record_failure(f"{type(exc).__name__}: {first_line}")
+                self._record_failure(f"{type(exc).__name__}: {first_line}", runner)
                 raise
         if outcome.peak_memory_mb is not None:
             # The devices summary lists the workload child's peak, not the pytest process's.
@@ -153,12 +167,13 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed(sc.name, self.device.name, reasons)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        # Scenario names, reasons and the workload's messages come from users: made inert.
         if isinstance(excinfo.value, ScenarioFailed):
             failed = excinfo.value
             lines = [f"scenario {failed.name!r} on {failed.device}:"]
             lines += [f"  - {reason}" for reason in failed.reasons]
             lines.append(f"  file: {self.scenario.path}")
-            return "\n".join(lines)
+            return terminal_safe("\n".join(lines), keep_newlines=True)
         exc = excinfo.value
         if isinstance(exc, Exception) and not isinstance(exc, pytest.fail.Exception):
             # The workload's own traceback (from the child) matters, not the plugin's frames.
@@ -168,11 +183,15 @@ class ScenarioItem(pytest.Item):
                 *getattr(exc, "__notes__", ()),
                 f"  file: {self.scenario.path}",
             ]
-            return "\n".join(lines)
+            return terminal_safe("\n".join(lines), keep_newlines=True)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"scenario {self.scenario.name} on {self.device.name}"
+        return (
+            self.path,
+            None,
+            terminal_safe(f"scenario {self.scenario.name} on {self.device.name}"),
+        )
 
 
 def iter_records(reports: Iterable[Any]) -> Iterator[ScenarioRecord]:

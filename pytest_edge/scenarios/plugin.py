@@ -101,18 +101,22 @@ class ScenarioPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.records:
             return
-        from pytest_edge.scenarios.record import COLUMNS, ESTIMATE_NOTE, render_rows, rows, verdict
+        from pytest_edge.report.escape import terminal_safe
+        from pytest_edge.report.text import render_table, wrap
+        from pytest_edge.scenarios.record import ESTIMATE_NOTE, terminal_table, verdict
 
         terminalreporter.section("edge scenarios")
-        for line in render_rows(COLUMNS, rows(self.records)):
+        for line in render_table(terminal_table(self.records)):
             terminalreporter.line(line)
         if any(r.projected_throughput is not None for r in self.records):
-            terminalreporter.line(f"estimate: {ESTIMATE_NOTE}")
+            for line in wrap(f"estimate: {ESTIMATE_NOTE}", 120):
+                terminalreporter.line(line)
         for record in self.records:
             for reason in record.reasons:
-                terminalreporter.line(
-                    f"{record.name} on {record.profile}: {reason.splitlines()[0]}", red=True
-                )
+                # Names and reasons come from users' files and workloads: made inert.
+                text = terminal_safe(f"{record.name} on {record.profile}: {reason.splitlines()[0]}")
+                for line in wrap(text, 120):
+                    terminalreporter.line(line, red=True)
         line = verdict(self.records)
         terminalreporter.line(
             f"edge scenarios verdict: {line}",

@@ -14,6 +14,7 @@ from typing import Any
 from pytest_edge.device.speed import PROJECTION
 from pytest_edge.report.model import Table
 from pytest_edge.report.text import render_table
+from pytest_edge.report.units import format_rate
 from pytest_edge.scenarios.outcome import ScenarioOutcome
 
 PROPERTY = "edge_scenario"
@@ -103,6 +104,18 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def peak_text(peak_mb: float | None, budget_mb: float | None) -> str:
+    """``60.1 / 4020`` (MB); a peak that was not measured (the run failed before it could
+    be) says so, and a real peak under 0.1 MB is not rounded to a misleading ``0.0``."""
+    if peak_mb is None:
+        peak = "not measured"
+    elif peak_mb < 0.05:
+        peak = "< 0.1"
+    else:
+        peak = f"{peak_mb:.1f}"
+    return f"{peak} / {_num(budget_mb, '{:.0f}')}"
+
+
 COLUMNS = (
     "scenario",
     "device",
@@ -110,17 +123,16 @@ COLUMNS = (
     "faults fired",
     "crash cycles",
     "peak / budget MB",
-    "throughput (measured)",
-    "projected on device (estimate)",
+    "throughput",
+    "on device (estimate)",
     "error rate",
 )
 
 
 def rows(records: Sequence[ScenarioRecord]) -> list[tuple[str, ...]]:
-    """The summary table's rows, one per scenario run."""
+    """The summary table's rows, one per scenario run (numbers in readable units)."""
     out: list[tuple[str, ...]] = []
     for r in records:
-        rate_unit = "" if r.unit is None else f" {r.unit}/s"
         crash = "-"
         if r.crash_cycles is not None:
             crash = (
@@ -133,10 +145,9 @@ def rows(records: Sequence[ScenarioRecord]) -> list[tuple[str, ...]]:
                 r.outcome,
                 str(r.faults_fired),
                 crash,
-                f"{_num(r.peak_memory_mb)} / {_num(r.budget_mb, '{:.0f}')}",
-                _num(r.throughput) + (rate_unit if r.throughput is not None else ""),
-                _num(r.projected_throughput)
-                + (rate_unit if r.projected_throughput is not None else ""),
+                peak_text(r.peak_memory_mb, r.budget_mb),
+                format_rate(r.throughput, r.unit),
+                format_rate(r.projected_throughput, r.unit),
                 _num(r.error_rate, "{:.3f}"),
             )
         )
@@ -150,6 +161,21 @@ def verdict(records: Sequence[ScenarioRecord]) -> str:
     passed = len(records) - len(failed) - len(skipped)
     counts = f"{passed} passed, {len(failed)} failed, {len(skipped)} skipped"
     return f"{'FAIL' if failed else 'PASS'}: {counts} of {len(records)} scenario runs"
+
+
+def terminal_table(records: Sequence[ScenarioRecord]) -> Table:
+    """The summary table for the terminal: when every run was on one device, that device
+    is said once above the table instead of in a column (the table then fits 120 columns)."""
+    table = rows(records)
+    devices = {r.profile for r in records}
+    if len(devices) != 1:
+        return Table(COLUMNS, tuple(table))
+    keep = [i for i, name in enumerate(COLUMNS) if name != "device"]
+    return Table(
+        tuple(COLUMNS[i] for i in keep),
+        tuple(tuple(row[i] for i in keep) for row in table),
+        caption=f"device: {devices.pop()} (every run)",
+    )
 
 
 def render_rows(columns: Sequence[str], table: Sequence[Sequence[str]]) -> list[str]:

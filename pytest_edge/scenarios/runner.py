@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,15 +61,28 @@ class ChildRun:
     notes: tuple[str, ...] = ()
 
 
+class ScenarioTimeoutError(EdgeError, TimeoutError):
+    """The scenario ran out of its ``timeout`` (the measured run and the crash cycles)."""
+
+
 class DoesNotFitError(EdgeError, RuntimeError):
     """The workload ran out of the device's memory budget (MemoryError under the limit)."""
 
 
 class Isolate(Protocol):
-    """Runs ``fn(**kwargs)`` in a child limited to `device`; raises what the child raised."""
+    """Runs ``fn(**kwargs)`` in a child limited to `device`; raises what the child raised.
+
+    `peak_sink`, when given, receives the child's peak memory growth in bytes, also when the
+    child raised, died or timed out (if it was measured).
+    """
 
     def __call__(
-        self, fn: Callable[..., Any], kwargs: dict[str, Any], device: Device, timeout: float
+        self,
+        fn: Callable[..., Any],
+        kwargs: dict[str, Any],
+        device: Device,
+        timeout: float,
+        peak_sink: Callable[[int], None] | None = None,
     ) -> ChildRun: ...
 
 
@@ -102,11 +116,20 @@ class ScenarioRunner:
         self.seed = seed
         self.workdir = Path(workdir)
         self.isolate = isolate
+        # What the measured run left behind, also when it failed: its peak memory growth
+        # (None: not measured) and the faults that fired before it ended.
+        self.peak_bytes: int | None = None
+        self.fired: tuple[str, ...] = ()
+
+    def _peak(self, peak: int) -> None:
+        self.peak_bytes = peak
 
     def run(self) -> ScenarioOutcome:
         sc = self.scenario
+        started = time.monotonic()
         state_dir = self.workdir / "run"
         state_dir.mkdir(parents=True, exist_ok=True)
+        fired_path = self.workdir / "fired-faults.log"
         notes: list[str] = []
         kwargs: dict[str, Any] = {
             "workload": sc.workload,
@@ -116,27 +139,34 @@ class ScenarioRunner:
             "seed": self.seed,
             "sys_path": list(sys.path),
             "setup": sc.setup,
+            "fired_path": str(fired_path),
         }
         try:
-            run = self.isolate(child.execute, kwargs, self.device, sc.timeout)
+            run = self.isolate(child.execute, kwargs, self.device, sc.timeout, peak_sink=self._peak)
         except OomKilledError as exc:  # the process tree passed the device's memory
             raise DoesNotFitError(f"{sc.name} does not fit on {self.device.name}: {exc}") from exc
         except MemoryError as exc:
             budget = self.device.budget_mb
+            detail = str(exc).strip()  # a failed allocation's MemoryError has no message
+            said = f" ({detail})" if detail else ""
             raise DoesNotFitError(
                 f"{sc.name} does not fit on {self.device.name}: MemoryError in the workload "
-                f"under the device's memory budget of {budget:.0f} MB ({exc})"
+                f"under the device's memory budget of {budget:.0f} MB{said}"
                 if budget is not None
-                else f"{sc.name}: MemoryError in the workload ({exc})"
+                else f"{sc.name}: MemoryError in the workload{said}"
             ) from exc
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
+            self.fired = child.read_fired(fired_path)
+            fired_path.unlink(missing_ok=True)
         notes.extend(run.notes)
         data: Mapping[str, Any] = run.value
         result = WorkloadResult(
             items=data["items"], errors=data["errors"], unit=data["unit"], details=data["details"]
         )
-        crash = self._crash_cycles() if sc.crash is not None else None
+        crash = None
+        if sc.crash is not None:
+            crash = self._crash_cycles(sc.timeout - (time.monotonic() - started))
         return ScenarioOutcome(
             name=sc.name,
             profile=self.device.name,
@@ -150,11 +180,17 @@ class ScenarioRunner:
             notes=tuple(notes),
         )
 
-    def _crash_cycles(self) -> CrashSummary:
+    def _crash_cycles(self, remaining: float) -> CrashSummary:
+        """The crash cycles, each bounded by what is left of the scenario's timeout."""
         from pytest_edge.crash import CrashHarness
 
         sc = self.scenario
         assert sc.crash is not None
+        if remaining <= 0:
+            raise ScenarioTimeoutError(
+                f"{sc.name}: the measured run used the whole timeout of {sc.timeout:g} s; "
+                "no time is left for the crash cycles (raise [scenario] timeout)"
+            )
         state_dir = self.workdir / "crash-state"
         context = child.write_context(
             self.workdir / "crash-context.json",
@@ -175,7 +211,7 @@ class ScenarioRunner:
                     seed=self.seed,
                     mode=sc.crash.mode,
                     kill=sc.crash.kill,
-                    timeout=sc.timeout,
+                    timeout=remaining,
                 )
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -46,7 +46,13 @@ def _scenarios() -> list[Scenario]:
 
 
 def _isolate(watchdog: bool) -> object:
-    def isolate(fn: object, kwargs: dict[str, object], device: Device, timeout: float) -> ChildRun:
+    def isolate(
+        fn: object,
+        kwargs: dict[str, object],
+        device: Device,
+        timeout: float,
+        peak_sink: object = None,
+    ) -> ChildRun:
         limits = dataclasses.replace(isolation_limits(device.profile, None), watchdog=watchdog)
         outcome = run_isolated(fn, (), kwargs, limits, timeout)  # type: ignore[arg-type]
         if outcome.watch is not None:

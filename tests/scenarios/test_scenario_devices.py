@@ -11,7 +11,9 @@ def test_the_file_profile_is_used_and_named_concretely(wl: pytest.Pytester) -> N
     wl.makefile(".toml", pi=scenario_toml("pi", "calls", head='profile = "raspberry-pi"'))
     result = wl.runpytest("pi.toml")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["pi*raspberry-pi-4-4gb*passed*/ 4020*calls/s*calls/s*"])
+    result.stdout.fnmatch_lines(
+        ["device: raspberry-pi-4-4gb (every run)", "pi *passed*/ 4020*calls/s*calls/s*"]
+    )
 
 
 def test_edge_profile_option_runs_each_device(wl: pytest.Pytester) -> None:
