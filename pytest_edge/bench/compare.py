@@ -27,6 +27,10 @@ from pytest_edge.bench.drift import (
     HistorySpread,
     cpu_scales,
     history_drift,
+    largest,
+    process_drift,
+    processes_drift,
+    run_time,
     two_run_drift,
 )
 from pytest_edge.bench.stats import (
@@ -335,6 +339,12 @@ def locate(result: BenchmarkResult, statistic: str) -> Location:
     return Location(value, half / _Z95 / result.median)
 
 
+def _located(result: BenchmarkResult, statistic: str) -> Location:
+    """`locate`, with a multi-process run's time the median of its processes' (`run_time`)."""
+    found = locate(result, statistic)
+    return Location(run_time(result, statistic, found.seconds), found.log_se)
+
+
 def _notch(result: BenchmarkResult) -> tuple[float, float]:
     half = _NOTCH * max(result.iqr, 0.0) / math.sqrt(max(result.rounds, 1))
     return max(result.median - half, result.median * 1e-9), result.median + half
@@ -364,9 +374,13 @@ def compare_results(
     """
     unit, items = unit_and_items(current)
     distributions = (Distribution.of("baseline", baseline), Distribution.of("current", current))
-    scales = cpu_scales([baseline, current])
-    drift = two_run_drift(baseline, current, normalized=scales is not None)
-    base, cur = locate(baseline, statistic), locate(current, statistic)
+    procs = process_drift([baseline, current], statistic)
+    if procs is None:
+        scales = cpu_scales([baseline, current])
+        drift = two_run_drift(baseline, current, normalized=scales is not None)
+    else:  # a multi-process run: the drift between its processes was measured
+        scales, drift = None, processes_drift([baseline, current], procs)
+    base, cur = _located(baseline, statistic), _located(current, statistic)
     se = math.hypot(base.log_se, cur.log_se)
     log_change = math.log(cur.seconds / base.seconds)
     normalized = ""
@@ -517,8 +531,8 @@ def compare_history_result(
     """
     unit, items = unit_and_items(current)
     past = [r for _, r in history]
-    raw = [locate(r, statistic).seconds for r in past]
-    cur = locate(current, statistic)
+    raw = [_located(r, statistic).seconds for r in past]
+    cur = _located(current, statistic)
     scales = cpu_scales([*past, current])
     times, now, normalized = raw, cur.seconds, ""
     if scales is not None:
@@ -527,6 +541,9 @@ def compare_history_result(
         normalized = _normalized_words(scales[-1] / median(scales[:-1]))
     spread = HistorySpread.of(times)
     drift = history_drift(times, past, current, normalized=scales is not None)
+    procs = process_drift([*past, current], statistic)
+    if procs is not None:
+        drift = largest(drift, procs)
     log_change = math.log(now) - spread.center
     pooled = _pooled(past)
     if pooled and current.samples and statistic == "median":
