@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,9 +26,9 @@ from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, Benchmark
 from pytest_edge.bench.drift import (
     Drift,
     HistorySpread,
+    beside,
     cpu_scales,
     history_drift,
-    largest,
     process_drift,
     processes_drift,
     run_time,
@@ -488,7 +489,8 @@ def compare_runs(
             "some benchmarks have no raw samples: their significance comes from "
             "non-overlapping median intervals, a weaker test"
         )
-    notes = [
+    measured = process_notes(results)
+    notes = measured or [
         "Two single runs see the drift between runs only through the calibration set timed "
         "around each benchmark; a change it cannot tell from drift is inconclusive. On a "
         "noisy machine prefer a history (--edge-compare=history) or `pytest-edge ab`."
@@ -508,6 +510,24 @@ def compare_runs(
         tuple(warnings),
         tuple(notes),
     )
+
+
+_PROCESS_DRIFT = re.compile(r"drift from \d+ processes: \d+%")
+
+
+def process_notes(results: Sequence[BenchmarkComparison]) -> list[str]:
+    """A note naming each benchmark whose drift was measured between fresh processes."""
+    found = []
+    for r in results:
+        match = _PROCESS_DRIFT.search(r.drift.source) if r.drift is not None else None
+        if match:
+            found.append(f"{r.fullname.rsplit('::', 1)[-1]}: {match.group(0)}")
+    if not found:
+        return []
+    return [
+        "Drift measured between the fresh processes of a multi-process run (pytest-edge "
+        f"repeat), not assumed: {'; '.join(found)}."
+    ]
 
 
 def _pooled(results: Sequence[BenchmarkResult]) -> tuple[float, ...] | None:
@@ -543,7 +563,7 @@ def compare_history_result(
     drift = history_drift(times, past, current, normalized=scales is not None)
     procs = process_drift([*past, current], statistic)
     if procs is not None:
-        drift = largest(drift, procs)
+        drift = beside(drift, procs)
     log_change = math.log(now) - spread.center
     pooled = _pooled(past)
     if pooled and current.samples and statistic == "median":
@@ -631,7 +651,7 @@ def compare_history(
     warnings = [
         w for w in {machine_warning(run.machine_info, current.machine_info) for run in history} if w
     ]
-    notes = []
+    notes = process_notes(results)
     if len(history) < 3:
         notes.append(
             f"only {len(history)} earlier run(s): the run-to-run band is poorly known; "

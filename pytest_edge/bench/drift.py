@@ -302,4 +302,13 @@ def processes_drift(results: Sequence[BenchmarkResult], processes: Drift) -> Dri
     """Drift of two runs when one or both ran several processes: their measured spread
     (`process_drift`) stands in for the two-run floor and the calibration, which only infer
     it; the floor, and the swing within a run of a benchmark not known to be CPU-bound, stay."""
-    return largest(FLOOR_DRIFT, processes, None if cpu_bound(results) else io_swing(results))
+    swing = None if cpu_bound(results) else io_swing(results)
+    return beside(largest(FLOOR_DRIFT, swing), processes)
+
+
+def beside(drift: Drift, processes: Drift) -> Drift:
+    """The larger of *drift* and the processes' spread; the spread is named either way, so a
+    report says what the processes measured even when a floor is larger."""
+    if processes.log >= drift.log:
+        return processes
+    return Drift(drift.log, f"{drift.source}; {processes.source}, within it")

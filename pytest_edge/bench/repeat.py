@@ -24,7 +24,7 @@ from typing import Any
 from pytest_edge.bench.data import EDGE_KEY, BadBenchmarkInput, load_run, run_from_json
 from pytest_edge.bench.stats import STATISTICS, location
 from pytest_edge.errors import EdgeError
-from pytest_edge.lifetime import owned_tempdir, signals_unwind, tied_command
+from pytest_edge.lifetime import owned_tempdir, signals_unwind, sweep_stale, tied_command
 
 PROCESSES_KEY = "processes"  # inside extra_info["edge"]: one {statistic: seconds} per process
 MIN_PROCESSES = 2
@@ -187,6 +187,7 @@ def repeat(
     process at the average pace so far would pass it, after at least `MIN_PROCESSES`.
     """
     check_plan(processes, budget)
+    sweep_stale("repeat", [None])  # the scratch of a run that was SIGKILLed
     where = cwd or Path.cwd()
     documents: list[dict[str, Any]] = []
     start = clock()
