@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -61,8 +62,6 @@ def check_plan(processes: int, budget: float | None) -> None:
 
 
 def _child_env() -> dict[str, str]:
-    import os
-
     # pytest-benchmark reads xdist's worker variables: a child is a plain pytest process.
     return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
 
