@@ -205,6 +205,50 @@ def _ab(args: argparse.Namespace) -> int:
     return _emit("ab", comparison, args, fmt)
 
 
+def _repeat(args: argparse.Namespace) -> int:
+    """Run the benchmarks in N fresh processes; write one merged pytest-benchmark JSON run."""
+    from pathlib import Path
+
+    from pytest_edge.bench.data import BadBenchmarkInput, storage_path
+    from pytest_edge.bench.repeat import RepeatError, check_plan, repeat, save_path, write
+    from pytest_edge.lifetime import Terminated
+
+    if (args.save is None) == (args.output is None):
+        return _fail("repeat", "give one of --save NAME or --output FILE")
+    try:
+        check_plan(args.processes, args.budget)
+        if args.save is not None:
+            from pytest_benchmark.utils import get_machine_id
+
+            machine_id: str = get_machine_id()  # type: ignore[no-untyped-call]
+            target = save_path(storage_path(args.storage), args.save, machine_id)
+        else:
+            target = Path(args.output)
+    except BadBenchmarkInput as error:
+        return _fail("repeat", str(error))
+
+    def say(line: str) -> None:
+        print(f"pytest-edge repeat: {line}", file=sys.stderr)
+
+    try:
+        result = repeat(args.processes, args.pytest_args, args.budget, progress=say)
+        write(result.document, target)
+    except (BadBenchmarkInput, RepeatError) as error:
+        return _fail("repeat", str(error))
+    except OSError as error:
+        return _fail("repeat", f"{target}: cannot write it ({error})")
+    except (Terminated, KeyboardInterrupt) as stopped:
+        signum = stopped.signum if isinstance(stopped, Terminated) else signal.SIGINT
+        say(f"stopped by {signal.Signals(signum).name}; its processes are ended")
+        return 128 + signum
+    why = f" (the --budget of {result.budget:g} s was spent)" if result.stopped_by_budget else ""
+    say(
+        f"ran {result.ran} of {result.asked} processes in {result.elapsed:.1f} s{why}; "
+        f"wrote {target}"
+    )
+    return 0
+
+
 def _instructions(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -407,6 +451,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(ab)
     ab.set_defaults(pytest_args=[])
     ab.set_defaults(run=_ab)
+
+    rep = commands.add_parser(
+        "repeat",
+        help="run benchmarks in N fresh processes and save them as one run",
+        description="Run the benchmarks that the pytest arguments after -- select in N fresh "
+        "pytest processes one after another (as pyperf and asv do) and write ONE "
+        "pytest-benchmark JSON run: each benchmark's stats cover every process's rounds and "
+        "extra_info.edge.processes keeps each process's min, p10 and median, whose spread "
+        "comparisons against this run use as the drift between processes. --save NAME puts "
+        "it where --benchmark-save=NAME would (for --edge-compare and pytest-edge compare). "
+        "Exit status: 0 written, 2 bad input or a failed pytest process.",
+    )
+    rep.add_argument(
+        "--processes", type=int, required=True, metavar="N", help="fresh processes (2 or more)"
+    )
+    rep.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start no further process once this would be passed (at least 2 always run)",
+    )
+    rep.add_argument("--save", default=None, metavar="NAME", help="save as NNNN_NAME.json")
+    rep.add_argument("--output", default=None, metavar="FILE", help="write the JSON run here")
+    rep.add_argument(
+        "--storage",
+        default=None,
+        metavar="DIR",
+        help="pytest-benchmark's --benchmark-storage, for --save (default .benchmarks)",
+    )
+    rep.set_defaults(pytest_args=[], run=_repeat)
 
     instructions = commands.add_parser(
         "instructions",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,8 +26,12 @@ from pytest_edge.bench.data import BadBenchmarkInput, BenchmarkResult, Benchmark
 from pytest_edge.bench.drift import (
     Drift,
     HistorySpread,
+    beside,
     cpu_scales,
     history_drift,
+    process_drift,
+    processes_drift,
+    run_time,
     two_run_drift,
 )
 from pytest_edge.bench.stats import (
@@ -335,6 +340,12 @@ def locate(result: BenchmarkResult, statistic: str) -> Location:
     return Location(value, half / _Z95 / result.median)
 
 
+def _located(result: BenchmarkResult, statistic: str) -> Location:
+    """`locate`, with a multi-process run's time the median of its processes' (`run_time`)."""
+    found = locate(result, statistic)
+    return Location(run_time(result, statistic, found.seconds), found.log_se)
+
+
 def _notch(result: BenchmarkResult) -> tuple[float, float]:
     half = _NOTCH * max(result.iqr, 0.0) / math.sqrt(max(result.rounds, 1))
     return max(result.median - half, result.median * 1e-9), result.median + half
@@ -364,9 +375,13 @@ def compare_results(
     """
     unit, items = unit_and_items(current)
     distributions = (Distribution.of("baseline", baseline), Distribution.of("current", current))
-    scales = cpu_scales([baseline, current])
-    drift = two_run_drift(baseline, current, normalized=scales is not None)
-    base, cur = locate(baseline, statistic), locate(current, statistic)
+    procs = process_drift([baseline, current], statistic)
+    if procs is None:
+        scales = cpu_scales([baseline, current])
+        drift = two_run_drift(baseline, current, normalized=scales is not None)
+    else:  # a multi-process run: the drift between its processes was measured
+        scales, drift = None, processes_drift([baseline, current], procs)
+    base, cur = _located(baseline, statistic), _located(current, statistic)
     se = math.hypot(base.log_se, cur.log_se)
     log_change = math.log(cur.seconds / base.seconds)
     normalized = ""
@@ -474,7 +489,8 @@ def compare_runs(
             "some benchmarks have no raw samples: their significance comes from "
             "non-overlapping median intervals, a weaker test"
         )
-    notes = [
+    measured = process_notes(results)
+    notes = measured or [
         "Two single runs see the drift between runs only through the calibration set timed "
         "around each benchmark; a change it cannot tell from drift is inconclusive. On a "
         "noisy machine prefer a history (--edge-compare=history) or `pytest-edge ab`."
@@ -494,6 +510,24 @@ def compare_runs(
         tuple(warnings),
         tuple(notes),
     )
+
+
+_PROCESS_DRIFT = re.compile(r"drift from \d+ processes: \d+%")
+
+
+def process_notes(results: Sequence[BenchmarkComparison]) -> list[str]:
+    """A note naming each benchmark whose drift was measured between fresh processes."""
+    found = []
+    for r in results:
+        match = _PROCESS_DRIFT.search(r.drift.source) if r.drift is not None else None
+        if match:
+            found.append(f"{r.fullname.rsplit('::', 1)[-1]}: {match.group(0)}")
+    if not found:
+        return []
+    return [
+        "Drift measured between the fresh processes of a multi-process run (pytest-edge "
+        f"repeat), not assumed: {'; '.join(found)}."
+    ]
 
 
 def _pooled(results: Sequence[BenchmarkResult]) -> tuple[float, ...] | None:
@@ -517,8 +551,8 @@ def compare_history_result(
     """
     unit, items = unit_and_items(current)
     past = [r for _, r in history]
-    raw = [locate(r, statistic).seconds for r in past]
-    cur = locate(current, statistic)
+    raw = [_located(r, statistic).seconds for r in past]
+    cur = _located(current, statistic)
     scales = cpu_scales([*past, current])
     times, now, normalized = raw, cur.seconds, ""
     if scales is not None:
@@ -527,6 +561,9 @@ def compare_history_result(
         normalized = _normalized_words(scales[-1] / median(scales[:-1]))
     spread = HistorySpread.of(times)
     drift = history_drift(times, past, current, normalized=scales is not None)
+    procs = process_drift([*past, current], statistic)
+    if procs is not None:
+        drift = beside(drift, procs)
     log_change = math.log(now) - spread.center
     pooled = _pooled(past)
     if pooled and current.samples and statistic == "median":
@@ -614,7 +651,7 @@ def compare_history(
     warnings = [
         w for w in {machine_warning(run.machine_info, current.machine_info) for run in history} if w
     ]
-    notes = []
+    notes = process_notes(results)
     if len(history) < 3:
         notes.append(
             f"only {len(history)} earlier run(s): the run-to-run band is poorly known; "

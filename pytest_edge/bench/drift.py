@@ -252,3 +252,63 @@ def history_drift(
     runs = [*history, current]
     swing = None if cpu_bound(runs) else io_swing(runs)
     return largest(FLOOR_DRIFT, spread, calibration, swing)
+
+
+PROCESSES_KEY = "processes"  # extra_info["edge"]["processes"], written by `pytest-edge repeat`
+
+
+def process_times(result: BenchmarkResult, statistic: str) -> list[float] | None:
+    """Each fresh process's time by *statistic*, when the run merged 2 or more (else None)."""
+    raw = result.edge.get(PROCESSES_KEY)
+    if not isinstance(raw, list) or len(raw) < 2:
+        return None
+    times = [p.get(statistic) if isinstance(p, dict) else None for p in raw]
+    if not all(isinstance(t, int | float) and math.isfinite(t) and t > 0 for t in times):
+        return None
+    return [float(t) for t in times if t is not None]
+
+
+def process_drift(results: Sequence[BenchmarkResult], statistic: str) -> Drift | None:
+    """The spread between a multi-process run's processes (`HistorySpread`), the widest of
+    the runs that have one; None when none does.
+
+    Fresh processes of one run see different memory layouts, hash seeds and machine states:
+    their spread is the drift a single process of the other side may land anywhere in.
+    """
+    spreads = [
+        HistorySpread.of(times)
+        for times in (process_times(r, statistic) for r in results)
+        if times is not None
+    ]
+    if not spreads:
+        return None
+    widest = max(spreads, key=lambda s: s.drift().log)
+    log = widest.drift().log
+    return Drift(
+        log,
+        f"drift from {widest.runs} processes: {math.expm1(log):.0%} ({HISTORY_Z:g} robust "
+        f"SDs of each process's {statistic}, which spread {math.expm1(widest.sd):.1%})",
+    )
+
+
+def run_time(result: BenchmarkResult, statistic: str, pooled: float) -> float:
+    """A run's time: the median of its processes' times for a multi-process run (the pooled
+    rounds' min would be the luckiest process), else *pooled* (its rounds' statistic)."""
+    times = process_times(result, statistic)
+    return median(times) if times is not None else pooled
+
+
+def processes_drift(results: Sequence[BenchmarkResult], processes: Drift) -> Drift:
+    """Drift of two runs when one or both ran several processes: their measured spread
+    (`process_drift`) stands in for the two-run floor and the calibration, which only infer
+    it; the floor, and the swing within a run of a benchmark not known to be CPU-bound, stay."""
+    swing = None if cpu_bound(results) else io_swing(results)
+    return beside(largest(FLOOR_DRIFT, swing), processes)
+
+
+def beside(drift: Drift, processes: Drift) -> Drift:
+    """The larger of *drift* and the processes' spread; the spread is named either way, so a
+    report says what the processes measured even when a floor is larger."""
+    if processes.log >= drift.log:
+        return processes
+    return Drift(drift.log, f"{drift.source}; {processes.source}, within it")
