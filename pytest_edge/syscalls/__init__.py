@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pytest_edge._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from pytest_edge.syscalls.faults import FAULT_KINDS, ArmedFault, arm
+    from pytest_edge.syscalls.faults import FAULT_KINDS, SyscallFault, arm
     from pytest_edge.syscalls.library import (
         LIBRARY_NAME,
         SyscallLayerUnavailable,
@@ -30,8 +30,8 @@ __all__ = [
     "FAULT_KINDS",
     "KILL_CALLS",
     "LIBRARY_NAME",
-    "ArmedFault",
     "KillAt",
+    "SyscallFault",
     "SyscallLayerUnavailable",
     "active",
     "arm",
@@ -47,7 +47,7 @@ __all__ = [
 # public name -> module that defines it; imported on first use (see pytest_edge._lazy)
 _EXPORTS: dict[str, str] = {
     "FAULT_KINDS": "pytest_edge.syscalls.faults",
-    "ArmedFault": "pytest_edge.syscalls.faults",
+    "SyscallFault": "pytest_edge.syscalls.faults",
     "arm": "pytest_edge.syscalls.faults",
     "LIBRARY_NAME": "pytest_edge.syscalls.library",
     "SyscallLayerUnavailable": "pytest_edge.syscalls.library",

@@ -21,7 +21,7 @@ from typing import Any
 from pytest_edge.errors import EdgeInputError
 from pytest_edge.syscalls.library import control
 
-__all__ = ["FAULT_KINDS", "ArmedFault", "arm"]
+__all__ = ["FAULT_KINDS", "SyscallFault", "arm"]
 
 _KIND_CODES = {"disk_full": 1, "io_error": 2, "read_only": 3, "slow_io": 4}
 FAULT_KINDS = tuple(_KIND_CODES)
@@ -37,7 +37,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 _LONG_MAX = 2**63 - 1
 
 
-class ArmedFault:
+class SyscallFault:
     """One fault armed in the library; a context manager that disarms it on exit.
 
     `calls` counts the calls under its path that reached it, `fired` the ones it failed
@@ -54,7 +54,7 @@ class ArmedFault:
     def _stat(self, which: int) -> int:
         if self._slot is None:
             return self._final[which]
-        return int(control("ArmedFault").edgeio_fault_stat(self._slot, which))
+        return int(control("SyscallFault").edgeio_fault_stat(self._slot, which))
 
     @property
     def calls(self) -> int:
@@ -80,10 +80,10 @@ class ArmedFault:
         if self._slot is None:
             return
         self._final = (self._stat(0), self._stat(1), self._stat(2))
-        control("ArmedFault.disarm()").edgeio_disarm(self._slot)
+        control("SyscallFault.disarm()").edgeio_disarm(self._slot)
         self._slot = None
 
-    def __enter__(self) -> ArmedFault:
+    def __enter__(self) -> SyscallFault:
         return self
 
     def __exit__(
@@ -96,9 +96,8 @@ class ArmedFault:
 
     def __repr__(self) -> str:
         state = "armed" if self.armed else "disarmed"
-        return (
-            f"<ArmedFault {self.kind} {self.path!r} {state} calls={self.calls} fired={self.fired}>"
-        )
+        counts = f"calls={self.calls} fired={self.fired}"
+        return f"<SyscallFault {self.kind} {self.path!r} {state} {counts}>"
 
 
 def _bad(kind: str, name: str, value: Any, allowed: str) -> EdgeInputError:
@@ -130,7 +129,7 @@ def _seed(value: Any) -> int:
     return int.from_bytes(digest, "little")
 
 
-def arm(kind: str, path: str | Path, **options: Any) -> ArmedFault:
+def arm(kind: str, path: str | Path, **options: Any) -> SyscallFault:
     """Arm a fault of `kind` on every file under `path` (its realpath) in this process.
 
     kind ``"disk_full"`` (``free_bytes``), ``"io_error"`` (``on`` = write | fsync | rename |
@@ -207,4 +206,4 @@ def arm(kind: str, path: str | Path, **options: Any) -> ArmedFault:
     )
     if slot < 0:
         raise OSError(-slot, f"arm({kind!r}, {prefix!r}): {os.strerror(-slot)}")
-    return ArmedFault(slot, kind, prefix, dict(options))
+    return SyscallFault(slot, kind, prefix, dict(options))
