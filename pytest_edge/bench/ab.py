@@ -199,22 +199,34 @@ def _env_for(checkout: Path) -> dict[str, str]:
     if (checkout / "src").is_dir():
         paths.insert(0, str(checkout / "src"))
     old = os.environ.get("PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env = plain_pytest_env()
     env["PYTHONPATH"] = os.pathsep.join([*paths, *([old] if old else [])])
     return env
 
 
-def run_once(
-    checkout: Path,
-    subdir: Path,
+def plain_pytest_env() -> dict[str, str]:
+    """This environment without xdist's worker variables (pytest-benchmark reads them): a child
+    is a plain pytest process."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+
+
+def run_benchmark_pytest(
+    python: str,
     out: Path,
     pytest_args: Sequence[str],
-    python: str,
-    extra_env: dict[str, str] | None = None,
-) -> BenchmarkRun:
-    """One fresh pytest process in ``checkout``, writing pytest-benchmark JSON to ``out``.
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    runner: str,
+    error: type[Exception],
+    who: str = "",
+    where: str = "",
+) -> None:
+    """One fresh pytest process running only the benchmarks of *pytest_args*, writing
+    pytest-benchmark JSON to *out*.
 
-    Only benchmarks run (``--benchmark-only``): the other tests of the selection are skipped.
+    Nothing selected is `BadBenchmarkInput`; a failed pytest is *error*, named by *who* (before
+    the message) and *where* (after it), with the end of its output.
     """
     command = [
         python,
@@ -231,23 +243,46 @@ def run_once(
     ]
     done = subprocess.run(  # noqa: S603 - this interpreter running pytest, no shell
         tied_command(command),  # SIGKILLed if we die; on SIGTERM/Ctrl-C run() kills it
-        cwd=checkout / subdir,
-        env={**_env_for(checkout), **(extra_env or {})},
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode == 5 or (done.returncode == 0 and not out.is_file()):
         raise BadBenchmarkInput(
-            f"no benchmark selected in {checkout.name} by {' '.join(pytest_args) or 'no args'} "
-            "(ab runs only benchmarks: tests using benchmark or edge_benchmark)"
+            f"no benchmark selected{where} by {' '.join(pytest_args) or 'no args'} "
+            f"({runner} runs only benchmarks: tests using benchmark or edge_benchmark)"
         )
     if done.returncode != 0 or not out.is_file():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise ABError(
-            f"pytest exited with {done.returncode} in {checkout.name} "
-            f"({' '.join(command[2:])}):\n{tail}"
+        raise error(
+            f"{who}pytest exited with {done.returncode}{where} ({' '.join(command[2:])}):\n{tail}"
         )
+
+
+def run_once(
+    checkout: Path,
+    subdir: Path,
+    out: Path,
+    pytest_args: Sequence[str],
+    python: str,
+    extra_env: dict[str, str] | None = None,
+) -> BenchmarkRun:
+    """One fresh pytest process in ``checkout``, writing pytest-benchmark JSON to ``out``.
+
+    Only benchmarks run (``--benchmark-only``): the other tests of the selection are skipped.
+    """
+    run_benchmark_pytest(
+        python,
+        out,
+        pytest_args,
+        cwd=checkout / subdir,
+        env={**_env_for(checkout), **(extra_env or {})},
+        runner="ab",
+        error=ABError,
+        where=f" in {checkout.name}",
+    )
     return load_run(out)
 
 

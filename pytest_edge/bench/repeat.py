@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_edge.bench.ab import plain_pytest_env, run_benchmark_pytest
 from pytest_edge.bench.data import EDGE_KEY, BadBenchmarkInput, load_run, run_from_json
 from pytest_edge.bench.stats import STATISTICS, location
 from pytest_edge.errors import EdgeError
-from pytest_edge.lifetime import owned_tempdir, signals_unwind, sweep_stale, tied_command
+from pytest_edge.lifetime import owned_tempdir, signals_unwind, sweep_stale
 
 PROCESSES_KEY = "processes"  # inside extra_info["edge"]: one {statistic: seconds} per process
 MIN_PROCESSES = 2
@@ -61,52 +60,24 @@ def check_plan(processes: int, budget: float | None) -> None:
         raise BadBenchmarkInput(f"--budget={budget}: must be a positive number of seconds")
 
 
-def _child_env() -> dict[str, str]:
-    # pytest-benchmark reads xdist's worker variables: a child is a plain pytest process.
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-
-
 def run_process(
     index: int, out: Path, pytest_args: Sequence[str], cwd: Path, python: str
 ) -> dict[str, Any]:
     """Process *index* (0-based): one fresh pytest writing pytest-benchmark JSON to *out*."""
-    command = [
+    run_benchmark_pytest(
         python,
-        "-m",
-        "pytest",
-        "-p",
-        "no:xdist",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "--benchmark-only",
-        f"--benchmark-json={out}",
-        *pytest_args,
-    ]
-    # tied_command: SIGKILLed if we die; subprocess.run kills it on any exception (Ctrl-C).
-    done = subprocess.run(  # noqa: S603 - this interpreter running pytest, no shell
-        tied_command(command),
+        out,
+        pytest_args,
         cwd=cwd,
-        env=_child_env(),
-        capture_output=True,
-        text=True,
-        check=False,
+        env=plain_pytest_env(),
+        runner="repeat",
+        error=RepeatError,
+        who=f"process {index + 1}: ",
     )
-    shown = " ".join(pytest_args) or "(no args)"
-    if done.returncode == 5 or (done.returncode == 0 and not out.is_file()):
-        raise BadBenchmarkInput(
-            f"no benchmark selected by {shown} (repeat runs only tests using benchmark or "
-            "edge_benchmark)"
-        )
-    if done.returncode != 0 or not out.is_file():
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise RepeatError(
-            f"process {index + 1}: pytest exited with {done.returncode} "
-            f"({' '.join(command[2:])}):\n{tail}"
-        )
     document: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     run = run_from_json(document, str(out))  # validated before it is merged
     if not run.results:
+        shown = " ".join(pytest_args) or "no args"
         raise BadBenchmarkInput(f"no benchmark ran: {shown} selects no benchmark test")
     return document
 

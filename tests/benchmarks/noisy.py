@@ -26,35 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edge.lifetime import tied_command
+from tests.benchmarks.quality_bars import CPU, FSYNC  # the same two benchmark modules
 
 CPU_LOOPS = 20_000
 SLOWER_30 = 26_000  # 1.3 x CPU_LOOPS: a 30% slowdown of the CPU-bound benchmark
-CPU = """
-LOOPS = {loops}
-
-def work(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
-
-def test_cpu(edge_benchmark):
-    edge_benchmark.throughput(work, LOOPS, items=1, unit="calls")
-"""
-FSYNC = """
-import os
-
-def save(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-def test_fsync(edge_benchmark, tmp_path):
-    edge_benchmark.throughput(save, str(tmp_path / "s.bin"), b"x" * 4096, items=1, unit="saves")
-"""
 
 
 def both(loops: int = CPU_LOOPS) -> str:
