@@ -59,6 +59,7 @@ _FIXED: dict[int, tuple[str, int]] = {
 }
 _STRING = 8
 _ARRAY = 9
+_U64 = struct.Struct("<Q")
 _TYPE_NAMES = {
     0: "uint8",
     1: "int8",
@@ -169,6 +170,36 @@ class _Reader:
         self._pos += size
         return value  # type: ignore[no-any-return]
 
+    def fixed_array(
+        self, item_type: int, length: int, keep: bool
+    ) -> tuple[int | float | bool, ...]:
+        """`length` fixed-size items in one unpack (or one skip when not kept)."""
+        fmt, size = _FIXED[item_type]
+        if not keep:
+            self.skip(length * size)
+            return ()
+        self._ensure(length * size)
+        values = struct.unpack_from(f"<{length}{fmt[1]}", self._buf, self._pos)
+        self._pos += length * size
+        return values
+
+    def skip_strings(self, count: int, max_bytes: int) -> None:
+        """Skip `count` strings, walking the buffer directly (vocabularies hold 100k+)."""
+        done = 0
+        while done < count:
+            self._ensure(8)
+            buf, pos, end = self._buf, self._pos, len(self._buf)
+            while done < count and pos + 8 <= end:
+                (length,) = _U64.unpack_from(buf, pos)
+                if length > max_bytes or pos + 8 + length > end:
+                    break
+                pos += 8 + length
+                done += 1
+            self._pos = pos
+            if done < count and (end - pos < 8 or pos + 8 + _U64.unpack_from(buf, pos)[0] > end):
+                self.string(max_bytes, keep=False)  # crosses the buffer end, or is too long
+                done += 1
+
     def u32(self) -> int:
         return int(self.unpack("<I", 4))
 
@@ -213,17 +244,15 @@ def _read_array(reader: _Reader, depth: int) -> GGUFArray:
             start,
         )
     keep = item_type in _FIXED and length <= KEEP_ARRAY_VALUES
-    values: list[int | float | bool] = []
-    for _ in range(length):
-        if item_type in _FIXED:
-            item = reader.unpack(*_FIXED[item_type])
-            if keep:
-                values.append(item)
-        elif item_type == _STRING:
-            reader.string(MAX_STRING_BYTES, keep=False)
-        else:
+    values: tuple[int | float | bool, ...] = ()
+    if item_type in _FIXED:
+        values = reader.fixed_array(item_type, length, keep)
+    elif item_type == _STRING:
+        reader.skip_strings(length, MAX_STRING_BYTES)
+    else:
+        for _ in range(length):
             _read_array(reader, depth + 1)
-    return GGUFArray(_TYPE_NAMES[item_type], length, tuple(values) if keep else None)
+    return GGUFArray(_TYPE_NAMES[item_type], length, values if keep else None)
 
 
 def _read_value(reader: _Reader, value_type: int) -> GGUFValue:

@@ -230,3 +230,20 @@ def test_corrupted_bytes_parse_or_raise_the_typed_error(flips: list[tuple[int, i
         return
     assert stream.bytes_read <= len(data)
     assert header.header_bytes <= len(data)
+
+
+def test_long_string_arrays_cross_read_chunks_intact(tmp_path: Path) -> None:
+    # 30k strings of varied length and one of 100 KB: many 64 KiB chunk boundaries are crossed
+    # inside the fast skip; the keys after the array must still be read exactly.
+    words = [("w" * (i % 23)) for i in range(30_000)]
+    words[12_345] = "x" * 100_000
+    meta = [
+        ("tokenizer.ggml.tokens", ARRAY, (STRING, words)),
+        ("after.count", UINT32, 7),
+        ("after.text", STRING, "still here"),
+    ]
+    header = read_gguf_header(write_gguf(tmp_path / "long.gguf", meta, tensor_bytes=1024))
+    assert header.metadata["tokenizer.ggml.tokens"] == GGUFArray("string", 30_000, None)
+    assert header.metadata["after.count"] == 7
+    assert header.metadata["after.text"] == "still here"
+    assert header.header_bytes == (tmp_path / "long.gguf").stat().st_size - 1024
