@@ -394,7 +394,8 @@ class ModelShape:
     """The shape that sizes a model's KV cache and compute buffer, from its ``config.json``.
 
     `n_head` (query heads), `n_embd` (hidden size) and `n_vocab` size the compute buffer;
-    None where unknown (that part of the estimate is then left out).
+    None where unknown (the estimate then uses kv_heads, n_head x head_dim and no logits: a
+    lower bound).
     """
 
     name: str
@@ -1078,12 +1079,12 @@ class DeviceMemoryManager:
         watermark is MEDIUM or higher, the memory exceeds the limit less other reservations,
         or the context exceeds the context budget.
         """
-        self.refresh()
         level = self.check_watermark()
         shape = resolve_model_shape(model)
         with self._reserved_lock:
-            # The check and the reservation happen under one lock: concurrent loads cannot
+            # Reading, checking and reserving happen under one lock: concurrent loads cannot
             # both pass against the same free memory.
+            self.refresh()
             if context_tokens is None:
                 context_tokens = max(
                     MIN_USEFUL_CONTEXT, self.get_optimal_context_size(model_size_mb, shape)

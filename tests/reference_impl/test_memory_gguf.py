@@ -247,3 +247,17 @@ def test_long_string_arrays_cross_read_chunks_intact(tmp_path: Path) -> None:
     assert header.metadata["after.count"] == 7
     assert header.metadata["after.text"] == "still here"
     assert header.header_bytes == (tmp_path / "long.gguf").stat().st_size - 1024
+
+
+def test_a_malformed_gguf_file_is_an_error_not_a_silent_fallback(tmp_path: Path) -> None:
+    path = tmp_path / "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"
+    path.write_bytes(b"GGUF" + b"\xff" * 20)
+    with pytest.raises(GGUFError, match=r"Qwen2\.5-0\.5B-Instruct-Q4_K_M\.gguf: GGUF version"):
+        resolve_model_shape(str(path))
+
+
+def test_a_rewritten_gguf_file_is_read_again(tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "m.gguf", llama_like_metadata(layers=24))
+    assert resolve_model_shape(str(path)).layers == 24
+    write_gguf(path, llama_like_metadata(layers=12, name="a longer name changes the size"))
+    assert resolve_model_shape(str(path)).layers == 12
