@@ -258,7 +258,8 @@ class HostMachine(InjectedPressure):
         ``inactive_file`` from ``memory.stat``, page cache the kernel reclaims before any OOM:
         https://docs.kernel.org/admin-guide/cgroup-v2.html (memory.max, memory.high,
         memory.stat). Kubelet and ``docker stats`` count usage the same way:
-        https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/ and
+        https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/ (its
+        https://kubernetes.io/examples/admin/resource/memory-available.sh) and
         https://docs.docker.com/reference/cli/docker/container/stats/
         """
         base = "/sys/fs/cgroup" + ("" if rel == "/" else rel)
