@@ -879,7 +879,11 @@ class DeviceMemoryManager:
                 f" (got {cache_type!r} and {bytes_per_element!r})"
             )
         if cache_type is not None:
-            return cache_type, _bytes_per_element(cache_type)
+            if not isinstance(cache_type, str) or cache_type not in KV_CACHE_TYPES:
+                raise ValueError(
+                    f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, got {cache_type!r}"
+                )
+            return cache_type, KV_CACHE_TYPES[cache_type]
         if bytes_per_element is None:
             return "f16", KV_CACHE_TYPES["f16"]
         value = _check_number(

@@ -87,6 +87,7 @@ def test_compute_buffer_scales_with_ubatch() -> None:
             r"kv_cache_type='q8_0' quantises the V cache.*flash attention",
         ),
         ({"kv_cache_type": "q8_0", "kv_bytes_per_element": 1.0}, r"not both"),
+        ({"kv_cache_type": 8}, r"kv_cache_type must be one of f32, f16.*got 8"),
     ],
 )
 def test_bad_options_are_rejected(kwargs: dict[str, object], match: str) -> None:
