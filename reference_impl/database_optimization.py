@@ -27,11 +27,14 @@ if the database file was deleted meanwhile, its orphaned ``-wal``/``-shm`` files
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import shutil
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -765,7 +768,8 @@ def _quick_check(conn: sqlite3.Connection, path: str) -> None:
         problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
     except sqlite3.DatabaseError as exc:
         raise DatabaseCorruptError(
-            f"opening the database {path} failed: {exc}; {hint}",
+            f"opening the database {path} failed: {exc}; PRAGMA quick_check says: it cannot "
+            f"read the file ({exc}); {hint}",
             path=path,
             problems=[str(exc)],
             cause=exc,
@@ -800,10 +804,33 @@ def fts5_query(text: str, match: Literal["all", "any"] = "all") -> str:
     parentheses) and SQL fragments in the text are plain words. ``match="all"`` requires every
     piece, ``"any"`` one of them. Returns ``""`` when the text has nothing to search for.
     """
-    pieces = (p for p in _CHUNK_SEPARATORS.split(text) if p)
-    words = list(dict.fromkeys(pieces))[:_MAX_QUERY_TERMS]
     joiner = " OR " if match == "any" else " "
-    return joiner.join('"' + word.replace('"', '""') + '"' for word in words)
+    return joiner.join('"' + word.replace('"', '""') + '"' for word in _query_words(text))
+
+
+def _query_words(text: str) -> list[str]:
+    pieces = (p for p in _CHUNK_SEPARATORS.split(text) if p)
+    return list(dict.fromkeys(pieces))[:_MAX_QUERY_TERMS]
+
+
+def _like_search(
+    words: Sequence[str], match: Literal["all", "any"], limit: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The trigram tokenizer's fallback for query pieces under 3 characters, which match
+    nothing in its index: a substring scan of the documents table with LIKE (every row is
+    read, and LIKE folds ASCII case only). Unranked: score 0.0, oldest first."""
+    condition = "(d.title LIKE ? ESCAPE '\\' OR d.content LIKE ? ESCAPE '\\')"
+    joiner = " OR " if match == "any" else " AND "
+    params: list[Any] = []
+    for word in words:
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params += [pattern, pattern]
+    where = joiner.join([condition] * len(words))  # fixed text; the words are parameters
+    sql = (
+        "SELECT d.id, d.title, d.content, d.doc_type, d.metadata, 0.0 "  # noqa: S608 - no user text
+        f"FROM documents AS d WHERE {where} ORDER BY d.id LIMIT ?"
+    )
+    return sql, (*params, limit)
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
@@ -1353,11 +1380,15 @@ class EdgeDatabaseOptimizer:
         _check_limit(limit)
         if match not in ("all", "any"):
             raise ValueError(f"match must be 'all' or 'any', got {match!r}")
-        expression = fts5_query(query, match)
-        if not expression:
+        words = _query_words(query)
+        if not words:
             return []
+        if self._fts_tokenizer == "trigram" and any(len(w) < _TRIGRAM_MIN_CHARS for w in words):
+            sql, params = _like_search(words, match, limit)
+        else:
+            sql, params = _SEARCH_DOCUMENTS, (fts5_query(query, match), limit)
         with self._connection("search_documents") as conn:
-            found = conn.execute(_SEARCH_DOCUMENTS, (expression, limit)).fetchall()
+            found = conn.execute(sql, params).fetchall()
         return [
             {
                 "id": doc_id,
@@ -1505,6 +1536,62 @@ class EdgeDatabaseOptimizer:
             ).fetchone()
         return {"busy": busy, "wal_frames": wal_frames, "checkpointed_frames": checkpointed}
 
+    def checkpoint(self, mode: str = "PASSIVE") -> dict[str, int]:
+        """Checkpoint the WAL into the database file; returns SQLite's figures.
+
+        ``mode`` is one of PASSIVE (copy what it can, never wait), FULL (wait for writers),
+        RESTART (also wait for readers, so the next writer restarts the WAL from its start) or
+        TRUNCATE (RESTART, then truncate the WAL file to zero bytes); see
+        sqlite.org/pragma.html#pragma_wal_checkpoint. Returns ``busy`` (1 when a reader or
+        writer kept it from completing), ``wal_frames`` and ``checkpointed_frames`` (SQLite's
+        busy, log and checkpointed; -1 for both frame counts when not in WAL mode).
+        """
+        if not isinstance(mode, str) or mode.upper() not in _CHECKPOINT_MODES:
+            raise ValueError(
+                f"checkpoint mode must be one of {', '.join(_CHECKPOINT_MODES)}, got {mode!r}"
+            )
+        with self._write_lock, self._connection("checkpoint") as conn:
+            busy, wal_frames, checkpointed = conn.execute(
+                f"PRAGMA wal_checkpoint({mode.upper()})"
+            ).fetchone()
+        return {"busy": busy, "wal_frames": wal_frames, "checkpointed_frames": checkpointed}
+
+    # -- recovery
+
+    @classmethod
+    def recover(
+        cls, path: str | os.PathLike[str], config: DatabaseConfig | None = None
+    ) -> RecoveryReport:
+        """Rebuild a damaged database file from every row that can still be read.
+
+        The damaged file (with its ``-wal``/``-shm``) is renamed to ``<path>.corrupt-<time>``
+        and kept, never deleted or written: rows are read from a scratch copy of it. Python's
+        sqlite3 has no binding of SQLite's recovery extension (the CLI's ``.recover``), and
+        ``Connection.iterdump`` stops at the first damaged page, so each table is read in rowid
+        order and a read that fails is stepped over by probing for the next readable rowid:
+        rows on damaged pages are lost, and the report names the rowid ranges skipped. The new
+        file at ``path`` gets the current schema, the readable rows with their ids, and a
+        rebuilt full-text index, in one transaction. ``config`` (its ``db_path`` is replaced by
+        ``path``) configures the new file; by default the damaged file's tokenizer is kept.
+        """
+        target = os.fspath(path)
+        if not os.path.exists(target):
+            raise FileNotFoundError(f"recover: no database file at {target}")
+        aside = _move_aside(target)
+        scratch_dir = tempfile.mkdtemp(prefix=".edge-recover-", dir=os.path.dirname(aside) or ".")
+        try:
+            scratch = os.path.join(scratch_dir, "damaged.db")
+            for suffix in ("", "-wal"):
+                if os.path.exists(aside + suffix):
+                    shutil.copyfile(aside + suffix, scratch + suffix)
+            source = sqlite3.connect(scratch, isolation_level=None)
+            try:
+                return _rebuild_from(source, target, aside, config)
+            finally:
+                source.close()
+        finally:
+            shutil.rmtree(scratch_dir, ignore_errors=True)
+
     # -- statistics
 
     def get_database_stats(self) -> dict[str, Any]:
@@ -1533,6 +1620,10 @@ class EdgeDatabaseOptimizer:
                 "vector_dimension": _int_or_none(
                     conn.execute("SELECT value FROM edge_meta WHERE key = 'vector_dim'").fetchone()
                 ),
+                "schema_version": int(scalar("PRAGMA user_version")),
+                "fts_tokenizer": self._fts_tokenizer,
+                "wal_autocheckpoint_pages": int(scalar("PRAGMA wal_autocheckpoint")),
+                "journal_size_limit_bytes": int(scalar("PRAGMA journal_size_limit")),
                 "cache_size_mb_per_connection": -int(scalar("PRAGMA cache_size")) / 1024,
                 "mmap_size_bytes": int(scalar("PRAGMA mmap_size") or 0),
             }
@@ -1547,6 +1638,239 @@ class EdgeDatabaseOptimizer:
             pool_replaced=pool.replaced,
         )
         return stats
+
+
+# --- recovery -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What ``EdgeDatabaseOptimizer.recover`` did.
+
+    ``damaged_path``: where the damaged file was kept. ``recovered``: rows written to the new
+    file per table. ``rejected``: rows that could be read but were garbage (wrong types,
+    constraint violations). ``skipped``: per table, the rowid ranges ``(after, up_to)`` stepped
+    over because reading them failed (rows with ids in ``after < id <= up_to`` that existed are
+    lost). ``errors``: what SQLite said at each failed read (or that nothing was readable).
+    A damaged page can also yield rows that look valid but hold wrong values: nothing can tell
+    those apart, so a recovered file is what could be read, not a verified copy.
+    """
+
+    path: str
+    damaged_path: str
+    recovered: dict[str, int]
+    rejected: dict[str, int]
+    skipped: dict[str, list[tuple[int, int]]]
+    errors: list[str]
+
+    @property
+    def complete(self) -> bool:
+        """Every read succeeded (nothing was skipped)."""
+        return not self.errors
+
+
+_SALVAGE: Final = {
+    "edge_meta": ("key", "value"),
+    "documents": ("id", "title", "content", "doc_type", "metadata", "created_at"),
+    "embeddings": ("id", "vector_id", "vector_data", "dim", "metadata", "created_at"),
+}
+_ROWID_MIN: Final = -(2**63)
+_ROWID_MAX: Final = 2**63 - 1
+
+
+def _move_aside(path: str) -> str:
+    """Rename the file (and its -wal/-shm) to ``<path>.corrupt-<UTC time>[-n]``; returns it."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = f"{path}.corrupt-{stamp}"
+    number = 1
+    while any(os.path.exists(aside + s) for s in ("", "-wal", "-shm")):
+        number += 1
+        aside = f"{path}.corrupt-{stamp}-{number}"
+    for suffix in ("-wal", "-shm", ""):  # the main file last: a crash leaves it in place
+        if os.path.exists(path + suffix):
+            os.replace(path + suffix, aside + suffix)
+    return aside
+
+
+def _read_after(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], after: int, limit: int
+) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"SELECT rowid, {', '.join(columns)} FROM {table} "  # noqa: S608 - names from _SALVAGE
+        "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        (after, limit),
+    ).fetchall()
+
+
+def _readable_after(conn: sqlite3.Connection, table: str, columns: Sequence[str], at: int) -> bool:
+    try:
+        _read_after(conn, table, columns, at, 1)
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
+def _skip_damage(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], last: int
+) -> int | None:
+    """The smallest rowid ``r > last`` from which reading works again (doubling steps, then a
+    binary search back); ``None`` when nothing after ``last`` can be read."""
+    step = 1
+    good: int | None = None
+    bad = last
+    while last + step < _ROWID_MAX:
+        if _readable_after(conn, table, columns, last + step):
+            good = last + step
+            break
+        bad = last + step
+        step *= 2
+    if good is None:
+        return None
+    while good - bad > 1:
+        middle = (good + bad) // 2
+        if _readable_after(conn, table, columns, middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def _salvage(
+    conn: sqlite3.Connection, table: str, skipped: list[tuple[int, int]], errors: list[str]
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield chunks of readable rows of ``table`` in rowid order, stepping over damage."""
+    columns = _SALVAGE[table]
+    last = _ROWID_MIN
+    while True:
+        try:
+            chunk = _read_after(conn, table, columns, last, 256)
+        except sqlite3.DatabaseError:
+            chunk = []
+            try:  # pin the failure to the next row
+                chunk = _read_after(conn, table, columns, last, 1)
+            except sqlite3.DatabaseError as exc:
+                errors.append(f"{table}: rows after rowid {last}: {exc}")
+                resume = _skip_damage(conn, table, columns, last)
+                skipped.append((last, _ROWID_MAX if resume is None else resume))
+                if resume is None:
+                    return
+                last = resume
+                continue
+        if not chunk:
+            return
+        last = int(chunk[-1][0])
+        yield [row[1:] for row in chunk]
+
+
+def _rebuild_from(
+    source: sqlite3.Connection, target: str, aside: str, config: DatabaseConfig | None
+) -> RecoveryReport:
+    errors: list[str] = []
+    skipped: dict[str, list[tuple[int, int]]] = {table: [] for table in _SALVAGE}
+    meta: dict[str, str] = {}
+    try:
+        for chunk in _salvage(source, "edge_meta", skipped["edge_meta"], errors):
+            meta.update((str(k), str(v)) for k, v in chunk)
+    except sqlite3.DatabaseError as exc:  # the schema itself is unreadable
+        errors.append(f"edge_meta: {exc}")
+    tokenizer = meta.get("fts_tokenizer", "unicode61")
+    if config is None:
+        config = DatabaseConfig(
+            db_path=target, fts_tokenizer=tokenizer if tokenizer in FTS_TOKENIZERS else None
+        )
+    else:
+        config = dataclasses.replace(config, db_path=target)
+    recovered = dict.fromkeys(_SALVAGE, 0)
+    rejected = dict.fromkeys(_SALVAGE, 0)
+    fresh = EdgeDatabaseOptimizer(config)
+    with fresh, fresh._write_lock, fresh._connection("recover") as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "vector_dim" in meta:
+                conn.execute(
+                    "INSERT OR REPLACE INTO edge_meta(key, value) VALUES ('vector_dim', ?)",
+                    (meta["vector_dim"],),
+                )
+            for table in ("documents", "embeddings"):
+                columns = _SALVAGE[table]
+                insert = (  # names from _SALVAGE
+                    f"INSERT INTO {table}({', '.join(columns)}) "  # noqa: S608
+                    f"VALUES ({', '.join('?' * len(columns))})"
+                )
+                # read errors are stepped over inside _salvage; a write error is raised
+                for chunk in _salvage(source, table, skipped[table], errors):
+                    good = [row for row in chunk if _plausible(table, row)]
+                    recovered[table] += _insert_valid(conn, insert, good, table, errors)
+                    rejected[table] += len(chunk) - len(good)
+                if rejected[table]:
+                    errors.append(
+                        f"{table}: {rejected[table]} readable rows rejected (wrong types or "
+                        "constraint violations: garbage from damaged pages)"
+                    )
+            conn.execute("INSERT INTO documents_fts(documents_fts) VALUES ('rebuild')")
+            conn.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+    recovered["edge_meta"] = len(meta)
+    return RecoveryReport(
+        path=target,
+        damaged_path=aside,
+        recovered=recovered,
+        rejected=rejected,
+        skipped=skipped,
+        errors=errors,
+    )
+
+
+def _plausible(table: str, row: tuple[Any, ...]) -> bool:
+    """A salvaged row has the types its table's rows are written with (a damaged page can
+    yield readable garbage; this catches what the schema would not)."""
+    if table == "documents":
+        row_id, title, content, doc_type, metadata, created = row
+        texts = (title, content, doc_type)
+        return (
+            isinstance(row_id, int)
+            and all(isinstance(t, str) for t in texts)
+            and (metadata is None or isinstance(metadata, str))
+            and isinstance(created, int | float)
+        )
+    row_id, vector_id, data, dim, metadata, created = row
+    return (
+        isinstance(row_id, int)
+        and isinstance(vector_id, str)
+        and isinstance(data, bytes)
+        and (dim is None or (isinstance(dim, int) and len(data) == 4 * dim))
+        and (metadata is None or isinstance(metadata, str))
+        and isinstance(created, int | float)
+    )
+
+
+def _insert_valid(
+    conn: sqlite3.Connection,
+    insert: str,
+    rows: Sequence[tuple[Any, ...]],
+    table: str,
+    errors: list[str],
+) -> int:
+    """Insert a chunk; when a row breaks a constraint, insert row by row and skip it."""
+    conn.execute("SAVEPOINT chunk")
+    try:
+        conn.executemany(insert, rows)
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO chunk")
+        written = 0
+        for row in rows:
+            try:
+                conn.execute(insert, row)
+                written += 1
+            except sqlite3.IntegrityError as exc:
+                errors.append(f"{table}: rowid {row[0]} rejected: {exc}")
+        return written
+    finally:
+        conn.execute("RELEASE chunk")
+    return len(rows)
 
 
 def _read_changes(conn: sqlite3.Connection) -> int:
@@ -1585,8 +1909,6 @@ def _int_or_none(row: tuple[Any, ...] | None) -> int | None:
 
 
 def _demo() -> None:
-    import tempfile
-
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory(prefix="edge-db-demo-") as tmp:
         config = DatabaseConfig(db_path=Path(tmp) / "rag.db", connection_pool_size=3)

@@ -8,6 +8,7 @@ repetitions, same process), and a search never needs more memory than 1.2x the m
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 import tracemalloc
@@ -155,7 +156,7 @@ def test_results_equal_the_old_formula_across_many_appends(db: EdgeDatabaseOptim
     _insert(db, matrix, 0, 10)
     db.search_similar(matrix[0], top_k=1)  # the index exists from here on: appends follow
     bounds = [10, 11, 500, 4_096, 4_100, 8_191, 9_000]
-    for start, stop in zip(bounds, bounds[1:], strict=False):
+    for start, stop in itertools.pairwise(bounds):
         _insert(db, matrix, start, stop)
         _check_against_old_formula(db, matrix[:stop], seed=stop)
     assert db.vector_index_stats()["rebuilds"] == 1  # only the first search built it
