@@ -15,8 +15,16 @@ library's ``sqlite3``:
 - full-text search with FTS5 ranked by bm25, where the user's text is always searched as text
   (each word becomes a quoted FTS5 string, so ``"``, ``*``, ``-``, ``NEAR`` or SQL fragments
   are just words);
-- float32 embedding vectors with exact top-k cosine search (numpy over the stored matrix,
-  cached and rebuilt after inserts), beside the chapter's opaque ``vector_data`` bytes;
+- float32 embedding vectors with exact top-k cosine search over an in-memory index of unit rows
+  that committed inserts append to (rebuilt only when another connection or process changed
+  the table, seen through a trigger-maintained change counter), beside the chapter's opaque
+  ``vector_data`` bytes;
+- a choice of FTS5 tokenizer (``trigram`` finds Chinese and Japanese substrings);
+- a versioned schema (``PRAGMA user_version``): older files are migrated in one transaction,
+  newer ones refused;
+- a WAL size policy (``wal_autocheckpoint``, ``journal_size_limit``) and ``checkpoint()``;
+- ``PRAGMA quick_check`` on open, and ``recover()`` for a damaged file (kept aside, never
+  deleted);
 - real statistics: pages, sizes, WAL size, row counts and pool usage.
 
 Connections are opened with ``sqlite3.connect`` looked up at call time, so a fault injector that
