@@ -166,11 +166,11 @@ class DimensionMismatchError(ValueError):
 
 
 class DatabaseCorruptError(EdgeDatabaseError):
-    """The database file is damaged: ``PRAGMA quick_check`` (or opening it) reported it.
+    """The database file is damaged: ``PRAGMA quick_check`` on open, or a later read, said so.
 
     ``path`` names the file, ``problems`` holds what SQLite said. Nothing was written to the
-    file. ``EdgeDatabaseOptimizer.recover(path)`` keeps the damaged file aside and rebuilds a
-    new one from every row that can still be read.
+    file by the failed operation. ``EdgeDatabaseOptimizer.recover(path)`` keeps the damaged file
+    aside and rebuilds a new one from every row that can still be read.
     """
 
     def __init__(
@@ -180,8 +180,9 @@ class DatabaseCorruptError(EdgeDatabaseError):
         path: str,
         problems: Sequence[str],
         cause: BaseException | None = None,
+        operation: str = "open",
     ) -> None:
-        super().__init__(message, operation="open", cause=cause)
+        super().__init__(message, operation=operation, cause=cause)
         self.path = path
         self.problems = list(problems)
 
@@ -766,12 +767,25 @@ def _init_schema(conn: sqlite3.Connection, config: DatabaseConfig) -> str:
     return str(tokenizer)
 
 
-def _quick_check(conn: sqlite3.Connection, path: str) -> None:
-    """``PRAGMA quick_check``: raise ``DatabaseCorruptError`` unless SQLite says ``ok``."""
-    hint = (
+_SQLITE_CORRUPT: Final = 11  # primary result codes, sqlite.org/rescode.html
+_SQLITE_NOTADB: Final = 26
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def _recovery_hint(path: str) -> str:
+    return (
         f"the file was not changed; EdgeDatabaseOptimizer.recover({path!r}) moves it aside "
         "(kept) and rebuilds a new file from every row that can still be read"
     )
+
+
+def _quick_check(conn: sqlite3.Connection, path: str) -> None:
+    """``PRAGMA quick_check``: raise ``DatabaseCorruptError`` unless SQLite says ``ok``."""
+    hint = _recovery_hint(path)
     try:
         problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
     except sqlite3.DatabaseError as exc:
@@ -1092,6 +1106,14 @@ class EdgeDatabaseOptimizer:
         except sqlite3.Error as exc:
             if isinstance(exc, EdgeDatabaseError):
                 raise
+            if _is_corruption(exc):  # e.g. damage that check_on_open=False let through
+                raise DatabaseCorruptError(
+                    f"{operation} on {self._path} failed: {exc}; {_recovery_hint(self._path)}",
+                    path=self._path,
+                    problems=[str(exc)],
+                    cause=exc,
+                    operation=operation,
+                ) from exc
             raise EdgeDatabaseError(
                 f"{operation} on {self._path} failed: {exc}", operation=operation, cause=exc
             ) from exc
@@ -1501,10 +1523,14 @@ class EdgeDatabaseOptimizer:
             ).fetchone()
             index = _VectorIndex(version, int(dim_row[0]) if dim_row is not None else 0)
             cursor = conn.execute(
-                "SELECT vector_id, vector_data, metadata FROM embeddings "
+                "SELECT vector_id, vector_data, metadata, dim FROM embeddings "
                 "WHERE dim IS NOT NULL ORDER BY id"
             )
             while chunk := cursor.fetchmany(_READ_CHUNK):
+                if not index.dim:  # rows written by other code without the vector_dim record
+                    index.dim = int(chunk[0][3])
+                # rows of another dimension (only raw SQL can write them) are left out
+                chunk = [r for r in chunk if r[3] == index.dim and len(r[1]) == 4 * index.dim]
                 index.append([r[1] for r in chunk], [r[0] for r in chunk], [r[2] for r in chunk])
                 del chunk
         finally:

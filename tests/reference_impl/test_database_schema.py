@@ -384,11 +384,11 @@ def test_check_on_open_can_be_skipped(tmp_path: Path) -> None:
     path = tmp_path / "bad.db"
     _damaged(path)
     config = DatabaseConfig(db_path=path, check_on_open=False)
-    with (
-        EdgeDatabaseOptimizer(config) as db,
-        pytest.raises(dbo.EdgeDatabaseError, match="malformed"),
-    ):
+    with EdgeDatabaseOptimizer(config) as db, pytest.raises(DatabaseCorruptError) as info:
         db.search_documents("words", limit=5000)
+    assert info.value.operation == "search_documents"
+    assert "malformed" in str(info.value)
+    assert "EdgeDatabaseOptimizer.recover(" in str(info.value)
 
 
 @pytest.mark.parametrize("how", ["pages", "cells"])
