@@ -1251,7 +1251,7 @@ class EdgeDatabaseOptimizer:
                 )
 
         def publish() -> None:
-            self._publish_appended(changes, rows, batch_dim)
+            self._publish_appended(changes, rows)
 
         self._write_batch(
             operation,
@@ -1264,9 +1264,7 @@ class EdgeDatabaseOptimizer:
         )
         return len(rows)
 
-    def _publish_appended(
-        self, changes: Sequence[int], rows: Sequence[tuple[Any, ...]], dim: int | None
-    ) -> None:
+    def _publish_appended(self, changes: Sequence[int], rows: Sequence[tuple[Any, ...]]) -> None:
         """After COMMIT (under the vector lock): append the batch's vectors to the index.
 
         Only when the index was current just before the batch (its version equals the counter
@@ -1279,13 +1277,13 @@ class EdgeDatabaseOptimizer:
             return
         if changes[1] - changes[0] != len(rows):
             return
+        vectors = [row for row in rows if row[2] is not None]  # opaque rows are not indexed
         try:
-            vectors = [row for row in rows if row[2] is not None]
-            if vectors and dim is not None and index.rows and dim != index.dim:
-                return  # cannot happen: the dimension is checked in the transaction
-            if vectors and dim is not None:
+            if vectors:
                 if not index.rows:
-                    index.dim = dim
+                    index.dim = int(vectors[0][2])
+                elif index.dim != vectors[0][2]:
+                    return  # cannot happen: the dimension is checked in the transaction
                 index.append(
                     [r[1] for r in vectors], [r[0] for r in vectors], [r[3] for r in vectors]
                 )
