@@ -753,8 +753,8 @@ def _init_schema(conn: sqlite3.Connection, config: DatabaseConfig) -> str:
             raise TokenizerMismatchError(
                 f"opening the database {path} refused: its full-text index was built with the "
                 f"{tokenizer!r} tokenizer, DatabaseConfig.fts_tokenizer asks for "
-                f"{config.fts_tokenizer!r}; open it with fts_tokenizer={tokenizer!r} or None, "
-                "or build a new file with the other tokenizer and re-insert the documents "
+                f"{config.fts_tokenizer!r}; open it with fts_tokenizer=None and call "
+                f"set_fts_tokenizer({config.fts_tokenizer!r}) to rebuild the index "
                 "(nothing was changed in the file)",
                 operation="open",
             )
@@ -1587,6 +1587,35 @@ class EdgeDatabaseOptimizer:
                 f"PRAGMA wal_checkpoint({mode.upper()})"
             ).fetchone()
         return {"busy": busy, "wal_frames": wal_frames, "checkpointed_frames": checkpointed}
+
+    def set_fts_tokenizer(self, tokenizer: str) -> int:
+        """Rebuild the full-text index with another tokenizer (one of ``FTS_TOKENIZERS``).
+
+        The FTS5 table is dropped, created with the new tokenizer and rebuilt from the
+        documents, and the choice recorded, in one transaction: a failure leaves the old index.
+        Returns the number of documents indexed. Other optimizers already open on the file
+        keep their idea of the tokenizer until reopened (only the short-query LIKE fallback
+        depends on it).
+        """
+        if tokenizer not in FTS_TOKENIZERS:
+            raise ValueError(
+                f"tokenizer must be one of {', '.join(FTS_TOKENIZERS)}, got {tokenizer!r}"
+            )
+        with self._write_lock, self._connection("set_fts_tokenizer") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DROP TABLE documents_fts")
+                conn.execute("DELETE FROM edge_meta WHERE key IN ('fts_rank', 'fts_tokenizer')")
+                _create_base_schema(conn, tokenizer)
+                conn.execute("INSERT INTO documents_fts(documents_fts) VALUES ('rebuild')")
+                (count,) = conn.execute("SELECT count(*) FROM documents").fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        self._fts_tokenizer = tokenizer
+        return int(count)
 
     # -- recovery
 

@@ -17,7 +17,8 @@ tests/reference_impl/test_database_vectors.py): insert one row then search at 10
 <= 3x a warm search (before: 408-534 ms against 13.6-14.6 ms warm, ~37x, because every insert
 rebuilt the matrix; after: 8.1 ms against 7.9 ms, 1.03x, on a quiet moment, up to 2.5x in wall
 time at a load average of 10), search peak memory <= 1.2x the matrix (before: 3.13x for the
-search after an insert; after: 0.008x warm or after an insert, 1.10x when the index is built). The cost of ``PRAGMA quick_check`` on open is measured here too (the figure for
+search after an insert; after: 0.008x warm or after an insert, 1.10x when the index is built).
+The cost of ``PRAGMA quick_check`` on open is measured here too (the figure for
 ``DatabaseConfig.check_on_open``).
 """
 

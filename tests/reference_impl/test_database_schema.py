@@ -235,11 +235,37 @@ def test_changing_the_tokenizer_of_a_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path, fts_tokenizer="trigram")) as db:
         db.batch_insert_documents(CJK_DOCS)
-    with pytest.raises(TokenizerMismatchError, match=r"built with the 'trigram' tokenizer"):
+    with pytest.raises(
+        TokenizerMismatchError,
+        match=r"built with the 'trigram' tokenizer.*set_fts_tokenizer\('unicode61'\)",
+    ):
         EdgeDatabaseOptimizer(DatabaseConfig(db_path=path, fts_tokenizer="unicode61"))
     with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path)) as db:  # None: the file's own
         assert db.get_database_stats()["fts_tokenizer"] == "trigram"
         assert _titles(db.search_documents("机器学习")) == ["机器学习入门"]
+
+
+def test_the_tokenizer_is_changed_by_rebuilding_the_index(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path)) as db:
+        db.batch_insert_documents(CJK_DOCS)
+        assert db.search_documents("机器学习") == []
+        with pytest.raises(ValueError, match=r"tokenizer must be one of .* got 'icu'"):
+            db.set_fts_tokenizer("icu")
+        assert db.set_fts_tokenizer("trigram") == 3
+        assert _titles(db.search_documents("机器学习")) == ["机器学习入门"]
+        assert _titles(db.search_documents("天気")) == ["東京の天気"]  # LIKE fallback now
+        found = db.search_documents("raspberry")
+        assert found[0]["score"] > 0  # still ranked, with the title weight kept
+        db.batch_insert_documents([{"title": "新しい", "content": "推論エンジンの話"}])
+        assert _titles(db.search_documents("推論エンジン")) == ["新しい"]
+    with EdgeDatabaseOptimizer(DatabaseConfig(db_path=path, fts_tokenizer="trigram")) as db:
+        assert db.get_database_stats()["fts_tokenizer"] == "trigram"
+        with db.pool.connection("check") as conn:
+            conn.execute("INSERT INTO documents_fts(documents_fts) VALUES ('integrity-check')")
+            assert conn.execute(
+                "SELECT value FROM edge_meta WHERE key = 'fts_rank'"
+            ).fetchone() == ("bm25(2.0, 1.0)",)
 
 
 # --- checkpoint and journal size policy -------------------------------------------------------
