@@ -1634,6 +1634,8 @@ class EdgeDatabaseOptimizer:
         file at ``path`` gets the current schema, the readable rows with their ids, and a
         rebuilt full-text index, in one transaction. ``config`` (its ``db_path`` is replaced by
         ``path``) configures the new file; by default the damaged file's tokenizer is kept.
+        Close every optimizer on the file first. If recovery itself is interrupted, the damaged
+        file is under ``<path>.corrupt-*`` (the ``-wal`` is moved first, then the main file).
         """
         target = os.fspath(path)
         if not os.path.exists(target):
@@ -1747,7 +1749,7 @@ def _move_aside(path: str) -> str:
     while any(os.path.exists(aside + s) for s in ("", "-wal", "-shm")):
         number += 1
         aside = f"{path}.corrupt-{stamp}-{number}"
-    for suffix in ("-wal", "-shm", ""):  # the main file last: a crash leaves it in place
+    for suffix in ("-wal", "-shm", ""):  # the main file last
         if os.path.exists(path + suffix):
             os.replace(path + suffix, aside + suffix)
     return aside
