@@ -275,7 +275,10 @@ def test_recycle_retires_every_connection(
         armed["on"] = False
         assert db.connection_count == 0
         assert len(db.search_documents("edge", limit=10)) == 5
-        assert db.pool.stats().replaced == 4  # 2 idle + 1 after the error + 1 held
+        # 2 idle + 1 held; the new connection failed while opening (reading the schema
+        # takes more than 100 VM steps since the schema has the embeddings triggers), so it
+        # never entered the pool
+        assert db.pool.stats().replaced == 3
 
 
 def test_closed_connections_are_replaced(db: EdgeDatabaseOptimizer) -> None:
