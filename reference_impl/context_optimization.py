@@ -397,7 +397,7 @@ class _Job:
     texts: tuple[str, ...]
     budget: int
     chunk: list[Message] | None = None
-    merge: tuple[Summary, Summary] | None = None
+    merge: tuple[Summary, ...] | None = None
 
 
 def _encode_message(message: Message) -> list[object]:
@@ -623,9 +623,16 @@ class ThreeTieredContextSystem:
             target = max(1, min(budget // 2, max(tokens // 2, 32)))
             return _Job(tuple(m.render() for m in chunk), target, chunk=chunk)
         if self._chain_over_threshold():
-            first, second = self._summaries[0], self._summaries[1]
-            target = max(1, min(budget // 2, (first.tokens + second.tokens) // 2))
-            return _Job((first.text, second.text), target, merge=(first, second))
+            # The oldest summaries that make up half the budget (at least two), in one call.
+            oldest = self._summaries[:2]
+            total = oldest[0].tokens + oldest[1].tokens
+            for summary in self._summaries[2:]:
+                if total + summary.tokens > budget // 2:
+                    break
+                oldest.append(summary)
+                total += summary.tokens
+            target = max(1, min(budget // 2, total // 2))
+            return _Job(tuple(s.text for s in oldest), target, merge=tuple(oldest))
         return None
 
     def _run_worker(self) -> None:
@@ -663,11 +670,10 @@ class ThreeTieredContextSystem:
             start, end = job.chunk[0].index, job.chunk[-1].index
             self._summaries.append(Summary(0, text, tokens, start, end))
             self._counts["compressions"] += 1
-        elif job.merge is not None and tuple(self._summaries[:2]) == job.merge:
-            first, second = job.merge
-            level = max(first.level, second.level) + 1
-            merged = Summary(level, text, tokens, first.first_message, second.last_message)
-            self._summaries[0:2] = [merged]
+        elif job.merge is not None and tuple(self._summaries[: len(job.merge)]) == job.merge:
+            level = max(s.level for s in job.merge) + 1
+            start, end = job.merge[0].first_message, job.merge[-1].last_message
+            self._summaries[0 : len(job.merge)] = [Summary(level, text, tokens, start, end)]
             self._counts["summary_merges"] += 1
         budget = self.config.summary_budget
         if len(self._summaries) == 1 and self._summaries[0].tokens > budget:
@@ -1046,7 +1052,11 @@ def _demo() -> None:
     config = ContextConfig(
         max_context_tokens=200, buffer_tokens=40, system_prompt_tokens=40, summary_tokens=50
     )
-    system = ThreeTieredContextSystem(config)
+    with ThreeTieredContextSystem(config) as system:
+        _demo_run(system, config)
+
+
+def _demo_run(system: ThreeTieredContextSystem, config: ContextConfig) -> None:
     turns = [
         ("user", "I am analysing monthly sales data with pandas."),
         ("assistant", "Group the sales by month and plot them with matplotlib."),
@@ -1059,6 +1069,7 @@ def _demo() -> None:
     ]
     for role, content in turns:
         system.add_message(role, content)
+    system.flush()  # compression runs on a worker thread; wait for it before the figures
     for key, value in system.get_statistics().items():
         print(f"{key}: {value}")
     query = "Which warehouse ships late in December?"
