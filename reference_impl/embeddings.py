@@ -6,7 +6,7 @@ from BLAKE2b, never Python's salted ``hash()``, so a text embeds to the same vec
 machine and in every process. `VectorIndex` keeps the vectors of the texts it was given and
 answers exact top-k cosine queries; over a lexical embedder it also weights buckets by inverse
 document frequency (TF-IDF), so rare words such as "matplotlib" outweigh common ones.
-`BoundedVectorIndex` does the same over at most `capacity` texts in a preallocated ring
+`BoundedVectorIndex` does the same over at most `capacity` texts in a ring
 (the oldest are evicted and handed back to the caller), so its memory and search cost stay
 flat however many texts pass through it.
 
@@ -227,8 +227,9 @@ class Evicted:
 class BoundedVectorIndex:
     """Exact top-k cosine search over the newest `capacity` texts, each under an integer key.
 
-    Vectors live in a preallocated ``(capacity, dim)`` float32 ring: adding never restacks
-    the stored rows, and a search scores at most `capacity` rows. When full, each added text
+    Vectors live in a ``(capacity, dim)`` float32 ring, allocated by doubling up to
+    `capacity` (a small conversation does not pay for a large cap); once full, adding never
+    copies the stored rows, and a search scores at most `capacity` rows. When full, each added text
     evicts the oldest, which `add` returns (to spill it elsewhere or count it dropped).
     IDF (as in `VectorIndex`) comes from per-dimension document frequencies kept up to date on
     every add and eviction, so a query does not rescan the matrix for them. Not thread-safe:
@@ -245,21 +246,33 @@ class BoundedVectorIndex:
         self.capacity = capacity
         self.embedder: Embedder = embedder if embedder is not None else HashedLexicalEmbedder()
         self.idf = isinstance(self.embedder, HashedLexicalEmbedder) if idf is None else idf
-        dim = self.embedder.dim
-        self._ring: FloatMatrix = np.zeros((capacity, dim), dtype=np.float32)
+        dim, rows = self.embedder.dim, min(capacity, 64)
+        self._ring: FloatMatrix = np.zeros((rows, dim), dtype=np.float32)
         # Squared entries, so a weighted norm is one matrix-vector product (no n x dim temp).
-        self._ring_sq: FloatMatrix = np.zeros((capacity, dim), dtype=np.float32)
+        self._ring_sq: FloatMatrix = np.zeros((rows, dim), dtype=np.float32)
         self._df = np.zeros(dim, dtype=np.int64)
-        self._keys: list[int] = [0] * capacity
-        self._texts: list[str] = [""] * capacity
-        self._start = 0  # slot of the oldest text
+        self._keys: list[int] = [0] * rows
+        self._texts: list[str] = [""] * rows
+        self._start = 0  # slot of the oldest text (moves only once the ring is at capacity)
         self._size = 0
 
     def __len__(self) -> int:
         return self._size
 
     def _slot(self, age: int) -> int:
-        return (self._start + age) % self.capacity
+        return (self._start + age) % len(self._keys)
+
+    def _grow(self) -> None:
+        """Double the allocated rows (up to `capacity`); only called before any eviction."""
+        rows = min(self.capacity, 2 * len(self._keys))
+        for name in ("_ring", "_ring_sq"):
+            old = getattr(self, name)
+            new = np.zeros((rows, old.shape[1]), dtype=np.float32)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        extra = rows - len(self._keys)
+        self._keys.extend([0] * extra)
+        self._texts.extend([""] * extra)
 
     def items(self) -> list[tuple[int, str]]:
         """``(key, text)`` of every stored text, oldest first."""
@@ -284,6 +297,8 @@ class BoundedVectorIndex:
             )
         evicted: list[Evicted] = []
         for key, text, vector in zip(keys, texts, vectors, strict=True):
+            if self._size == len(self._keys) < self.capacity:
+                self._grow()
             if self._size == self.capacity:
                 slot = self._start
                 old = self._ring[slot].copy()
@@ -343,7 +358,7 @@ class BoundedVectorIndex:
         k = min(top_k, len(scores))
         best = np.argpartition(-scores, k - 1)[:k]
         # Oldest first among equal scores, as VectorIndex does.
-        start, capacity = self._start, self.capacity
+        start, capacity = self._start, len(self._keys)
         ordered = sorted(
             best.tolist(), key=lambda slot: (-float(scores[slot]), (slot - start) % capacity)
         )

@@ -242,26 +242,24 @@ def test_statistics_add_up(
     with ThreeTieredContextSystem(config) as system:
         for role, content, tokens in messages:
             system.add_message(role, content, tokens)
-        _check_statistics(system, config, len(messages))
-        system.flush()  # compression is asynchronous: the sums hold before and after it
-        stats = _check_statistics(system, config, len(messages))
+        _check_sums(system.get_statistics(), len(messages))  # while the worker runs
+        system.flush()
+        stats = system.get_statistics()
+        _check_sums(stats, len(messages))
         assert stats["pending_messages"] == 0
+        assert stats["total_tokens"] == sum(m.tokens for m in system.messages)
+        assert stats["semantic_memory_size"] == stats["total_messages"]  # under the default cap
+        assert stats["summary_tokens"] == sum(s.tokens for s in system.summaries)
+        assert stats["summary_tokens"] <= config.summary_budget
+        assert stats["summary_count"] <= stats["compressions"]
+        if stats["summarized_messages"]:
+            assert stats["summary_count"] >= 1
+            assert system.buffer  # the newest turn always stays in the raw buffer
 
 
-def _check_statistics(
-    system: ThreeTieredContextSystem, config: ContextConfig, messages: int
-) -> dict[str, int]:
-    stats = system.get_statistics()
+def _check_sums(stats: dict[str, int], messages: int) -> None:
+    """Compression is asynchronous; one statistics snapshot adds up at any moment."""
     assert stats["total_messages"] == messages
     tiers = ("buffer", "pending", "summarized")
     assert sum(stats[f"{tier}_messages"] for tier in tiers) == stats["total_messages"]
     assert sum(stats[f"{tier}_tokens"] for tier in tiers) == stats["total_tokens"]
-    assert stats["total_tokens"] == sum(m.tokens for m in system.messages)
-    assert stats["semantic_memory_size"] == stats["total_messages"]  # under the default cap
-    assert stats["summary_tokens"] == sum(s.tokens for s in system.summaries)
-    assert stats["summary_tokens"] <= config.summary_budget
-    assert stats["summary_count"] <= stats["compressions"]
-    if stats["summarized_messages"]:
-        assert stats["summary_count"] >= 1
-        assert system.buffer  # the newest turn always stays in the raw buffer
-    return stats
