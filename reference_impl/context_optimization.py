@@ -503,6 +503,7 @@ class ThreeTieredContextSystem:
         self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
         self._closed = False
+        self._joined = False  # close() has joined the worker: no thread starts any more
 
     def __enter__(self) -> ThreeTieredContextSystem:
         return self
@@ -601,7 +602,7 @@ class ThreeTieredContextSystem:
 
     def _start_worker(self) -> None:
         """Wake the worker if there is work, starting its thread if none is running."""
-        if not self._has_work():
+        if self._joined or not self._has_work():
             return
         if self._worker is not None:
             self._changed.notify_all()
@@ -689,6 +690,8 @@ class ThreeTieredContextSystem:
         """
         deadline = None if timeout is None else max(0.0, timeout)
         with self._lock:
+            if self._joined:
+                return not self._has_work()  # closed: nothing will run any more
             errors = self._counts["compression_errors"]
             self._start_worker()
             waited = self._changed.wait_for(
@@ -720,6 +723,7 @@ class ThreeTieredContextSystem:
                 raise TimeoutError(f"compression worker still running after {timeout} s")
         with self._lock:
             self._threads = []
+            self._joined = True
             if self._spill is not None:
                 self._spill.close()
                 self._spill = None
@@ -741,11 +745,13 @@ class ThreeTieredContextSystem:
 
     @property
     def buffer(self) -> tuple[Message, ...]:
-        return tuple(self._buffer)
+        with self._lock:
+            return tuple(self._buffer)
 
     @property
     def summaries(self) -> tuple[Summary, ...]:
-        return tuple(self._summaries)
+        with self._lock:
+            return tuple(self._summaries)
 
     def _summary_tokens(self) -> int:
         return sum(s.tokens for s in self._summaries)

@@ -144,3 +144,21 @@ def test_20k_turns_cost_at_most_twice_1k_and_memory_stays_at_the_cap() -> None:
         assert window_bytes <= 1.25 * small_bytes, (small_bytes, window_bytes)
         small_cost, large_cost = _prompt_cost([small, large])
         assert large_cost <= 2 * small_cost, (small_cost, large_cost)
+
+
+def test_a_foreign_spill_file_is_a_typed_error_naming_it(tmp_path: Path) -> None:
+    from reference_impl.context_optimization import ContextStateError
+
+    junk = tmp_path / "notes.txt"
+    junk.write_bytes(b"not a database at all, just some notes" * 40)
+    with pytest.raises(ContextStateError, match=f"{junk}.*not a usable spill database"):
+        ThreeTieredContextSystem(spill_path=junk)
+    assert junk.read_bytes().startswith(b"not a database")
+    other = tmp_path / "app.sqlite"
+    import sqlite3
+
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE users(name TEXT)")
+    db.close()
+    with pytest.raises(ContextStateError, match="not a context spill database"):
+        ThreeTieredContextSystem(spill_path=other)

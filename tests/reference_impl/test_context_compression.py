@@ -173,3 +173,13 @@ def test_wait_for_compression_reports_a_timeout(no_worker_left: None) -> None:
     finally:
         gate.set()
         system.close()
+
+
+def test_after_close_nothing_starts_a_thread(no_worker_left: None) -> None:
+    system = ThreeTieredContextSystem(ContextConfig(max_context_tokens=300, buffer_tokens=40))
+    for n in range(30):
+        system.add_message(*_turn(n))
+    system.close()
+    system.set_context_window(60)  # would queue compression on an open system
+    assert system.wait_for_compression(timeout=0) in (True, False)
+    assert not [t for t in _workers() if t.name.endswith(f"{id(system):x}")]
