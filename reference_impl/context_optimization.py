@@ -26,7 +26,7 @@ import tempfile
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
@@ -315,6 +315,7 @@ _SPILL_SCHEMA_VERSION = 1
 _WORKER_NAME = "ThreeTieredContextSystem-compressor"
 _LINGER_S = 0.5  # an idle worker waits this long for more work before its thread ends
 _QUERY_WORD = re.compile(r"[^\W_]+")
+_ROLE_ONLY = re.compile(r"[^\s:]+:")  # a summary cut right after "user:" quotes no turn
 
 
 class SpillStore:
@@ -460,6 +461,44 @@ def _read_state(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or digest != document.get("sha256"):
         raise ContextStateError(path, "checksum mismatch: the file was altered or damaged")
     return state
+
+
+@dataclass
+class _Draft:
+    """A prompt being assembled; a piece is kept only if the whole prompt still fits."""
+
+    system: str
+    query: str
+    limit: int
+    count: TokenCounter
+    recent: list[str] = field(default_factory=list)
+    summaries: list[Summary] = field(default_factory=list)
+    memories: list[str] = field(default_factory=list)
+    shown: set[int] = field(default_factory=set)  # turn indexes already in the prompt
+
+    def fits(
+        self,
+        *,
+        recent: list[str] | None = None,
+        summaries: list[Summary] | None = None,
+        memories: list[str] | None = None,
+    ) -> bool:
+        """Whether the prompt with these sections instead of the current ones fits."""
+        return self.count(self.render(recent, summaries, memories)) <= self.limit
+
+    def render(
+        self,
+        recent: list[str] | None = None,
+        summaries: list[Summary] | None = None,
+        memories: list[str] | None = None,
+    ) -> str:
+        return render_prompt(
+            self.system,
+            [s.text for s in (self.summaries if summaries is None else summaries)],
+            self.memories if memories is None else memories,
+            self.recent if recent is None else recent,
+            self.query,
+        )
 
 
 class ThreeTieredContextSystem:
@@ -891,71 +930,74 @@ class ThreeTieredContextSystem:
         return None
 
     def _get_final_prompt(self, query: str) -> str:
-        config, count = self.config, self.count_tokens
-        limit = config.max_context_tokens
         system, query, bare = self._fit_query(self.system_prompt, query)
         if bare is not None:
             return bare
-        recent: list[str] = []
-        summaries: list[Summary] = []
-        memories: list[str] = []
-        shown: set[int] = set()
+        draft = _Draft(system, query, self.config.max_context_tokens, self.count_tokens)
+        self._place_newest(draft)
+        used = self._buffer[-1].tokens if draft.recent else 0
+        self._place_turns(draft, self._buffer[:-1], self.config.buffer_tokens - used)
+        pending = [m for chunk in self._pending for m in chunk]
+        used = self._place_turns(draft, pending, self.config.summary_budget)
+        self._place_summaries(draft, self.config.summary_budget - used)
+        self._place_memories(draft)
+        return draft.render()
 
-        def fits(recent: list[str], summaries: list[Summary], memories: list[str]) -> bool:
-            texts = [s.text for s in summaries]
-            return count(render_prompt(system, texts, memories, recent, query)) <= limit
+    def _place_newest(self, draft: _Draft) -> None:
+        """The newest turn, whole if it fits, else cut with a marker: never dropped silently."""
+        if not self._buffer:
+            return
+        newest = self._buffer[-1]
+        line: str | None = newest.render()
+        if not draft.fits(recent=[newest.render()]):
+            line = self._cut_turn(newest, lambda text: draft.fits(recent=[text]))
+            self._counts["truncated_turns"] += 1
+        if line is not None:
+            draft.recent.insert(0, line)
+            draft.shown.add(newest.index)
 
-        if self._buffer:
-            newest = self._buffer[-1]
-            line: str | None = newest.render()
-            if not fits([newest.render()], [], []):
-                line = self._cut_turn(newest, lambda text: fits([text], [], []))
-                self._counts["truncated_turns"] += 1
-            if line is not None:
-                recent, shown = [line], {newest.index}
-        used = self._buffer[-1].tokens if recent else 0
-        for message in reversed(self._buffer[:-1]):
-            if used + message.tokens > config.buffer_tokens:
-                break
-            if not fits([message.render(), *recent], summaries, memories):
-                break
-            recent.insert(0, message.render())
-            shown.add(message.index)
-            used += message.tokens
+    @staticmethod
+    def _place_turns(draft: _Draft, messages: Sequence[Message], budget: int) -> int:
+        """Raw turns newest first, before those placed, while within `budget`; tokens used."""
         used = 0
-        for message in reversed([m for chunk in self._pending for m in chunk]):
-            if used + message.tokens > config.summary_budget:
+        for message in reversed(messages):
+            line = message.render()
+            if used + message.tokens > budget or not draft.fits(recent=[line, *draft.recent]):
                 break
-            if not fits([message.render(), *recent], summaries, memories):
-                break
-            recent.insert(0, message.render())
-            shown.add(message.index)
+            draft.recent.insert(0, line)
+            draft.shown.add(message.index)
             used += message.tokens
+        return used
+
+    def _place_summaries(self, draft: _Draft, budget: int) -> None:
+        used = 0
         for summary in reversed(self._summaries):
-            if used + summary.tokens > config.summary_budget:
+            if used + summary.tokens > budget:
                 break
             if not summary.text.strip():
                 continue  # a zero summary budget leaves empty summaries: no empty section
-            if fits(recent, [summary, *summaries], memories):
-                summaries.insert(0, summary)
+            if draft.fits(summaries=[summary, *draft.summaries]):
+                draft.summaries.insert(0, summary)
                 used += summary.tokens
+
+    def _place_memories(self, draft: _Draft) -> None:
+        """Semantic matches not already in the prompt: not shown raw, not quoted by a summary."""
         quoted = [
-            sentence.strip()
-            for summary in summaries
-            for sentence in _SENTENCE_END.split(summary.text)
-            if sentence.strip()
+            fragment
+            for summary in draft.summaries
+            for fragment in (part.strip() for part in _SENTENCE_END.split(summary.text))
+            if fragment and not _ROLE_ONLY.fullmatch(fragment)
         ]
-        wanted = config.semantic_top_k
-        for match in self._semantic_matches(query, 2 * wanted + len(shown)):
-            if len(memories) >= wanted:
+        wanted = self.config.semantic_top_k
+        for match in self._semantic_matches(draft.query, 2 * wanted + len(draft.shown)):
+            if len(draft.memories) >= wanted:
                 break
             text = f"{match['role']}: {match['content']}"
-            if match["index"] in shown or any(sentence in text for sentence in quoted):
+            if match["index"] in draft.shown or any(fragment in text for fragment in quoted):
                 continue
-            if fits(recent, summaries, [*memories, text]):
-                memories.append(text)
-                shown.add(match["index"])
-        return render_prompt(system, [s.text for s in summaries], memories, recent, query)
+            if draft.fits(memories=[*draft.memories, text]):
+                draft.memories.append(text)
+                draft.shown.add(match["index"])
 
     # -- persistence ---------------------------------------------------------------------------
 
