@@ -1036,6 +1036,7 @@ class ThreeTieredContextSystem:
             ],
             "tier3": [_encode_message(self._tier3[key]) for key, _ in self.memory.items()],
             "spill_path": None if self.spill_path is None else str(self.spill_path),
+            "spilled": self._spilled,
         }
 
     @classmethod
@@ -1058,6 +1059,10 @@ class ThreeTieredContextSystem:
         try:
             saved_spill = state["spill_path"]
             spill = spill_path if spill_path is not None else saved_spill
+            if state["spilled"] and spill is not None and not Path(spill).exists():
+                raise ContextStateError(
+                    Path(spill), f"missing: the saved state has {state['spilled']} spilled turns"
+                )
             system = cls(
                 ContextConfig(**state["base_config"]),
                 token_counter=token_counter,
@@ -1065,14 +1070,28 @@ class ThreeTieredContextSystem:
                 embedder=embedder,
                 spill_path=spill,
             )
+        except ContextStateError:
+            raise
         except (KeyError, TypeError, ValueError) as error:
             raise ContextStateError(source, f"malformed state: {error!r}") from error
         try:
             system._restore(state)
+            system._check_spill(int(state["spilled"]))
         except (KeyError, TypeError, ValueError) as error:
             system.close()
+            if isinstance(error, ContextStateError):
+                raise
             raise ContextStateError(source, f"malformed state: {error!r}") from error
         return system
+
+    def _check_spill(self, saved: int) -> None:
+        """The spill database must hold at least the turns the state says were spilled."""
+        if self._spilled < saved:
+            where = "no spill database" if self.spill_path is None else str(self.spill_path)
+            raise ContextStateError(
+                self.spill_path or Path("<none>"),
+                f"the saved state has {saved} spilled turns, {where} holds {self._spilled}",
+            )
 
     def _restore(self, state: dict[str, Any]) -> None:
         with self._lock:

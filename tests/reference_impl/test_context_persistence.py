@@ -75,6 +75,14 @@ def test_spilled_turns_survive_a_restart(tmp_path: Path) -> None:
     with ThreeTieredContextSystem.load(tmp_path / "context.json") as restored:
         assert restored.get_statistics()["semantic_spilled"] == 31
         assert "blue flowerpot" in restored.get_final_prompt("where is the spare key?")
+    spill.rename(tmp_path / "moved.sqlite")
+    with pytest.raises(ContextStateError, match=r"spill\.sqlite: missing: .* 31 spilled turns"):
+        ThreeTieredContextSystem.load(tmp_path / "context.json")
+    assert not spill.exists()  # not silently recreated empty
+    with ThreeTieredContextSystem.load(
+        tmp_path / "context.json", spill_path=tmp_path / "moved.sqlite"
+    ) as moved:
+        assert "blue flowerpot" in moved.get_final_prompt("where is the spare key?")
 
 
 @pytest.mark.parametrize(
