@@ -248,8 +248,6 @@ class BoundedVectorIndex:
         self.idf = isinstance(self.embedder, HashedLexicalEmbedder) if idf is None else idf
         dim, rows = self.embedder.dim, min(capacity, 64)
         self._ring: FloatMatrix = np.zeros((rows, dim), dtype=np.float32)
-        # Squared entries, so a weighted norm is one matrix-vector product (no n x dim temp).
-        self._ring_sq: FloatMatrix = np.zeros((rows, dim), dtype=np.float32)
         self._df = np.zeros(dim, dtype=np.int64)
         self._keys: list[int] = [0] * rows
         self._texts: list[str] = [""] * rows
@@ -265,11 +263,9 @@ class BoundedVectorIndex:
     def _grow(self) -> None:
         """Double the allocated rows (up to `capacity`); only called before any eviction."""
         rows = min(self.capacity, 2 * len(self._keys))
-        for name in ("_ring", "_ring_sq"):
-            old = getattr(self, name)
-            new = np.zeros((rows, old.shape[1]), dtype=np.float32)
-            new[: len(old)] = old
-            setattr(self, name, new)
+        grown = np.zeros((rows, self._ring.shape[1]), dtype=np.float32)
+        grown[: len(self._ring)] = self._ring
+        self._ring = grown
         extra = rows - len(self._keys)
         self._keys.extend([0] * extra)
         self._texts.extend([""] * extra)
@@ -308,7 +304,6 @@ class BoundedVectorIndex:
                 self._size -= 1
             slot = self._slot(self._size)
             self._ring[slot] = vector
-            self._ring_sq[slot] = vector * vector
             self._keys[slot], self._texts[slot] = key, text
             self._df += vector != 0
             self._size += 1
@@ -325,11 +320,9 @@ class BoundedVectorIndex:
     def score(self, query: str, vectors: FloatMatrix) -> FloatMatrix:
         """Cosine of `query` against each row of `vectors`, IDF-weighted like a search."""
         rows = np.asarray(vectors, dtype=np.float32)
-        return self._cosines(self.embedder.embed([query])[0], rows, rows * rows)
+        return self._cosines(self.embedder.embed([query])[0], rows)
 
-    def _cosines(
-        self, query_vector: FloatMatrix, rows: FloatMatrix, rows_sq: FloatMatrix
-    ) -> FloatMatrix:
+    def _cosines(self, query_vector: FloatMatrix, rows: FloatMatrix) -> FloatMatrix:
         """cos(row * w, query * w) as ``row . (q w^2) / (sqrt(row^2 . w^2) |q w|)``."""
         weights = self.weights()
         squared = np.ones_like(query_vector) if weights is None else weights * weights
@@ -337,9 +330,10 @@ class BoundedVectorIndex:
         if query_norm == 0.0 or len(rows) == 0:
             return np.zeros(len(rows), dtype=np.float32)
         # einsum runs single-threaded: a multi-threaded BLAS matvec this small waits on its
-        # helper threads, which cost milliseconds on a busy 2-core board.
+        # helper threads, which cost milliseconds on a busy 2-core board. The three-operand
+        # form sums row^2 w^2 without an n x dim temporary.
         dots = np.einsum("ij,j->i", rows, query_vector * squared)
-        norms = np.sqrt(np.einsum("ij,j->i", rows_sq, squared))
+        norms = np.sqrt(np.einsum("ij,ij,j->i", rows, rows, squared))
         scores: FloatMatrix = np.divide(
             dots, norms * query_norm, out=np.zeros_like(dots), where=norms > 0
         )
@@ -354,7 +348,7 @@ class BoundedVectorIndex:
             return []
         size = self._size
         query_vector = self.embedder.embed([query])[0]
-        scores = self._cosines(query_vector, self._ring[:size], self._ring_sq[:size])
+        scores = self._cosines(query_vector, self._ring[:size])
         k = min(top_k, len(scores))
         best = np.argpartition(-scores, k - 1)[:k]
         # Oldest first among equal scores, as VectorIndex does.
