@@ -233,9 +233,11 @@ class ContextConfig:
         window = manager.get_optimal_context_size(model_size_mb, model)
         if window < 1:
             fit = manager.check_fit(model_size_mb, model)
+            compute = getattr(fit, "compute_buffer_mb", 0.0)  # counted by newer managers
+            extra = f" + {compute:.1f} MB compute buffer" if compute else ""
             raise ValueError(
                 f"model {fit.model!r} does not fit this device: {fit.weights_mb:.1f} MB weights "
-                f"+ {fit.kv_cache_mb:.1f} MB KV cache for {fit.context_tokens} tokens = "
+                f"+ {fit.kv_cache_mb:.1f} MB KV cache{extra} for {fit.context_tokens} tokens = "
                 f"{fit.required_mb:.1f} MB > model memory limit {fit.limit_mb:.1f} MB"
             )
         return replace(cls().with_window(window), **overrides)
