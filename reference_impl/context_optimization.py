@@ -366,11 +366,13 @@ class SpillStore:
         rows = [(m.index, m.content, m.role, m.tokens) for m in messages]
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM turns WHERE rowid = ?", [(r[0],) for r in rows])
+            replaced = self._db.executemany(
+                "DELETE FROM turns WHERE rowid = ?", [(r[0],) for r in rows]
+            ).rowcount
             self._db.executemany(
                 "INSERT INTO turns(rowid, content, role, tokens) VALUES (?, ?, ?, ?)", rows
             )
-        self.size = int(self._db.execute("SELECT count(*) FROM turns").fetchone()[0])
+        self.size += len(rows) - max(0, replaced)  # count(*) per spill would be O(n)
 
     def search(self, query: str, limit: int) -> list[Message]:
         """Up to `limit` stored turns sharing a content word with `query`, best BM25 first."""
