@@ -323,10 +323,13 @@ _ROLE_ONLY = re.compile(r"[^\s:]+:")  # a summary cut right after "user:" quotes
 class SpillStore:
     """Tier-3 turns evicted from memory, kept in SQLite and searchable through FTS5.
 
-    One FTS5 table (porter stemming over unicode61, so "networks" finds "network"), rowid =
-    turn index. WAL with ``synchronous=NORMAL``: a spill costs no fsync on the caller's path;
-    `checkpoint()` (called by `save`) makes it durable. Like ``unicode61`` everywhere, CJK text
-    is not split into words here. Callers serialise access (the context system's lock).
+    One FTS5 table (porter stemming over unicode61, so "networks" finds "network";
+    https://www.sqlite.org/fts5.html#tokenizers), rowid = turn index. WAL with
+    ``synchronous=NORMAL``: a spill costs no fsync on the caller's path, and a commit may roll
+    back after a power loss until a checkpoint syncs it
+    (https://www.sqlite.org/pragma.html#pragma_synchronous); `checkpoint()` (called by `save`)
+    makes spilled turns durable. Like ``unicode61`` everywhere, CJK text is not split into
+    words here. Callers serialise access (the context system's lock).
     """
 
     def __init__(self, path: Path) -> None:
