@@ -1,16 +1,20 @@
 """Three-tiered context management for a small on-device context window.
 
 - Tier 1, the raw buffer: the most recent turns, verbatim, within ``buffer_tokens``.
-- Tier 2, the summary chain: turns that leave the buffer are summarised (a pluggable
-  `Summarizer`; the default is extractive and needs no model), and when the chain itself grows
-  past its budget its oldest summaries are summarised again (summaries of summaries).
-- Tier 3, semantic memory: every turn ever seen, searchable by relevance to the query (a
-  pluggable `Embedder` from `reference_impl.embeddings`; the default is lexical and offline).
+- Tier 2, the summary chain: turns that leave the buffer go in chunks, one summariser call
+  per chunk (a pluggable `Summarizer`; the default is extractive and needs no model), on a
+  worker thread the system owns; when the chain grows past its budget its oldest summaries
+  are summarised again (summaries of summaries). A chunk is shown raw until its summary lands.
+- Tier 3, semantic memory: the newest `max_semantic_items` turns, searchable by relevance to
+  the query (a pluggable `Embedder` from `reference_impl.embeddings`; the default is lexical
+  and offline); older turns spill to SQLite (`spill_path`) or are dropped and counted.
 
-`get_final_prompt` assembles system prompt, query, recent turns, summaries and relevant
-memories in that priority, and checks every addition with the configured token counter, so
-the prompt never exceeds ``max_context_tokens`` as that counter measures it. The default
-counter, `estimate_tokens`, is an estimate (no tokenizer): see its docstring.
+`get_final_prompt` assembles system prompt, query, the newest turn (cut with a marker if it
+alone is too large), recent turns, pending turns, summaries and relevant memories in that
+priority, each turn in one section only, and checks every addition with the configured token
+counter, so the prompt never exceeds ``max_context_tokens`` as that counter measures it. The
+default counter, `estimate_tokens`, is an estimate (no tokenizer): see its docstring.
+`save` / `load` keep every tier across restarts (atomic JSON with a checksum).
 """
 
 from __future__ import annotations
