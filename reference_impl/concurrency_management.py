@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict, TypeVar
 
@@ -45,6 +45,16 @@ class GenerateBackend(Protocol):
     """Produces the completion of `prompt`, at most `max_tokens` tokens. May raise."""
 
     def generate(self, prompt: str, max_tokens: int) -> str: ...
+
+
+class StreamingBackend(GenerateBackend, Protocol):
+    """A backend that can also yield its completion chunk by chunk (tokens, or words).
+
+    Joined, the chunks are what `generate` returns. The engine stops a stream between chunks
+    (cancel, deadline) by closing the iterator, so a generator's ``finally`` runs.
+    """
+
+    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]: ...
 
 
 _STAND_IN_WORDS = (
@@ -108,25 +118,55 @@ class DeviceRateBackend:
             self._device_free_at = slot + 1.0 / self.device_tokens_per_second
         return slot
 
-    def generate(self, prompt: str, max_tokens: int) -> str:
+    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]:
+        """The reply chunk by chunk, each token released at the modelled rate: the first chunk
+        is the ``[stand-in reply to ...]`` label with the first word, then `` word`` each."""
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        count = min(max_tokens, self.reply_tokens)
+        return self._tokens(prompt, min(max_tokens, self.reply_tokens))
+
+    def _tokens(self, prompt: str, count: int) -> Iterator[str]:
         digest = hashlib.blake2b(prompt.encode("utf-8"), digest_size=64).digest()
         start = self._clock()
-        words: list[str] = []
         for i in range(count):
             if self.tokens_per_second is not None:
                 self._wait_until(start + (i + 1) / self.tokens_per_second)
             if self.device_tokens_per_second is not None:
                 self._wait_until(self._device_slot())
-            words.append(_STAND_IN_VOCABULARY[digest[i % len(digest)] % len(_STAND_IN_VOCABULARY)])
-        return f"[stand-in reply to {prompt!r}] " + " ".join(words)
+            word = _STAND_IN_VOCABULARY[digest[i % len(digest)] % len(_STAND_IN_VOCABULARY)]
+            yield f"[stand-in reply to {prompt!r}] {word}" if i == 0 else f" {word}"
+
+    def generate(self, prompt: str, max_tokens: int) -> str:
+        return "".join(self.stream(prompt, max_tokens))
+
+
+# The chunk sink of the request the current worker thread is serving (see `generate_text`).
+_sink = threading.local()
 
 
 def generate_text(backend: GenerateBackend, prompt: str, max_tokens: int) -> str:
-    """The one place workers call a backend: the fault-injection seam (see module docstring)."""
-    return backend.generate(prompt, max_tokens)
+    """The one place workers call a backend: the fault-injection seam (see module docstring).
+
+    A backend with a `stream` method is streamed: each chunk goes to the request the calling
+    worker serves (its ``on_token`` callback, with the cancel and deadline checks between
+    chunks), and the joined chunks are returned. Outside a worker it just joins them.
+    """
+    stream = getattr(backend, "stream", None)
+    if not callable(stream):
+        return backend.generate(prompt, max_tokens)
+    deliver: Callable[[str], None] | None = getattr(_sink, "deliver", None)
+    chunks: list[str] = []
+    tokens: Iterator[str] = stream(prompt, max_tokens)
+    try:
+        for chunk in tokens:
+            if deliver is not None:
+                deliver(chunk)
+            chunks.append(chunk)
+    finally:
+        close = getattr(tokens, "close", None)
+        if callable(close):
+            close()  # a stopped generator runs its cleanup now, not at garbage collection
+    return "".join(chunks)
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -134,6 +174,7 @@ def generate_text(backend: GenerateBackend, prompt: str, max_tokens: int) -> str
 logger = logging.getLogger(__name__)
 
 BackendFactory = Callable[[], GenerateBackend]
+TokenCallback = Callable[[str], None]
 
 
 class EngineStoppedError(RuntimeError):
@@ -145,7 +186,11 @@ class QueueFullError(RuntimeError):
 
 
 class EngineResponse(TypedDict):
-    """A finished request. `result` is "" and `error` says why when the request failed."""
+    """A finished request. `error` is None on success, else why it failed or stopped.
+
+    `result` is the text delivered: the whole completion on success; what was streamed to
+    ``on_token`` before a cancel, deadline or error stopped it (often "") otherwise.
+    """
 
     id: str
     result: str
@@ -162,7 +207,54 @@ class _Request:
     prompt: str
     max_tokens: int
     submitted_at: float
+    on_token: TokenCallback | None = None
+    deadline_s: float | None = None
     answered: bool = False
+    cancel_requested: bool = False
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.deadline_s is None else self.submitted_at + self.deadline_s
+
+
+class _StopStream(Exception):
+    """Raised between chunks to stop a request: cancelled, or past its deadline."""
+
+    def __init__(self, error: str, counter: str) -> None:
+        super().__init__(error)
+        self.error, self.counter = error, counter
+
+
+class _CallbackError(Exception):
+    """``on_token`` raised; the original exception is the ``__cause__``."""
+
+
+@dataclass(eq=False)
+class _Delivery:
+    """Hands one request's chunks to its ``on_token``, checking cancel and deadline first."""
+
+    request: _Request
+    chunks: list[str]
+
+    def checkpoint(self) -> None:
+        request, now = self.request, time.monotonic()
+        done = f"after {len(self.chunks)} chunks" if self.chunks else "before the first chunk"
+        if request.cancel_requested:
+            raise _StopStream(f"cancelled: cancel() {done}", "cancelled")
+        if request.deadline is not None and now >= request.deadline:
+            raise _StopStream(
+                f"deadline exceeded: deadline_s={request.deadline_s:g} passed {done}; stopped",
+                "deadline_exceeded",
+            )
+
+    def deliver(self, chunk: str) -> None:
+        self.checkpoint()
+        if self.request.on_token is not None:
+            try:
+                self.request.on_token(chunk)
+            except Exception as exc:
+                raise _CallbackError(describe_exception(exc)) from exc
+        self.chunks.append(chunk)
 
 
 @dataclass(eq=False)
@@ -177,6 +269,12 @@ class _Worker:
 
 
 EngineState = Literal["new", "running", "stopping", "stopped"]
+
+
+def _earliest(*timeouts: float | None) -> float | None:
+    """The shortest of the given waits; None (wait forever) only if all are None."""
+    given = [t for t in timeouts if t is not None]
+    return min(given) if given else None
 
 
 def _check_count(name: str, value: object) -> int:
@@ -217,6 +315,14 @@ class ThreadSafeEngine:
     `TypeError`. A backend that is safe to enter concurrently (an HTTP client of a
     llama-server started with ``--parallel N``) can be shared without serialisation with
     ``backend_factory=lambda: client``.
+
+    Streaming. `submit_request` takes ``on_token`` (called on the worker thread with each
+    chunk: keep it quick, it runs while the backend is held) and ``deadline_s`` (seconds from
+    submission). A backend's optional ``stream`` method is used when present; one with only
+    ``generate`` delivers its completion as one chunk. `cancel` answers a queued request at
+    once; a running one stops at its next chunk. A request queued past its deadline is
+    answered without starting; a running one stops between chunks. Either way the response
+    carries the text delivered so far. An ``on_token`` that raises fails its request only.
 
     Workers. `set_worker_count` resizes the pool while running. Every request is answered
     exactly once: a backend raising any `BaseException` (also `SystemExit`,
@@ -267,6 +373,7 @@ class ThreadSafeEngine:
         self._shared_busy = False  # a worker is inside the shared backend
         self._state: EngineState = "new"
         self._counts = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self._counts["deadline_exceeded"] = 0
         self._workers_replaced = 0
         self._dead = 0  # dead workers not replaced yet
         self._last_death = ""
@@ -364,13 +471,33 @@ class ThreadSafeEngine:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def submit_request(self, request_id: str, prompt: str, max_tokens: int = 256) -> None:
+    def submit_request(
+        self,
+        request_id: str,
+        prompt: str,
+        max_tokens: int = 256,
+        *,
+        on_token: TokenCallback | None = None,
+        deadline_s: float | None = None,
+    ) -> None:
         """Queue a request. Raises `QueueFullError` on backpressure, `ValueError` for a bad or
-        duplicate id, `EngineStoppedError` after `stop()`."""
+        duplicate id, `EngineStoppedError` after `stop()`.
+
+        `on_token` receives each chunk of the completion on the worker thread; `deadline_s`
+        (seconds from now, > 0) bounds how long the request may take, queued and running.
+        """
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request id must be a non-empty string, got {request_id!r}")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        if on_token is not None and not callable(on_token):
+            raise TypeError(f"on_token must be callable or None, got {on_token!r}")
+        if deadline_s is not None and (
+            isinstance(deadline_s, bool)
+            or not isinstance(deadline_s, int | float)
+            or not 0 < deadline_s < float("inf")
+        ):
+            raise ValueError(f"deadline_s must be a number of seconds > 0, got {deadline_s!r}")
         self._top_up()  # a replacement whose backend could not be made is retried here
         with self._cond:
             self._check_open()
@@ -379,7 +506,9 @@ class ThreadSafeEngine:
             if len(self._outstanding) >= self.max_queue_size:
                 self._wait_for_room(request_id)
             self._outstanding.add(request_id)
-            self._queue.append(_Request(request_id, prompt, max_tokens, time.monotonic()))
+            self._queue.append(
+                _Request(request_id, prompt, max_tokens, time.monotonic(), on_token, deadline_s)
+            )
             self._counts["submitted"] += 1
             self._cond.notify_all()
 
@@ -408,25 +537,53 @@ class ThreadSafeEngine:
         if request_id in self._outstanding:
             raise ValueError(f"request id {request_id!r} is already outstanding")
 
+    def cancel(self, request_id: str) -> bool:
+        """Cancel a queued or running request; False if `request_id` is neither (unknown, or
+        already answered, or already cancelled).
+
+        A queued request is answered at once (``error="cancelled: cancel() while queued"``).
+        A running one stops at its next chunk and is answered with the text streamed so far;
+        a backend with only ``generate`` cannot be interrupted, so its result is dropped.
+        """
+        with self._cond:
+            for request in self._queue:
+                if request.id == request_id:
+                    self._queue.remove(request)
+                    self._counts["cancelled"] += 1
+                    self._finish(request, None, "cancelled: cancel() while queued")
+                    return True
+            for worker in self._workers + self._retiring:
+                running = worker.request
+                if running is not None and running.id == request_id:
+                    if running.cancel_requested:
+                        return False
+                    running.cancel_requested = True
+                    return True
+            return False
+
     def get_response(self, timeout: float | None = None) -> EngineResponse | None:
         """The next finished request, or None if none finishes within `timeout` seconds.
 
         After `stop()` it returns what is left without waiting, then raises
         `EngineStoppedError` once nothing is left.
         """
+        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            if not self._responses and self._state != "stopped":
-                self._cond.wait_for(
-                    lambda: bool(self._responses) or self._state == "stopped", timeout=timeout
-                )
-            if self._responses:
-                response = self._responses.popleft()
-                self._outstanding.discard(response["id"])
-                self._cond.notify_all()
-                return response
-            if self._state == "stopped":
-                raise EngineStoppedError("ThreadSafeEngine was stopped and has no responses left")
-            return None
+            while True:
+                self._expire_queued()
+                if self._responses:
+                    response = self._responses.popleft()
+                    self._outstanding.discard(response["id"])
+                    self._cond.notify_all()
+                    return response
+                if self._state == "stopped":
+                    raise EngineStoppedError(
+                        "ThreadSafeEngine was stopped and has no responses left"
+                    )
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._cond.wait(_earliest(left, self._until_next_deadline()))
 
     def get_queue_status(self) -> dict[str, int | str]:
         """Counts and state. ``workers`` is the worker threads serving the queue now (a dead
@@ -434,6 +591,7 @@ class ThreadSafeEngine:
         shrink; ``workers_replaced`` the dead workers replaced; ``last_worker_death`` the
         exception that ended the latest one ("" if none)."""
         with self._cond:
+            self._expire_queued()
             busy = [w for w in self._workers + self._retiring if w.request is not None]
             return {
                 "state": self._state,
@@ -458,6 +616,24 @@ class ThreadSafeEngine:
     def _check_startable(self) -> None:
         if self._state in ("stopping", "stopped"):
             raise EngineStoppedError("ThreadSafeEngine was stopped; create a new engine")
+
+    def _expire_queued(self) -> None:
+        """Answer the queued requests whose deadline has passed; the caller holds the lock."""
+        now = time.monotonic()
+        for request in [r for r in self._queue if r.deadline is not None and r.deadline <= now]:
+            self._queue.remove(request)
+            self._counts["deadline_exceeded"] += 1
+            self._finish(
+                request,
+                None,
+                f"deadline exceeded: deadline_s={request.deadline_s:g} passed while queued; "
+                "never started",
+            )
+
+    def _until_next_deadline(self) -> float | None:
+        """Seconds until the earliest queued deadline (None if none); the lock is held."""
+        deadlines = [r.deadline for r in self._queue if r.deadline is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _cancel_queued(self, reason: str) -> None:
         """Answer every queued request with `reason`; the caller holds the lock."""
@@ -584,31 +760,43 @@ class ThreadSafeEngine:
             while True:
                 if worker.retiring:
                     return None
+                self._expire_queued()
                 if self._queue and (worker.own_backend or not self._shared_busy):
                     worker.request = self._queue.popleft()
                     self._shared_busy |= not worker.own_backend
                     return worker.request
                 if self._state != "running" and not self._queue:
                     return None  # stopping and nothing left to drain
-                self._cond.wait()
+                self._cond.wait(self._until_next_deadline())
 
     def _serve(self, worker: _Worker, request: _Request) -> BaseException | None:
         """Run `request` on the worker's backend and answer it. Returns the exception that must
         end this worker (a `BaseException` that is not an `Exception`), else None."""
         started = time.monotonic()
-        result: str | None = None
+        delivery = _Delivery(request, [])
         error: str | None = None
+        counter = "completed"
         death: BaseException | None = None
+        _sink.deliver = delivery.deliver
         try:
-            result = generate_text(worker.backend, request.prompt, request.max_tokens)
+            delivery.checkpoint()  # cancelled or expired while waiting for the backend
+            text = generate_text(worker.backend, request.prompt, request.max_tokens)
+            if not delivery.chunks and text:
+                delivery.deliver(text)  # a backend with only `generate`: one chunk
+        except _StopStream as stop:
+            error, counter = stop.error, stop.counter
+        except _CallbackError as exc:
+            error, counter = f"on_token callback raised {exc}", "failed"
         except Exception as exc:  # returned to the caller in the response, never swallowed
-            error = describe_exception(exc)
+            error, counter = describe_exception(exc), "failed"
         except BaseException as exc:  # answered first; then this worker ends and is replaced
-            error, death = describe_exception(exc), exc
+            error, counter, death = describe_exception(exc), "failed", exc
+        finally:
+            _sink.deliver = None
         with self._cond:
             self._release(worker)
-            self._counts["completed" if error is None else "failed"] += 1
-            self._finish(request, result, error, started)
+            self._counts[counter] += 1
+            self._finish(request, "".join(delivery.chunks), error, started)
             if death is not None:  # in the same breath, so the status never counts it alive
                 self._drop(worker, death)
         return death
