@@ -6,9 +6,11 @@
 - `TaskGroupManager`: `asyncio.TaskGroup` plus a semaphore, so at most `max_concurrent` jobs run
   at once and one failure cancels the rest and surfaces as an `ExceptionGroup`. Embeddings and
   search are real, from `reference_impl.embeddings`.
-- `ProcessorCoreOptimizer`: per-core usage from psutil and core facts from
-  `pytest_edge.machine.current_machine()` (so a simulated device is seen), big.LITTLE
-  detection from per-core maximum frequencies, and worker plans that follow from both.
+- `ProcessorCoreOptimizer` (in `reference_impl.engine_cores`, re-exported here): per-core
+  usage and core facts from `pytest_edge.machine.current_machine()`, big.LITTLE detection,
+  and plans that follow from both (llama.cpp's one process with N threads for inference).
+- Backends (in `reference_impl.engine_backends`, re-exported here): the `GenerateBackend` and
+  `StreamingBackend` protocols and the `DeviceRateBackend` stand-in.
 
 Fault-injection seam: workers call the backend through the module-level function
 `generate_text`, looked up at call time, so patching
@@ -20,124 +22,51 @@ imports this file as the top-level module ``concurrency_management``, a separate
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypedDict, TypeVar
+from typing import Literal, TypedDict, TypeVar
 
 import numpy as np
-import psutil
 
-from pytest_edge.machine import Machine, current_machine
 from reference_impl.embeddings import Embedder, FloatMatrix, VectorIndex
+from reference_impl.engine_backends import DeviceRateBackend, GenerateBackend, StreamingBackend
+from reference_impl.engine_cores import (
+    WORKLOAD_KINDS,
+    ProcessorCoreOptimizer,
+    UsageReader,
+    WorkloadPlan,
+    read_core_usage,
+)
+
+__all__ = [
+    "WORKLOAD_KINDS",
+    "BackendFactory",
+    "DeviceRateBackend",
+    "EngineResponse",
+    "EngineStoppedError",
+    "GenerateBackend",
+    "ProcessorCoreOptimizer",
+    "QueueFullError",
+    "SearchResult",
+    "StreamingBackend",
+    "TaskGroupManager",
+    "ThreadSafeEngine",
+    "TokenCallback",
+    "UsageReader",
+    "WorkloadPlan",
+    "describe_exception",
+    "generate_text",
+    "read_core_usage",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 # -- generate backends ---------------------------------------------------------------------------
-
-
-class GenerateBackend(Protocol):
-    """Produces the completion of `prompt`, at most `max_tokens` tokens. May raise."""
-
-    def generate(self, prompt: str, max_tokens: int) -> str: ...
-
-
-class StreamingBackend(GenerateBackend, Protocol):
-    """A backend that can also yield its completion chunk by chunk (tokens, or words).
-
-    Joined, the chunks are what `generate` returns. The engine stops a stream between chunks
-    (cancel, deadline) by closing the iterator, so a generator's ``finally`` runs.
-    """
-
-    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]: ...
-
-
-_STAND_IN_WORDS = (
-    "model device memory token context latency quantized weights cache batch core thread "
-    "inference edge local response request queue worker throughput budget layer attention "
-    "embedding vector search summary prompt energy thermal"
-)
-_STAND_IN_VOCABULARY = _STAND_IN_WORDS.split()
-
-
-class DeviceRateBackend:
-    """A deterministic stand-in for a language model, not a model: it returns the same
-    made-up words for the same prompt and emits them at a modelled device token rate.
-
-    Each request yields ``min(max_tokens, reply_tokens)`` tokens. Token ``i`` of a stream is
-    released no earlier than ``start + i / tokens_per_second`` on `clock`: this is real waiting
-    that models a device's decode rate, not work. With `device_tokens_per_second` set, all
-    streams also share that aggregate rate (one accelerator serving every worker), which is
-    what a single model on a single device does; unset, streams are independent (one model
-    instance per worker). The default rate of 400 tokens/s is chosen to keep demos quick and
-    is not a device figure: pass a measured rate to model a device (e.g.
-    ``tokens_per_second=4.6`` for llama3.2:3b Q4 on a Raspberry Pi 5 as reported in the
-    project's edge-facts notes).
-    """
-
-    def __init__(
-        self,
-        tokens_per_second: float | None = 400.0,
-        *,
-        reply_tokens: int = 48,
-        device_tokens_per_second: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        for name, rate in (
-            ("tokens_per_second", tokens_per_second),
-            ("device_tokens_per_second", device_tokens_per_second),
-        ):
-            if rate is not None and not rate > 0:
-                raise ValueError(f"DeviceRateBackend {name} must be > 0 or None, got {rate!r}")
-        if reply_tokens < 1:
-            raise ValueError(f"DeviceRateBackend reply_tokens must be >= 1, got {reply_tokens}")
-        self.tokens_per_second = tokens_per_second
-        self.device_tokens_per_second = device_tokens_per_second
-        self.reply_tokens = reply_tokens
-        self._clock = clock
-        self._sleep = sleep
-        self._device_lock = threading.Lock()
-        self._device_free_at = 0.0
-
-    def _wait_until(self, deadline: float) -> None:
-        delay = deadline - self._clock()
-        if delay > 0:
-            self._sleep(delay)
-
-    def _device_slot(self) -> float:
-        """Reserve the next free slot on the shared device clock."""
-        assert self.device_tokens_per_second is not None
-        with self._device_lock:
-            slot = max(self._clock(), self._device_free_at)
-            self._device_free_at = slot + 1.0 / self.device_tokens_per_second
-        return slot
-
-    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]:
-        """The reply chunk by chunk, each token released at the modelled rate: the first chunk
-        is the ``[stand-in reply to ...]`` label with the first word, then `` word`` each."""
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        return self._tokens(prompt, min(max_tokens, self.reply_tokens))
-
-    def _tokens(self, prompt: str, count: int) -> Iterator[str]:
-        digest = hashlib.blake2b(prompt.encode("utf-8"), digest_size=64).digest()
-        start = self._clock()
-        for i in range(count):
-            if self.tokens_per_second is not None:
-                self._wait_until(start + (i + 1) / self.tokens_per_second)
-            if self.device_tokens_per_second is not None:
-                self._wait_until(self._device_slot())
-            word = _STAND_IN_VOCABULARY[digest[i % len(digest)] % len(_STAND_IN_VOCABULARY)]
-            yield f"[stand-in reply to {prompt!r}] {word}" if i == 0 else f" {word}"
-
-    def generate(self, prompt: str, max_tokens: int) -> str:
-        return "".join(self.stream(prompt, max_tokens))
 
 
 # The chunk sink of the request the current worker thread is serving (see `generate_text`).
@@ -945,185 +874,6 @@ class TaskGroupManager:
         else:
             hits = await asyncio.to_thread(self.index.search, query, top_k)
         return [{"id": f"doc_{hit.position}", "score": hit.score, "text": hit.text} for hit in hits]
-
-
-# -- processor cores -----------------------------------------------------------------------------
-
-WORKLOAD_KINDS = ("cpu_bound", "io_bound", "memory_bound")
-
-
-class WorkloadPlan(TypedDict):
-    """A worker plan from `ProcessorCoreOptimizer.optimize_for_workload`."""
-
-    workload_type: str
-    num_workers: int
-    threading_model: str  # "process" | "thread"
-    cpu_affinity: list[int]
-    chunk_size: int
-    memory_per_worker_mb: float
-    reason: str
-
-
-UsageReader = Callable[[float], list[float]]
-
-
-def read_core_usage(interval: float) -> list[float]:
-    """Per-core CPU usage in percent over `interval` seconds (psutil)."""
-    return [float(p) for p in psutil.cpu_percent(interval=interval, percpu=True)]
-
-
-class ProcessorCoreOptimizer:
-    """Plans worker counts from the machine's cores and their measured load.
-
-    Core facts come from `machine` (default: `current_machine()`, so a simulated device
-    answers); usage from `usage_reader` (default: psutil over `sample_interval` seconds).
-    A core counts as busy above `busy_percent`. Cores with a lower maximum frequency than the
-    fastest are the LITTLE cluster of a big.LITTLE CPU.
-    """
-
-    def __init__(
-        self,
-        machine: Machine | None = None,
-        *,
-        usage_reader: UsageReader = read_core_usage,
-        sample_interval: float = 0.2,
-        busy_percent: float = 80.0,
-    ) -> None:
-        self.machine = machine if machine is not None else current_machine()
-        self._read_usage = usage_reader
-        self.sample_interval = sample_interval
-        self.busy_percent = busy_percent
-        self.cpu_count = self.machine.cpu_count()
-        self.usable_cpus = sorted(self.machine.usable_cpus())
-        self.max_freq_mhz = self.machine.cpu_max_freq_mhz()
-        self.last_usage: dict[str, float] | None = None
-
-    @property
-    def heterogeneous(self) -> bool:
-        """True when cores differ in maximum frequency (big.LITTLE)."""
-        return len(set(self.max_freq_mhz.values())) > 1
-
-    @property
-    def big_cores(self) -> list[int]:
-        """Usable cores at the highest maximum frequency (all usable cores if unknown)."""
-        if not self.heterogeneous:
-            return list(self.usable_cpus)
-        top = max(self.max_freq_mhz.values())
-        return [c for c in self.usable_cpus if self.max_freq_mhz.get(c) == top]
-
-    @property
-    def little_cores(self) -> list[int]:
-        big = set(self.big_cores)
-        return [c for c in self.usable_cpus if c not in big]
-
-    def monitor_core_usage(self) -> dict[str, float]:
-        """Measure usage per core, ``{"core_<n>": percent}``, for the machine's cores."""
-        readings = self._read_usage(self.sample_interval)
-        usage = {f"core_{n}": value for n, value in enumerate(readings[: self.cpu_count])}
-        self.last_usage = usage
-        return usage
-
-    def _usage(self) -> dict[str, float]:
-        return self.last_usage if self.last_usage is not None else self.monitor_core_usage()
-
-    def idle_cores(self, cores: Sequence[int] | None = None) -> list[int]:
-        """Usable cores (or those given) whose last measured usage is below `busy_percent`."""
-        usage = self._usage()
-        pool = self.usable_cpus if cores is None else list(cores)
-        return [c for c in pool if usage.get(f"core_{c}", 0.0) < self.busy_percent]
-
-    def get_optimization_recommendations(self) -> list[str]:
-        """Advice derived from the measured usage and the core topology."""
-        usage = self._usage()
-        advice: list[str] = []
-        busy = [core for core, pct in usage.items() if pct >= self.busy_percent]
-        mean = sum(usage.values()) / len(usage) if usage else 0.0
-        if len(self.usable_cpus) < self.cpu_count:
-            advice.append(
-                f"Only {len(self.usable_cpus)} of {self.cpu_count} cores are usable by this "
-                "process (affinity or container limit): size pools to the usable cores."
-            )
-        if self.heterogeneous:
-            advice.append(
-                f"big.LITTLE CPU: big cores {self.big_cores} "
-                f"({max(self.max_freq_mhz.values()):.0f} MHz), little cores {self.little_cores}"
-                f" ({min(self.max_freq_mhz.values()):.0f} MHz): pin inference threads to the "
-                "big cores, background work to the little ones."
-            )
-        elif not self.max_freq_mhz:
-            advice.append("Per-core frequencies are not exposed: treating all cores as equal.")
-        if busy:
-            advice.append(
-                f"{', '.join(busy)} at or above {self.busy_percent:.0f}%: leave them out of "
-                "CPU-bound pools, or expect contention."
-            )
-        if mean >= self.busy_percent:
-            advice.append(
-                f"Average load {mean:.0f}%: the machine is saturated; queue work instead of "
-                "adding threads."
-            )
-        elif mean < 25.0:
-            advice.append(
-                f"Average load {mean:.0f}%: {len(self.idle_cores())} idle cores available for "
-                "parallel inference or embedding work."
-            )
-        else:
-            advice.append(f"Average load {mean:.0f}%: moderate; keep one core free for the OS.")
-        return advice
-
-    def optimize_for_workload(
-        self, workload_type: str, data_size: int, memory_mb: float
-    ) -> WorkloadPlan:
-        """A worker plan for `data_size` items within `memory_mb` megabytes.
-
-        cpu_bound: processes (Python's GIL serialises CPU work in threads) on idle big cores.
-        io_bound: threads, up to 4 per usable core, since they mostly wait.
-        memory_bound: at most 2 workers, because memory bandwidth, not cores, is the limit on
-        small boards (a heuristic, not a measurement).
-        """
-        if workload_type not in WORKLOAD_KINDS:
-            raise ValueError(
-                f"unknown workload kind {workload_type!r}; allowed: {', '.join(WORKLOAD_KINDS)}"
-            )
-        if isinstance(data_size, bool) or not isinstance(data_size, int) or data_size < 0:
-            raise ValueError(f"data_size must be an integer >= 0, got {data_size!r}")
-        if not memory_mb > 0:
-            raise ValueError(f"memory_mb must be > 0, got {memory_mb!r}")
-        items = max(1, data_size)
-        kind = "big cores" if self.heterogeneous else "cores"
-        busy = f"every candidate core is at or above {self.busy_percent:.0f}%: one worker"
-        if workload_type == "cpu_bound":
-            idle = self.idle_cores(self.big_cores)
-            cores = idle or self.big_cores[:1]
-            workers, model = min(len(cores), items), "process"
-            reason = (
-                f"{len(idle)} idle {kind}; processes, since the GIL serialises CPU work in threads"
-                if idle
-                else busy
-            )
-        elif workload_type == "io_bound":
-            cores = list(self.usable_cpus)
-            workers, model = min(4 * len(cores), items, 32), "thread"
-            reason = f"I/O waits overlap: 4 threads per usable core over {len(cores)} cores"
-        else:
-            idle = self.idle_cores()
-            cores = idle[:2] or self.usable_cpus[:1]
-            workers, model = min(len(cores), items), "thread"
-            reason = (
-                "memory bandwidth bound: more than 2 workers rarely helps (heuristic)"
-                if idle
-                else busy
-            )
-        workers = max(1, workers)
-        return {
-            "workload_type": workload_type,
-            "num_workers": workers,
-            "threading_model": model,
-            "cpu_affinity": sorted(cores)[:workers] if workload_type != "io_bound" else cores,
-            "chunk_size": -(-items // workers),
-            "memory_per_worker_mb": memory_mb / workers,
-            "reason": reason,
-        }
 
 
 async def _demo_async() -> None:
