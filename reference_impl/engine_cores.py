@@ -278,6 +278,10 @@ class ProcessorCoreOptimizer:
         threads = self.inference_threads()
         unknown = self.unmeasured_cores(threads)
         measured = f"; {len(unknown)} of them unmeasured (load unknown)" if unknown else ""
+        if self.busy_cores(threads):  # every performance core is busy: the fallback
+            cores = f"every performance core at or above {self.busy_percent:.0f}%: 1 thread"
+        else:
+            cores = f"{len(threads)} threads on the performance cores not measured busy"
         return {
             "workload_type": "cpu_bound",
             "num_workers": 1,
@@ -287,7 +291,7 @@ class ProcessorCoreOptimizer:
             "chunk_size": items,
             "memory_per_worker_mb": memory_mb,
             "reason": (
-                f"model inference: one process holding the model once, {len(threads)} threads "
-                f"on the performance cores not measured busy{measured} (llama.cpp --threads)"
+                f"model inference: one process holding the model once, {cores}{measured} "
+                "(llama.cpp --threads)"
             ),
         }

@@ -111,7 +111,9 @@ def test_busy_big_cores_get_no_inference_thread() -> None:
     plan = optimizer.optimize_for_workload("cpu_bound", 10, 2000)
     assert (plan["threads_per_worker"], plan["cpu_affinity"]) == (3, [4, 6, 7])
     saturated = ProcessorCoreOptimizer(BIG_LITTLE, usage_reader=_reader([97.0] * 8))
-    assert saturated.optimize_for_workload("cpu_bound", 10, 2000)["threads_per_worker"] == 1
+    plan = saturated.optimize_for_workload("cpu_bound", 10, 2000)
+    assert plan["threads_per_worker"] == 1
+    assert "every performance core at or above 80%: 1 thread" in plan["reason"]
 
 
 def test_independent_cpu_work_still_gets_processes() -> None:
