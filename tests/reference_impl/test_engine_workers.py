@@ -317,3 +317,70 @@ def test_a_factory_backend_is_replaced_with_its_worker(engines: list[ThreadSafeE
     assert responses["after"]["ok"]
     assert len(made) == 2  # the dead worker's backend is not reused: its state is unknown
     assert closed == [made[0]]
+
+
+def test_a_replacement_whose_backend_cannot_be_made_still_answers_the_queue(
+    engines: list[ThreadSafeEngine],
+) -> None:
+    calls = 0
+
+    def factory() -> DiesOnce:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise MemoryError("no memory for a new context")
+        return DiesOnce(Shutdown("context lost"))
+
+    engines.append(engine := ThreadSafeEngine(max_workers=1, backend_factory=factory))
+    engine.submit_request("killer", "die")  # both queued before the only worker starts
+    engine.submit_request("queued", "next")
+    engine.start()
+    responses = _collect(engine, 2, timeout=5)
+    assert responses["killer"]["error"] == "Shutdown: context lost"
+    assert responses["queued"]["error"] == (
+        "no worker: replacing a dead worker failed: MemoryError: no memory for a new context"
+    )
+    assert engine.get_queue_status()["workers"] == 0
+    # The next submission retries the replacement (the factory works again) and is served.
+    engine.submit_request("later", "fine")
+    assert _collect(engine, 1)["later"]["result"] == "ok fine"
+    status = engine.get_queue_status()
+    assert (status["workers"], status["workers_replaced"]) == (1, 1)
+
+
+def test_a_worker_dying_while_draining_is_replaced_and_the_queue_drained() -> None:
+    engine = ThreadSafeEngine(max_workers=1, backend=DiesOnce(Shutdown("gone")))
+    engine.submit_request("killer", "die")
+    for n in range(3):
+        engine.submit_request(f"r{n}", f"p{n}")
+    engine.start()
+    engine.stop(drain=True, timeout=10)
+    responses = {}
+    for _ in range(4):
+        response = engine.get_response()
+        assert response is not None
+        responses[response["id"]] = response
+    assert responses["killer"]["error"] == "Shutdown: gone"
+    assert [responses[f"r{n}"]["result"] for n in range(3)] == ["ok p0", "ok p1", "ok p2"]
+    assert _engine_threads() == []
+
+
+def test_leaving_the_with_block_by_keyboard_interrupt_cancels_the_queue() -> None:
+    gate = Gate()
+    engine = ThreadSafeEngine(max_workers=1, backend=gate)
+    releaser = threading.Timer(0.2, gate.release.set)
+
+    def interrupted_block() -> None:
+        with engine:
+            engine.submit_request("running", "a")
+            engine.submit_request("queued", "b")
+            assert gate.entered.acquire(timeout=5)
+            releaser.start()
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_block()
+    releaser.join()
+    responses = {r["id"]: r for r in (engine.get_response(), engine.get_response()) if r}
+    assert responses["running"]["result"] == "A"  # running work finishes
+    assert responses["queued"]["error"] == "cancelled: engine stopped"  # queued work does not
