@@ -66,8 +66,7 @@ __all__ = [
 T = TypeVar("T")
 R = TypeVar("R")
 
-# -- generate backends ---------------------------------------------------------------------------
-
+# -- the backend seam ----------------------------------------------------------------------------
 
 # The chunk sink of the request the current worker thread is serving (see `generate_text`).
 _sink = threading.local()
@@ -367,25 +366,27 @@ class ThreadSafeEngine:
             if not drain:
                 self._cancel_queued("cancelled: engine stopped")
             self._cond.notify_all()
-        self._join_workers(None if timeout is None else time.monotonic() + timeout, timeout)
-        with self._cond:
-            # Requests queued before start() and never run (no workers) are cancelled too.
-            self._cancel_queued("cancelled: engine stopped")
-            self._threads.clear()
-            self._state = "stopped"
-            self._cond.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._join_workers(deadline, timeout)
+            with self._cond:
+                if any(t.is_alive() for t in self._threads):
+                    continue  # a replacement started while draining: join it too
+                # Requests queued before start() and never run (no workers) are cancelled too.
+                self._cancel_queued("cancelled: engine stopped")
+                self._threads.clear()
+                self._state = "stopped"
+                self._cond.notify_all()
+                return
 
     def _join_workers(self, deadline: float | None, timeout: float | None) -> None:
-        """Join every worker thread, also replacements started while draining."""
-        while True:
-            with self._cond:
-                alive = [t for t in self._threads if t.is_alive()]
-            if not alive:
-                return
-            for thread in alive:
-                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    raise TimeoutError(f"{thread.name} still running after stop(timeout={timeout})")
+        """Join the worker threads alive now; `TimeoutError` past `deadline`."""
+        with self._cond:
+            alive = [t for t in self._threads if t.is_alive()]
+        for thread in alive:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                raise TimeoutError(f"{thread.name} still running after stop(timeout={timeout})")
 
     def __enter__(self) -> ThreadSafeEngine:
         self.start()
