@@ -13,10 +13,12 @@ Follows the book chapter's notebook API (`ErrorSeverity`, `ProductionErrorHandle
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import functools
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -27,11 +29,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 __all__ = [
     "DEFAULT_DEGRADATION_LEVELS",
     "FORMAT_VERSION",
+    "CallTimeoutError",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
@@ -47,6 +50,7 @@ __all__ = [
     "StateDurabilityError",
     "StatePersistenceManager",
     "StateWriteError",
+    "TimedOutCallsPendingError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,14 +109,21 @@ class ProductionErrorHandler:
         window_seconds: float = 300.0,
         *,
         max_records: int = 10_000,
+        min_rate_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not window_seconds > 0:
             raise ValueError(f"window_seconds must be > 0, got {window_seconds!r}")
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records!r}")
+        if not 0 < min_rate_seconds < math.inf:
+            raise ValueError(
+                f"min_rate_seconds must be a finite number of seconds > 0, got {min_rate_seconds!r}"
+            )
         self.window_seconds = float(window_seconds)
+        self.min_rate_seconds = float(min_rate_seconds)
         self._clock = clock
+        self._started = clock()
         self._records: deque[ErrorRecord] = deque(maxlen=max_records)
         self._totals: Counter[str] = Counter()
         self._dropped = 0
@@ -179,9 +190,21 @@ class ProductionErrorHandler:
                 self._records.popleft()
             return list(self._records)
 
+    def _rate_seconds(self) -> float:
+        """The time the window's errors were gathered in: the window, or the handler's age if
+        younger, but never under `min_rate_seconds` (one error 1 ms after start is not
+        60,000 per minute)."""
+        age = self._clock() - self._started
+        return min(self.window_seconds, max(age, self.min_rate_seconds))
+
     def get_error_stats(self) -> dict[str, Any]:
-        """Counts over the sliding window (per severity, per type) and all-time totals."""
+        """Counts over the sliding window (per severity, per type) and all-time totals.
+
+        `errors_per_minute` divides the window's count by `rate_seconds`: the full window once
+        the handler is older than it, its age before that (at least `min_rate_seconds`).
+        """
         window = self._window()
+        rate_seconds = self._rate_seconds()
         by_severity = {s.value: 0 for s in ErrorSeverity}
         by_severity.update(Counter(r.severity.value for r in window))
         with self._lock:
@@ -192,7 +215,8 @@ class ProductionErrorHandler:
             "total_errors": total,
             "window_seconds": self.window_seconds,
             "errors_in_window": len(window),
-            "errors_per_minute": round(len(window) * 60.0 / self.window_seconds, 3),
+            "errors_per_minute": round(len(window) * 60.0 / rate_seconds, 3),
+            "rate_seconds": round(rate_seconds, 3),
             "by_severity": by_severity,
             "by_type": dict(Counter(r.error_type for r in window)),
             "last_error": None if last is None else f"{last.error_type}: {last.message}",
@@ -218,6 +242,34 @@ class CircuitOpenError(RuntimeError):
         self.retry_after = retry_after
 
 
+class CallTimeoutError(TimeoutError):
+    """The call ran past the breaker's `call_timeout`; it counts as a failure.
+
+    The callable cannot be interrupted: it keeps running in its thread until it returns, and
+    its result is then discarded (see `CircuitBreaker`).
+    """
+
+    def __init__(self, name: str, timeout: float) -> None:
+        super().__init__(
+            f"circuit {name!r}: call exceeded {timeout:g} s; it still runs in the background"
+            " and its result will be discarded"
+        )
+        self.name = name
+        self.timeout = timeout
+
+
+class TimedOutCallsPendingError(RuntimeError):
+    """Refused: `max_timed_out_calls` timed-out calls are still running in the dependency."""
+
+    def __init__(self, name: str, pending: int) -> None:
+        super().__init__(
+            f"circuit {name!r}: {pending} timed-out call(s) still running in the dependency"
+            " (max_timed_out_calls reached); not entering it again until they return"
+        )
+        self.name = name
+        self.pending = pending
+
+
 class CircuitBreaker:
     """Stops calling a failing dependency for `reset_timeout` seconds, then probes it.
 
@@ -225,7 +277,29 @@ class CircuitBreaker:
     OPEN: calls fail fast with `CircuitOpenError` until the cool-down has passed.
     HALF_OPEN: up to `half_open_max_calls` trial calls; a success closes, a failure re-opens.
     Only exceptions in `expected_exceptions` count as failures. Use as ``@breaker`` or
-    ``breaker.call(fn, ...)``. Thread-safe.
+    ``breaker.call(fn, ...)``. Thread-safe; calls run concurrently (the lock is not held
+    while the dependency runs).
+
+    Generation check: every state change starts a new generation, and a call's outcome only
+    moves the state if the call started in the current generation. A success of a call that
+    began before the circuit opened (a stale success) does not close it, and a stale failure
+    does not re-open a half-open circuit or restart the cool-down: only calls admitted under
+    the current state decide. Stale outcomes are counted (`get_stats()["stale_results"]`);
+    the caller still gets its result or exception. (pybreaker avoids the race differently:
+    it holds its lock around the whole call, so calls through one breaker are serialised,
+    https://github.com/danielfm/pybreaker/blob/master/src/pybreaker/__init__.py.)
+
+    Call timeout (`call_timeout` seconds, default None = no timeout): Python cannot interrupt
+    a running callable, so with a timeout each call runs in a daemon worker thread and the
+    caller waits at most `call_timeout`; past it the caller gets `CallTimeoutError` (a
+    `TimeoutError`) and a failure is counted, as Hystrix counts a timeout
+    (https://github.com/Netflix/Hystrix/wiki/Configuration#execution.isolation.thread.timeoutInMilliseconds).
+    The abandoned call keeps running until the dependency returns; its result is discarded.
+    At most `max_timed_out_calls` (default 1) such calls may be running at once: while that
+    many are, new calls are refused with `TimedOutCallsPendingError` without entering the
+    dependency, so a hung dependency costs a bounded number of threads (and a non-reentrant
+    one, such as a llama.cpp context, is never entered twice). `wait_for_timed_out_calls()`
+    joins them (at shutdown, in tests). Each call with a timeout costs one thread start.
     """
 
     def __init__(
@@ -237,6 +311,8 @@ class CircuitBreaker:
         half_open_max_calls: int = 1,
         expected_exceptions: tuple[type[BaseException], ...] = (Exception,),
         error_handler: ProductionErrorHandler | None = None,
+        call_timeout: float | None = None,
+        max_timed_out_calls: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if failure_threshold < 1:
@@ -245,18 +321,42 @@ class CircuitBreaker:
             raise ValueError(f"reset_timeout must be >= 0 seconds, got {reset_timeout!r}")
         if half_open_max_calls < 1:
             raise ValueError(f"half_open_max_calls must be >= 1, got {half_open_max_calls!r}")
+        if call_timeout is not None and (
+            isinstance(call_timeout, bool)
+            or not isinstance(call_timeout, int | float)
+            or not 0 < call_timeout < math.inf
+        ):
+            raise ValueError(
+                f"call_timeout must be a finite number of seconds > 0 (or None), got"
+                f" {call_timeout!r}"
+            )
+        if (
+            isinstance(max_timed_out_calls, bool)
+            or not isinstance(max_timed_out_calls, int)
+            or max_timed_out_calls < 1
+        ):
+            raise ValueError(
+                f"max_timed_out_calls must be an integer >= 1, got {max_timed_out_calls!r}"
+            )
         self.name = name
         self.failure_threshold = failure_threshold
         self.reset_timeout = float(reset_timeout)
         self.half_open_max_calls = half_open_max_calls
         self.expected_exceptions = expected_exceptions
         self.error_handler = error_handler
+        self.call_timeout = None if call_timeout is None else float(call_timeout)
+        self.max_timed_out_calls = max_timed_out_calls
         self._clock = clock
         self._state = CircuitState.CLOSED
+        self._generation = 0
         self._failures = 0
         self._opened_at = 0.0
         self._trials = 0
+        self._stale = 0
+        self._timeouts = 0
+        self._abandoned: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._abandoned_done = threading.Condition(self._lock)
 
     @property
     def state(self) -> CircuitState:
@@ -264,58 +364,160 @@ class CircuitBreaker:
             self._maybe_half_open()
             return self._state
 
+    def _set_state(self, state: CircuitState) -> None:
+        """Enter `state` as a new generation (the caller holds the lock)."""
+        self._state = state
+        self._generation += 1
+        self._trials = 0
+        if state is CircuitState.OPEN:
+            self._opened_at = self._clock()
+        else:
+            self._failures = 0
+
     def _maybe_half_open(self) -> None:
         if (
             self._state is CircuitState.OPEN
             and self._clock() - self._opened_at >= self.reset_timeout
         ):
-            self._state = CircuitState.HALF_OPEN
-            self._trials = 0
+            self._set_state(CircuitState.HALF_OPEN)
 
-    def _before_call(self) -> None:
+    def _before_call(self) -> int:
+        """Admit a call or raise; returns the generation the call belongs to."""
         with self._lock:
             self._maybe_half_open()
             if self._state is CircuitState.OPEN:
                 retry = self.reset_timeout - (self._clock() - self._opened_at)
                 raise CircuitOpenError(self.name, max(0.0, retry))
+            if self._abandoned and len(self._abandoned) >= self.max_timed_out_calls:
+                raise TimedOutCallsPendingError(self.name, len(self._abandoned))
             if self._state is CircuitState.HALF_OPEN:
                 if self._trials >= self.half_open_max_calls:
                     raise CircuitOpenError(self.name, 0.0)
                 self._trials += 1
+            return self._generation
 
-    def _on_success(self) -> None:
+    def _is_stale(self, generation: int) -> bool:
+        """True (and counted) if the call began under an earlier state. Caller holds the lock."""
+        if generation == self._generation:
+            return False
+        self._stale += 1
+        return True
+
+    def _on_success(self, generation: int) -> None:
         with self._lock:
-            self._state = CircuitState.CLOSED
+            if self._is_stale(generation):
+                logger.debug("circuit %r: ignoring a stale success", self.name)
+                return
+            if self._state is CircuitState.HALF_OPEN:
+                self._set_state(CircuitState.CLOSED)
+                logger.info("circuit %r closed: half-open trial succeeded", self.name)
             self._failures = 0
-            self._trials = 0
 
-    def _on_failure(self, error: BaseException) -> None:
+    def _on_failure(self, error: BaseException, generation: int) -> None:
         with self._lock:
-            self._failures += 1
-            if self._state is CircuitState.HALF_OPEN or self._failures >= self.failure_threshold:
-                self._state = CircuitState.OPEN
-                self._opened_at = self._clock()
-                self._trials = 0
+            if self._is_stale(generation):
+                logger.debug("circuit %r: ignoring a stale failure", self.name)
+            else:
+                self._failures += 1
+                if (
+                    self._state is CircuitState.HALF_OPEN
+                    or self._failures >= self.failure_threshold
+                ):
+                    self._set_state(CircuitState.OPEN)
+                    logger.warning("circuit %r opened: %s", self.name, type(error).__name__)
         if self.error_handler is not None:
             self.error_handler.handle_error(
                 error, {"component": "circuit_breaker", "circuit": self.name}, ErrorSeverity.MEDIUM
             )
 
+    def _release_trial(self, generation: int) -> None:
+        """Not a failure of the dependency (e.g. KeyboardInterrupt): free the trial slot."""
+        with self._lock:
+            if generation == self._generation and self._state is CircuitState.HALF_OPEN:
+                self._trials = max(0, self._trials - 1)
+
     def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        self._before_call()
+        generation = self._before_call()
         try:
-            result = fn(*args, **kwargs)
+            if self.call_timeout is None:
+                result = fn(*args, **kwargs)
+            else:
+                result = self._call_with_timeout(self.call_timeout, fn, *args, **kwargs)
+        except CallTimeoutError as error:
+            self._on_failure(error, generation)
+            raise
         except self.expected_exceptions as error:
-            self._on_failure(error)
+            self._on_failure(error, generation)
             raise
         except BaseException:
-            # Not a failure of the dependency (e.g. KeyboardInterrupt): free the trial slot.
-            with self._lock:
-                if self._state is CircuitState.HALF_OPEN:
-                    self._trials = max(0, self._trials - 1)
+            self._release_trial(generation)
             raise
-        self._on_success()
+        self._on_success(generation)
         return result
+
+    def _call_with_timeout(
+        self, timeout: float, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Run `fn` in a worker thread; raise CallTimeoutError if it is not done in `timeout`."""
+        done = threading.Event()
+        outcome: list[Any] = []  # [result] or [None, exception]
+        context = contextvars.copy_context()
+
+        def run() -> None:
+            try:
+                outcome.append(context.run(fn, *args, **kwargs))
+            except BaseException as error:  # handed to the caller, or discarded if abandoned
+                outcome.extend((None, error))
+            finally:
+                with self._lock:
+                    done.set()
+                    if threading.current_thread() in self._abandoned:
+                        self._abandoned.discard(threading.current_thread())
+                        self._abandoned_done.notify_all()
+                        logger.info(
+                            "circuit %r: a timed-out call returned; result discarded", self.name
+                        )
+
+        worker = threading.Thread(target=run, name=f"CircuitBreaker-{self.name}-call", daemon=True)
+        worker.start()
+        if not done.wait(timeout):
+            with self._lock:
+                if not done.is_set():
+                    self._abandoned.add(worker)
+                    self._timeouts += 1
+                    raise CallTimeoutError(self.name, timeout)
+        worker.join()
+        if len(outcome) == 2:
+            error = outcome[1]
+            try:
+                raise error
+            finally:
+                del error, outcome[:]  # no reference cycle through the traceback
+        return cast(R, outcome[0])
+
+    @property
+    def pending_timed_out_calls(self) -> int:
+        """Timed-out calls whose dependency call has not returned yet."""
+        with self._lock:
+            return len(self._abandoned)
+
+    def wait_for_timed_out_calls(self, timeout: float | None = None) -> bool:
+        """Wait until every timed-out call has returned; False if some still run after `timeout`."""
+        with self._abandoned_done:
+            return self._abandoned_done.wait_for(lambda: not self._abandoned, timeout)
+
+    def get_stats(self) -> dict[str, Any]:
+        with self._lock:
+            self._maybe_half_open()
+            return {
+                "name": self.name,
+                "state": self._state.value,
+                "generation": self._generation,
+                "consecutive_failures": self._failures,
+                "stale_results": self._stale,
+                "timeouts": self._timeouts,
+                "timed_out_calls_running": len(self._abandoned),
+            }
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
