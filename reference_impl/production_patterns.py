@@ -12,6 +12,7 @@ Follows the book chapter's notebook API (`ErrorSeverity`, `ProductionErrorHandle
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import contextvars
 import errno
@@ -692,21 +693,32 @@ class StateDurabilityError(StateWriteError):
 
 @dataclass(frozen=True)
 class SaveReport:
+    """What `save_state` did. `set_aside`: a damaged file moved aside instead of overwritten."""
+
     path: Path
     generation: int
     bytes_written: int
     rotated_previous: bool
+    set_aside: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
 class LoadReport:
-    """What `load_state` found. `source` is "current", "previous" or "none" (no file yet)."""
+    """What `load_state` found.
+
+    `source` is "current", "previous" or "none" (no state: no file yet, or only zero-length
+    ones). `problem` says what was wrong with the files passed over; `migrated_from` names
+    the earlier format the state was read from ("plain JSON"), None for the current format;
+    `set_aside` lists damaged files moved aside (``<name>.damaged-<time>-<random>``).
+    """
 
     path: Path
     source: str
     generation: int
     fell_back: bool
     problem: str | None = None
+    migrated_from: str | None = None
+    set_aside: tuple[Path, ...] = ()
 
 
 def _json_problem(value: Any, where: str) -> str | None:
@@ -799,6 +811,9 @@ class StatePersistenceManager:
         self._last_size: int | None = None
         self._last_load: LoadReport | None = None
         self._swept = False
+        # load_state fell back to the previous generation: a save without a current file
+        # keeps it (it is this history, not an orphan of a deleted one).
+        self._previous_is_loaded = False
 
     @property
     def previous_path(self) -> Path:
@@ -870,8 +885,41 @@ class StatePersistenceManager:
         return _MAGIC + b"%d crc32=%08x\n" % (FORMAT_VERSION, crc) + meta
 
     @staticmethod
-    def _parse(data: bytes) -> tuple[int, dict[str, bytes]]:
-        """(generation, encoded values) of a state file's bytes; ValueError saying what is wrong."""
+    def _parse_plain_json(data: bytes) -> dict[str, bytes]:
+        """The state of the earlier plain-JSON format: one JSON object, key -> value."""
+
+        def reject(constant: str) -> None:
+            raise ValueError(f"plain-JSON state holds {constant}, which is not JSON")
+
+        try:
+            state = json.loads(data, parse_constant=reject)
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"not a pytest-edge state file, nor a plain-JSON state (not text: {error})"
+            ) from error
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"not a pytest-edge state file, nor a plain-JSON state ({error})"
+            ) from error
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"not a pytest-edge state file (plain JSON, but a {type(state).__name__},"
+                " not an object)"
+            )
+        return {k: _encode(k, v) for k, v in state.items()}
+
+    @classmethod
+    def _parse(cls, data: bytes) -> tuple[int, dict[str, bytes], str | None]:
+        """(generation, encoded values, earlier format or None) of a state file's bytes.
+
+        Raises ValueError saying what is wrong.
+        """
+        if not data:
+            raise ValueError("not a pytest-edge state file: zero-length (empty) file")
+        if data.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"{":
+            # No version before the framed one ever wrote a format line: an earlier release
+            # (the chapter's demo) saved the state dict as plain JSON. Generation 0.
+            return 0, cls._parse_plain_json(data), "plain JSON"
         first, sep, rest = data.partition(b"\n")
         if not sep or not first.startswith(_MAGIC):
             raise ValueError("not a pytest-edge state file (bad or missing format line)")
@@ -906,11 +954,12 @@ class StatePersistenceManager:
         generation = meta.get("generation")
         if not isinstance(generation, int):
             raise ValueError("metadata has no generation number")
-        return generation, {
+        encoded = {
             k: json.dumps(v, separators=(",", ":")).encode("ascii") for k, v in state.items()
         }
+        return generation, encoded, None
 
-    def _read(self, path: Path) -> tuple[int, dict[str, bytes]]:
+    def _read(self, path: Path) -> tuple[int, dict[str, bytes], str | None]:
         with open(path, "rb") as f:
             data = f.read()
         return self._parse(data)
@@ -990,7 +1039,7 @@ class StatePersistenceManager:
         if self._stat_key(st) == self._known_current:
             return True
         try:
-            generation, _ = self._read(self.storage_path)
+            generation, _, _ = self._read(self.storage_path)
         except (OSError, ValueError) as problem:
             logger.warning(
                 "not keeping %s as the previous generation: %s", self.storage_path, problem
@@ -1043,14 +1092,19 @@ class StatePersistenceManager:
             except FileNotFoundError:
                 st = None
             rotated = False
+            set_aside: tuple[Path, ...] = ()
             try:
                 if st is None:
-                    # A previous generation without a current file belongs to a deleted
-                    # history; it must not become the fallback of this new one.
-                    self._unlink_quietly(self.previous_path)
+                    if not self._previous_is_loaded:
+                        # A previous generation without a current file belongs to a deleted
+                        # history; it must not become the fallback of this new one.
+                        self._unlink_quietly(self.previous_path)
                 elif self._current_is_valid(st):
                     self._rotate_previous()
                     rotated = True
+                else:
+                    # Damaged: never overwrite what a human may still want to read.
+                    set_aside = self._set_aside(self.storage_path)
             except StateWriteError:
                 raise
             except OSError as error:
@@ -1081,63 +1135,139 @@ class StatePersistenceManager:
                 raise StateDurabilityError(error.errno, self._fatal, str(directory)) from error
             self._generation = generation
             self._known_current = self._stat_key(new_stat)
+            self._previous_is_loaded = False
             self._dirty = False
             self._last_saved = time.time()
             self._last_size = len(head) + sum(map(len, chunks))
-            return SaveReport(self.storage_path, generation, self._last_size, rotated)
+            return SaveReport(self.storage_path, generation, self._last_size, rotated, set_aside)
 
     # -- load -----------------------------------------------------------------------------------
 
     def load_state(self) -> LoadReport:
-        """Replace the in-memory state with the newest valid generation on disk."""
+        """Replace the in-memory state with the newest valid generation on disk.
+
+        A damaged current file is passed over for the previous generation and set aside
+        (renamed, never deleted). Only zero-length or missing files: an empty state, said in
+        the report (zero bytes hold no state). A plain-JSON file of an earlier version is read
+        as the state (`migrated_from`); the next save writes the current format and keeps the
+        plain file as the previous generation. Nothing valid otherwise: `StateCorruptedError`.
+        """
         with self._lock:
             if not self._swept:
                 self.remove_stale_temp_files()
                 self._swept = True
             problems: list[tuple[Path, str]] = []
+            empty: list[Path] = []
             for source, path in (("current", self.storage_path), ("previous", self.previous_path)):
                 try:
                     st = os.stat(path)
-                    generation, encoded = self._read(path)
+                    generation, encoded, earlier = self._read(path)
                 except FileNotFoundError:
                     problems.append((path, "missing"))
                     continue
                 except (OSError, ValueError) as error:
                     problems.append((path, str(error)))
+                    if isinstance(error, ValueError) and st.st_size == 0:
+                        empty.append(path)
                     continue
-                self._encoded = encoded
-                self._generation = max(self._generation, generation)
-                self._known_current = self._stat_key(st) if source == "current" else None
-                self._dirty = False
-                fell_back = source == "previous"
-                problem = None
-                if fell_back:
-                    problem = f"{problems[0][0]}: {problems[0][1]}"
-                    logger.warning(
-                        "state %s unusable (%s); fell back to the previous generation %s",
-                        self.storage_path,
-                        problems[0][1],
+                set_aside: tuple[Path, ...] = ()
+                if source == "previous" and problems[0][1] != "missing":
+                    set_aside = self._set_aside(self.storage_path)
+                return self._loaded(
+                    LoadReport(
                         path,
-                    )
-                report = LoadReport(path, source, generation, fell_back, problem)
-                self._last_load = report
-                return report
-            if all(why == "missing" for _, why in problems):
-                self._encoded = {}
-                self._dirty = False
-                report = LoadReport(self.storage_path, "none", 0, False)
-                self._last_load = report
-                return report
+                        source,
+                        generation,
+                        source == "previous",
+                        self._describe(problems, source == "previous"),
+                        earlier,
+                        set_aside,
+                    ),
+                    encoded,
+                    st,
+                )
+            if all(why == "missing" or p in empty for p, why in problems):
+                report = LoadReport(
+                    self.storage_path,
+                    "none",
+                    0,
+                    False,
+                    self._describe(problems),
+                    None,
+                    tuple(q for p in empty for q in self._set_aside(p)),
+                )
+                return self._loaded(report, {}, None)
             raise StateCorruptedError(self.storage_path, problems)
+
+    @staticmethod
+    def _describe(problems: list[tuple[Path, str]], fell_back: bool = False) -> str | None:
+        """What was wrong, or None when files were only missing (normal before a first save)."""
+        if not fell_back and all(why == "missing" for _, why in problems):
+            return None
+        return "; ".join(f"{p}: {why}" for p, why in problems)
+
+    def _loaded(
+        self, report: LoadReport, encoded: dict[str, bytes], st: os.stat_result | None
+    ) -> LoadReport:
+        """Adopt what `load_state` found (the caller holds the lock)."""
+        self._encoded = encoded
+        self._generation = max(self._generation, report.generation)
+        self._known_current = (
+            self._stat_key(st) if st is not None and report.source == "current" else None
+        )
+        self._previous_is_loaded = report.source == "previous"
+        self._dirty = False
+        if report.fell_back:
+            logger.warning(
+                "state %s unusable (%s); fell back to the previous generation %s%s",
+                self.storage_path,
+                report.problem,
+                report.path,
+                "".join(f"; damaged file kept as {p}" for p in report.set_aside),
+            )
+        elif report.problem:
+            logger.warning("state %s: %s; starting empty", self.storage_path, report.problem)
+        if report.migrated_from:
+            logger.info(
+                "state %s read from the earlier %s format; the next save migrates it",
+                report.path,
+                report.migrated_from,
+            )
+        self._last_load = report
+        return report
+
+    def _set_aside(self, path: Path) -> tuple[Path, ...]:
+        """Rename a damaged file to ``<name>.damaged-<UTC time>-<random>``; () if that fails."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{secrets.token_hex(3)}")
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return ()
+        except OSError as error:
+            logger.warning("could not set the damaged %s aside: %s", path, error)
+            return ()
+        logger.warning("damaged state file %s kept as %s", path, target)
+        return (target,)
 
     # -- housekeeping ---------------------------------------------------------------------------
 
     def remove_files(self) -> None:
-        """Delete the state file and its previous generation (e.g. when a test ends)."""
+        """Delete the state file, its previous generation and damaged copies set aside."""
         with self._lock:
-            for path in (self.storage_path, self.previous_path):
+            for path in (self.storage_path, self.previous_path, *self.damaged_files()):
                 self._unlink_quietly(path)
             self._known_current = None
+            self._previous_is_loaded = False
+
+    def damaged_files(self) -> list[Path]:
+        """Damaged state files set aside by `load_state` or `save_state`, oldest name first."""
+        prefix = f"{self.storage_path.name}.damaged-"
+        try:
+            names = os.listdir(self.storage_path.parent)
+        except OSError:
+            return []
+        return sorted(self.storage_path.parent / n for n in names if n.startswith(prefix))
 
     def get_state_summary(self) -> dict[str, Any]:
         with self._lock:
