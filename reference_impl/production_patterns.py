@@ -40,6 +40,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "DegradationLevel",
+    "DegradationListener",
     "ErrorListener",
     "ErrorRecord",
     "ErrorSeverity",
@@ -533,30 +534,75 @@ class CircuitBreaker:
 
 @dataclass(frozen=True)
 class DegradationLevel:
-    """One step of degradation and the features it turns off (cumulative)."""
+    """One step of degradation: the features it turns off (cumulative) and its settings.
+
+    `context_fraction` and `worker_fraction` are the share of the full context window and of
+    the full worker count this level runs with (1.0 = unchanged); `SelfHealingController`
+    (reference_impl/self_healing.py) applies them to the context system and the engine.
+    """
 
     name: str
     description: str
     disabled: tuple[str, ...]
+    context_fraction: float = 1.0
+    worker_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("context_fraction", "worker_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+                raise ValueError(
+                    f"DegradationLevel {self.name!r}: {name} must be in (0, 1], got {value!r}"
+                )
+
+    def context_tokens(self, full: int, minimum: int = 1) -> int:
+        """The window for this level, given the `full` one (never below `minimum`)."""
+        return max(min(minimum, full), int(full * self.context_fraction))
+
+    def workers(self, full: int) -> int:
+        """The worker count for this level, given the `full` one (at least 1)."""
+        return max(1, int(full * self.worker_fraction))
 
 
+# Each llama.cpp slot (a worker) holds its own KV cache, and the KV cache grows with the window
+# (memory_management.kv_cache_mb): halving both is the first step that frees memory at once.
 DEFAULT_DEGRADATION_LEVELS: tuple[DegradationLevel, ...] = (
     DegradationLevel("full", "all features on", ()),
-    DegradationLevel("reduced_context", "context window halved", ("long_context",)),
     DegradationLevel(
-        "smaller_model", "switch to the smaller model", ("long_context", "large_model")
+        "reduced_context",
+        "context window halved, half the workers",
+        ("long_context",),
+        context_fraction=0.5,
+        worker_fraction=0.5,
+    ),
+    DegradationLevel(
+        "smaller_model",
+        "switch to the smaller model; a quarter of the window and workers",
+        ("long_context", "large_model"),
+        context_fraction=0.25,
+        worker_fraction=0.25,
     ),
     DegradationLevel(
         "cache_only",
         "answer from cache; no model inference",
         ("long_context", "large_model", "model_inference"),
+        context_fraction=0.25,
+        worker_fraction=0.25,
     ),
     DegradationLevel(
         "offline",
         "no inference and no network: cached answers only, sync paused",
         ("long_context", "large_model", "model_inference", "network", "background_sync"),
+        context_fraction=0.25,
+        worker_fraction=0.25,
     ),
 )
+
+
+class DegradationListener(Protocol):
+    """Told about every level change, after it happened, with its reason."""
+
+    def __call__(self, old: DegradationLevel, new: DegradationLevel, reason: str) -> None: ...
 
 
 class GracefulDegradationManager:
@@ -596,9 +642,52 @@ class GracefulDegradationManager:
         self._last_escalation = -float("inf")
         self._last_reason = "start"
         self._lock = threading.RLock()
+        self._listeners: list[DegradationListener] = []
+        self._changes: deque[tuple[DegradationLevel, DegradationLevel, str]] = deque()
+        self._notifying = False
         self.error_handler = error_handler
         if error_handler is not None:
             error_handler.add_listener(self._on_error)
+
+    def add_listener(self, listener: DegradationListener) -> Callable[[], None]:
+        """Call `listener(old, new, reason)` after every level change; returns its remover.
+
+        Listeners run outside the manager's lock, in the order the changes happened, one
+        change at a time (a change made by a listener is delivered after the current one).
+        A listener that raises is logged and does not stop the others.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def _changed(self, old: int, reason: str) -> None:
+        """Queue a change for the listeners (the caller holds the lock)."""
+        self._changes.append((self.levels[old], self.levels[self._index], reason))
+
+    def _notify(self) -> None:
+        """Deliver queued changes; only one thread delivers at a time, in order."""
+        while True:
+            with self._lock:
+                if self._notifying or not self._changes:
+                    return
+                self._notifying = True
+                old, new, reason = self._changes.popleft()
+                listeners = list(self._listeners)
+            try:
+                for listener in listeners:
+                    try:
+                        listener(old, new, reason)
+                    except Exception:
+                        logger.exception("degradation listener %r failed", listener)
+            finally:
+                with self._lock:
+                    self._notifying = False
 
     @property
     def level(self) -> DegradationLevel:
@@ -619,19 +708,29 @@ class GracefulDegradationManager:
             if self._index < len(self.levels) - 1:
                 self._index += 1
                 logger.warning("degraded to %s (%s)", self.levels[self._index].name, reason)
+                self._changed(self._index - 1, reason)
             self._streak = 0
             self._last_escalation = self._clock()
             self._last_reason = reason
-            return self.levels[self._index]
+            level = self.levels[self._index]
+        self._notify()
+        return level
 
     def decrease_degradation(self, reason: str = "manual") -> DegradationLevel:
         with self._lock:
-            if self._index > 0:
-                self._index -= 1
-                logger.info("recovered to %s (%s)", self.levels[self._index].name, reason)
-            self._streak = 0
-            self._last_reason = reason
-            return self.levels[self._index]
+            level = self._step_down(reason)
+        self._notify()
+        return level
+
+    def _step_down(self, reason: str) -> DegradationLevel:
+        """One level down (clamped); the caller holds the lock and notifies after releasing it."""
+        if self._index > 0:
+            self._index -= 1
+            logger.info("recovered to %s (%s)", self.levels[self._index].name, reason)
+            self._changed(self._index + 1, reason)
+        self._streak = 0
+        self._last_reason = reason
+        return self.levels[self._index]
 
     def record_success(self) -> DegradationLevel:
         """Count a healthy operation; may step down one level (see class docstring)."""
@@ -639,10 +738,11 @@ class GracefulDegradationManager:
             self._streak += 1
             cooled = self._clock() - self._last_escalation >= self.recovery_cooldown
             if self._index > 0 and self._streak >= self.recovery_successes and cooled:
-                return self.decrease_degradation(
-                    f"{self._streak} consecutive successes after cool-down"
-                )
-            return self.levels[self._index]
+                level = self._step_down(f"{self._streak} consecutive successes after cool-down")
+            else:
+                level = self.levels[self._index]
+        self._notify()
+        return level
 
     def record_failure(self) -> None:
         with self._lock:
@@ -662,6 +762,8 @@ class GracefulDegradationManager:
                 "name": level.name,
                 "disabled_features": list(level.disabled),
                 "reason": self._last_reason,
+                "context_fraction": level.context_fraction,
+                "worker_fraction": level.worker_fraction,
             }
 
 
