@@ -20,10 +20,13 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol, TypedDict
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from reference_impl.embeddings import Embedder, VectorIndex, tokenize
+
+if TYPE_CHECKING:
+    from reference_impl.memory_management import DeviceMemoryManager, ModelShape
 
 TokenCounter = Callable[[str], int]
 
@@ -171,6 +174,58 @@ class ContextConfig:
             return self.summary_tokens
         return (self.max_context_tokens - self.buffer_tokens - self.system_prompt_tokens) // 2
 
+    def with_window(self, max_context_tokens: int) -> ContextConfig:
+        """This config for another window: token budgets keep their share of the window.
+
+        `buffer_tokens`, `system_prompt_tokens` and an explicit `summary_tokens` are scaled by
+        ``max_context_tokens / self.max_context_tokens`` and rounded down (so they still fit);
+        a derived `summary_budget` follows by itself; other fields are kept.
+        """
+        _check_int("max_context_tokens", max_context_tokens, 1)
+        scale = max_context_tokens / self.max_context_tokens
+        summary = self.summary_tokens
+        return replace(
+            self,
+            max_context_tokens=max_context_tokens,
+            buffer_tokens=math.floor(self.buffer_tokens * scale),
+            system_prompt_tokens=math.floor(self.system_prompt_tokens * scale),
+            summary_tokens=None if summary is None else math.floor(summary * scale),
+        )
+
+    @classmethod
+    def from_memory_manager(
+        cls,
+        manager: DeviceMemoryManager,
+        model_size_mb: float,
+        model: str | ModelShape | None = None,
+        **overrides: Any,
+    ) -> ContextConfig:
+        """A config whose window is what the memory manager says this model can afford.
+
+        The window is `manager.get_optimal_context_size(model_size_mb, model)`; the other
+        budgets are the defaults scaled to that window (`with_window`), and `overrides` (any
+        field but `max_context_tokens`) replace them. A model that does not fit raises
+        `ValueError` with the weights, KV cache and limit in MB.
+        """
+        if "max_context_tokens" in overrides:
+            raise TypeError(
+                "ContextConfig.from_memory_manager takes the window from the memory manager; "
+                f"max_context_tokens={overrides['max_context_tokens']!r} cannot be overridden"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"ContextConfig has no field(s) {unknown}; allowed: {sorted(known)}")
+        window = manager.get_optimal_context_size(model_size_mb, model)
+        if window < 1:
+            fit = manager.check_fit(model_size_mb, model)
+            raise ValueError(
+                f"model {fit.model!r} does not fit this device: {fit.weights_mb:.1f} MB weights "
+                f"+ {fit.kv_cache_mb:.1f} MB KV cache for {fit.context_tokens} tokens = "
+                f"{fit.required_mb:.1f} MB > model memory limit {fit.limit_mb:.1f} MB"
+            )
+        return replace(cls().with_window(window), **overrides)
+
 
 @dataclass(frozen=True)
 class Message:
@@ -238,6 +293,7 @@ class ThreeTieredContextSystem:
         embedder: Embedder | None = None,
     ) -> None:
         self.config = config if config is not None else ContextConfig()
+        self._base_config = self.config
         self.count_tokens = token_counter
         self.summarizer = summarizer
         self.memory = VectorIndex(embedder)
@@ -251,6 +307,20 @@ class ThreeTieredContextSystem:
         self._compressions = 0
         self._summary_merges = 0
         self._truncated_queries = 0
+
+    def set_context_window(self, max_context_tokens: int) -> None:
+        """Change the window at run time; the next `get_final_prompt` respects it.
+
+        Budgets are rescaled from the config this system was created with
+        (`ContextConfig.with_window`), so shrinking and growing back restores them exactly.
+        Turns already recorded are kept; an over-full buffer is compressed on the next turn.
+        """
+        config = self._base_config.with_window(max_context_tokens)
+        with self._lock:
+            self.config = config
+            self.system_prompt = truncate_to_tokens(
+                config.system_prompt, config.system_prompt_tokens, self.count_tokens
+            )
 
     # -- adding turns -------------------------------------------------------------------------
 
