@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 import time
 from collections import deque
@@ -130,6 +131,10 @@ def generate_text(backend: GenerateBackend, prompt: str, max_tokens: int) -> str
 
 # -- the engine ----------------------------------------------------------------------------------
 
+logger = logging.getLogger(__name__)
+
+BackendFactory = Callable[[], GenerateBackend]
+
 
 class EngineStoppedError(RuntimeError):
     """The engine was stopped; it cannot be restarted or take new requests."""
@@ -151,15 +156,49 @@ class EngineResponse(TypedDict):
     latency_s: float
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Request:
     id: str
     prompt: str
     max_tokens: int
     submitted_at: float
+    answered: bool = False
+
+
+@dataclass(eq=False)
+class _Worker:
+    """One worker thread and the backend it calls: the shared one, or its own."""
+
+    backend: GenerateBackend
+    own_backend: bool
+    thread: threading.Thread | None = None
+    request: _Request | None = None
+    retiring: bool = False
 
 
 EngineState = Literal["new", "running", "stopping", "stopped"]
+
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"Type: message"`` (just ``"Type"`` without a message), as responses report errors."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _close(backend: GenerateBackend) -> None:
+    """Call the backend's ``close()`` if it has one (llama-cpp-python's ``Llama`` does)."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:
+            logger.exception("closing engine backend %r failed", backend)
 
 
 class ThreadSafeEngine:
@@ -170,6 +209,19 @@ class ThreadSafeEngine:
     When it is reached, `when_full="reject"` raises `QueueFullError`; `"block"` waits up to
     `submit_timeout` seconds (forever if None) and then raises it. A request id may not be
     reused while it is outstanding.
+
+    Backends. A llama.cpp context is not reentrant, so the one `backend` (default: a
+    `DeviceRateBackend`) is shared and entered by one worker at a time. `backend_factory`
+    instead gives each worker its own backend, called once per worker (and again for a
+    replacement), as llama-server gives each slot its own context. Passing both is a
+    `TypeError`. A backend that is safe to enter concurrently (an HTTP client of a
+    llama-server started with ``--parallel N``) can be shared without serialisation with
+    ``backend_factory=lambda: client``.
+
+    Workers. `set_worker_count` resizes the pool while running. Every request is answered
+    exactly once: a backend raising any `BaseException` (also `SystemExit`,
+    `KeyboardInterrupt`) gets its request answered with the error; for a non-`Exception` the
+    worker thread then ends and a new one replaces it (counted in ``workers_replaced``).
     """
 
     def __init__(
@@ -177,29 +229,47 @@ class ThreadSafeEngine:
         max_workers: int = 4,
         *,
         backend: GenerateBackend | None = None,
+        backend_factory: BackendFactory | None = None,
         max_queue_size: int = 64,
         when_full: Literal["reject", "block"] = "reject",
         submit_timeout: float | None = None,
     ) -> None:
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be an integer >= 1, got {max_workers!r}")
+        _check_count("max_workers", max_workers)
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size!r}")
         if when_full not in ("reject", "block"):
             raise ValueError(f"when_full must be 'reject' or 'block', got {when_full!r}")
+        if backend is not None and backend_factory is not None:
+            raise TypeError(
+                "pass either backend= (one backend shared by all workers, entered one at a "
+                "time) or backend_factory= (one backend per worker), not both"
+            )
+        if backend_factory is not None and not callable(backend_factory):
+            raise TypeError(f"backend_factory must be callable, got {backend_factory!r}")
         self.max_workers = max_workers
         self.max_queue_size = max_queue_size
         self.when_full = when_full
         self.submit_timeout = submit_timeout
-        self.backend: GenerateBackend = backend if backend is not None else DeviceRateBackend()
+        self.backend_factory = backend_factory
+        # The shared backend; None when each worker has its own from `backend_factory`.
+        self.backend: GenerateBackend | None = None
+        if backend_factory is None:
+            self.backend = backend if backend is not None else DeviceRateBackend()
         self._cond = threading.Condition()
         self._queue: deque[_Request] = deque()
         self._responses: deque[EngineResponse] = deque()
         self._outstanding: set[str] = set()
-        self._in_progress = 0
-        self._threads: list[threading.Thread] = []
+        self._workers: list[_Worker] = []  # serving the queue
+        self._retiring: list[_Worker] = []  # finishing their last request after a shrink
+        self._threads: list[threading.Thread] = []  # started and possibly alive
+        self._spawned = 0
+        self._pending = 0  # workers whose backends are being made by `_top_up`
+        self._shared_busy = False  # a worker is inside the shared backend
         self._state: EngineState = "new"
         self._counts = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self._workers_replaced = 0
+        self._dead = 0  # dead workers not replaced yet
+        self._last_death = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -208,19 +278,41 @@ class ThreadSafeEngine:
         return self._state
 
     def start(self) -> None:
-        """Start the worker threads. Idempotent while running; an error after `stop()`."""
+        """Start the worker threads. Idempotent while running; an error after `stop()`.
+
+        With `backend_factory`, every worker's backend is made first: if the factory raises,
+        the error propagates, nothing is started and the engine stays "new".
+        """
         with self._cond:
-            if self._state in ("stopping", "stopped"):
-                raise EngineStoppedError("ThreadSafeEngine was stopped; create a new engine")
+            self._check_startable()
             if self._state == "running":
                 return
-            self._state = "running"
-            for n in range(self.max_workers):
-                thread = threading.Thread(
-                    target=self._worker, name=f"ThreadSafeEngine-worker-{n}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+            wanted = self.max_workers
+        backends = self._new_backends(wanted)
+        with self._cond:
+            if self._state == "new":
+                self._state = "running"
+                for backend in backends:
+                    self._spawn(backend)
+                return
+        for backend in backends:  # another thread started or stopped the engine meanwhile
+            self._discard(backend)
+        with self._cond:
+            self._check_startable()
+
+    def set_worker_count(self, n: int) -> None:
+        """Grow or shrink the live workers to `n` (>= 1); before `start()` just set the count.
+
+        Shrinking retires idle workers first; a busy one finishes its current request, then
+        leaves. Growing makes the new workers' backends in the calling thread (a factory
+        error propagates). Raises `EngineStoppedError` after `stop()`.
+        """
+        _check_count("worker count", n)
+        with self._cond:
+            self._check_open()
+            self.max_workers = n
+            self._retire_surplus()
+        self._top_up()
 
     def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
         """Stop taking requests and join every worker thread.
@@ -237,30 +329,38 @@ class ThreadSafeEngine:
                 return
             self._state = "stopping"
             if not drain:
-                while self._queue:
-                    self._finish(self._queue.popleft(), None, "cancelled: engine stopped")
-                    self._counts["cancelled"] += 1
+                self._cancel_queued("cancelled: engine stopped")
             self._cond.notify_all()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                raise TimeoutError(f"{thread.name} still running after stop(timeout={timeout})")
+        self._join_workers(None if timeout is None else time.monotonic() + timeout, timeout)
         with self._cond:
             # Requests queued before start() and never run (no workers) are cancelled too.
-            while self._queue:
-                self._finish(self._queue.popleft(), None, "cancelled: engine stopped")
-                self._counts["cancelled"] += 1
+            self._cancel_queued("cancelled: engine stopped")
             self._threads.clear()
             self._state = "stopped"
             self._cond.notify_all()
+
+    def _join_workers(self, deadline: float | None, timeout: float | None) -> None:
+        """Join every worker thread, also replacements started while draining."""
+        while True:
+            with self._cond:
+                alive = [t for t in self._threads if t.is_alive()]
+            if not alive:
+                return
+            for thread in alive:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    raise TimeoutError(f"{thread.name} still running after stop(timeout={timeout})")
 
     def __enter__(self) -> ThreadSafeEngine:
         self.start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        # Ctrl-C or sys.exit() in the block: the caller wants out, so do not serve the queue.
+        interrupted = exc is not None and not isinstance(exc, Exception)
+        self.stop(drain=not interrupted)
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -271,37 +371,42 @@ class ThreadSafeEngine:
             raise ValueError(f"request id must be a non-empty string, got {request_id!r}")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        self._top_up()  # a replacement whose backend could not be made is retried here
         with self._cond:
             self._check_open()
             if request_id in self._outstanding:
                 raise ValueError(f"request id {request_id!r} is already outstanding")
             if len(self._outstanding) >= self.max_queue_size:
-                if self.when_full == "reject":
-                    self._counts["rejected"] += 1
-                    raise QueueFullError(
-                        f"queue full: {self.max_queue_size} outstanding requests "
-                        "(collect responses, or use when_full='block')"
-                    )
-                has_room = self._cond.wait_for(
-                    lambda: (
-                        self._state not in ("new", "running")
-                        or len(self._outstanding) < self.max_queue_size
-                    ),
-                    timeout=self.submit_timeout,
-                )
-                self._check_open()
-                if not has_room:
-                    self._counts["rejected"] += 1
-                    raise QueueFullError(
-                        f"queue still full after {self.submit_timeout} s: "
-                        f"{self.max_queue_size} outstanding requests"
-                    )
-                if request_id in self._outstanding:
-                    raise ValueError(f"request id {request_id!r} is already outstanding")
+                self._wait_for_room(request_id)
             self._outstanding.add(request_id)
             self._queue.append(_Request(request_id, prompt, max_tokens, time.monotonic()))
             self._counts["submitted"] += 1
             self._cond.notify_all()
+
+    def _wait_for_room(self, request_id: str) -> None:
+        """Apply the `when_full` policy; the caller holds the lock."""
+        if self.when_full == "reject":
+            self._counts["rejected"] += 1
+            raise QueueFullError(
+                f"queue full: {self.max_queue_size} outstanding requests "
+                "(collect responses, or use when_full='block')"
+            )
+        has_room = self._cond.wait_for(
+            lambda: (
+                self._state not in ("new", "running")
+                or len(self._outstanding) < self.max_queue_size
+            ),
+            timeout=self.submit_timeout,
+        )
+        self._check_open()
+        if not has_room:
+            self._counts["rejected"] += 1
+            raise QueueFullError(
+                f"queue still full after {self.submit_timeout} s: "
+                f"{self.max_queue_size} outstanding requests"
+            )
+        if request_id in self._outstanding:
+            raise ValueError(f"request id {request_id!r} is already outstanding")
 
     def get_response(self, timeout: float | None = None) -> EngineResponse | None:
         """The next finished request, or None if none finishes within `timeout` seconds.
@@ -324,21 +429,41 @@ class ThreadSafeEngine:
             return None
 
     def get_queue_status(self) -> dict[str, int | str]:
+        """Counts and state. ``workers`` is the worker threads serving the queue now (a dead
+        one is not counted); ``workers_retiring`` those finishing a last request after a
+        shrink; ``workers_replaced`` the dead workers replaced; ``last_worker_death`` the
+        exception that ended the latest one ("" if none)."""
         with self._cond:
+            busy = [w for w in self._workers + self._retiring if w.request is not None]
             return {
                 "state": self._state,
-                "workers": len(self._threads),
+                "workers": len(self._workers),
                 "max_workers": self.max_workers,
                 "queued": len(self._queue),
-                "in_progress": self._in_progress,
+                "in_progress": len(busy),
                 "responses_waiting": len(self._responses),
                 "max_queue_size": self.max_queue_size,
                 **self._counts,
+                "workers_retiring": len(self._retiring),
+                "workers_replaced": self._workers_replaced,
+                "last_worker_death": self._last_death,
             }
+
+    # -- internals (the lock is held where a docstring says so) ----------------------------------
 
     def _check_open(self) -> None:
         if self._state in ("stopping", "stopped"):
             raise EngineStoppedError("ThreadSafeEngine was stopped; it takes no new requests")
+
+    def _check_startable(self) -> None:
+        if self._state in ("stopping", "stopped"):
+            raise EngineStoppedError("ThreadSafeEngine was stopped; create a new engine")
+
+    def _cancel_queued(self, reason: str) -> None:
+        """Answer every queued request with `reason`; the caller holds the lock."""
+        while self._queue:
+            self._finish(self._queue.popleft(), None, reason)
+            self._counts["cancelled"] += 1
 
     def _finish(
         self,
@@ -347,7 +472,10 @@ class ThreadSafeEngine:
         error: str | None,
         started: float | None = None,
     ) -> None:
-        """Record a response; the caller holds the lock."""
+        """Record the response, once per request; the caller holds the lock."""
+        if request.answered:
+            return
+        request.answered = True
         now = time.monotonic()
         started = now if started is None else started
         self._responses.append(
@@ -363,25 +491,179 @@ class ThreadSafeEngine:
         )
         self._cond.notify_all()
 
-    def _worker(self) -> None:
-        while True:
+    # -- workers ---------------------------------------------------------------------------------
+
+    def _new_backends(self, n: int) -> list[GenerateBackend]:
+        """`n` backends for new workers: the shared one, or `n` from the factory. Not under the
+        lock (loading a model takes seconds); a factory error closes those already made."""
+        if self.backend_factory is None:
+            assert self.backend is not None
+            return [self.backend] * n
+        made: list[GenerateBackend] = []
+        try:
+            for _ in range(n):
+                made.append(self.backend_factory())
+        except BaseException:
+            for backend in made:
+                _close(backend)
+            raise
+        return made
+
+    def _discard(self, backend: GenerateBackend) -> None:
+        if self.backend_factory is not None:
+            _close(backend)
+
+    def _spawn(self, backend: GenerateBackend) -> None:
+        """Start one worker thread on `backend`; the caller holds the lock."""
+        worker = _Worker(backend, own_backend=self.backend_factory is not None)
+        worker.thread = threading.Thread(
+            target=self._worker_main,
+            args=(worker,),
+            name=f"ThreadSafeEngine-worker-{self._spawned}",
+            daemon=True,
+        )
+        self._spawned += 1
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(worker.thread)
+        self._workers.append(worker)
+        worker.thread.start()
+
+    def _retire_surplus(self) -> None:
+        """Retire workers above `max_workers`, idle ones first; the caller holds the lock."""
+        surplus = len(self._workers) - self.max_workers
+        if surplus <= 0:
+            return
+        for worker in sorted(self._workers, key=lambda w: w.request is not None)[:surplus]:
+            worker.retiring = True
+            self._workers.remove(worker)
+            self._retiring.append(worker)
+        self._cond.notify_all()
+
+    def _missing_workers(self) -> int:
+        if self._state == "running" or (self._state == "stopping" and self._queue):
+            return self.max_workers - len(self._workers) - self._pending
+        return 0
+
+    def _top_up(self) -> None:
+        """Start workers until `max_workers` serve; a factory error propagates."""
+        with self._cond:
+            missing = self._missing_workers()
+            if missing <= 0:
+                return
+            self._pending += missing
+        try:
+            backends = self._new_backends(missing)
+        finally:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queue) or self._state != "running")
-                if not self._queue:
-                    return  # stopping and nothing left to drain
-                request = self._queue.popleft()
-                self._in_progress += 1
-            started = time.monotonic()
-            result: str | None = None
-            error: str | None = None
-            try:
-                result = generate_text(self.backend, request.prompt, request.max_tokens)
-            except Exception as exc:  # returned to the caller in the response, never swallowed
-                error = f"{type(exc).__name__}: {exc}"
+                self._pending -= missing
+        with self._cond:
+            wanted = max(0, self._missing_workers())
+            for backend in backends[:wanted]:
+                self._spawn(backend)
+            replaced = min(wanted, self._dead)
+            self._workers_replaced += replaced
+            self._dead -= replaced
+        for backend in backends[wanted:]:
+            self._discard(backend)
+
+    def _worker_main(self, worker: _Worker) -> None:
+        death: BaseException | None = None
+        try:
+            while death is None and (request := self._take(worker)) is not None:
+                death = self._serve(worker, request)
+        except BaseException as exc:  # outside the backend call: the request is answered below
+            death = exc
+        finally:
+            self._leave(worker, death)
+        if death is not None and not worker.retiring:
+            self._replace(worker, death)
+
+    def _take(self, worker: _Worker) -> _Request | None:
+        """The next request for `worker`, or None when it should exit."""
+        with self._cond:
+            while True:
+                if worker.retiring:
+                    return None
+                if self._queue and (worker.own_backend or not self._shared_busy):
+                    worker.request = self._queue.popleft()
+                    self._shared_busy |= not worker.own_backend
+                    return worker.request
+                if self._state != "running" and not self._queue:
+                    return None  # stopping and nothing left to drain
+                self._cond.wait()
+
+    def _serve(self, worker: _Worker, request: _Request) -> BaseException | None:
+        """Run `request` on the worker's backend and answer it. Returns the exception that must
+        end this worker (a `BaseException` that is not an `Exception`), else None."""
+        started = time.monotonic()
+        result: str | None = None
+        error: str | None = None
+        death: BaseException | None = None
+        try:
+            result = generate_text(worker.backend, request.prompt, request.max_tokens)
+        except Exception as exc:  # returned to the caller in the response, never swallowed
+            error = describe_exception(exc)
+        except BaseException as exc:  # answered first; then this worker ends and is replaced
+            error, death = describe_exception(exc), exc
+        with self._cond:
+            self._release(worker)
+            self._counts["completed" if error is None else "failed"] += 1
+            self._finish(request, result, error, started)
+            if death is not None:  # in the same breath, so the status never counts it alive
+                self._drop(worker, death)
+        return death
+
+    def _release(self, worker: _Worker) -> None:
+        """`worker` is done with its request and backend; the caller holds the lock."""
+        worker.request = None
+        if not worker.own_backend:
+            self._shared_busy = False
+        self._cond.notify_all()
+
+    def _leave(self, worker: _Worker, death: BaseException | None) -> None:
+        """A worker thread ends: answer a request it still held and drop it from the pool."""
+        with self._cond:
+            if worker.request is not None and death is not None:
+                self._counts["failed"] += 1
+                self._finish(worker.request, None, f"worker died: {describe_exception(death)}")
+            self._release(worker)
+            self._drop(worker, death)
+        if worker.own_backend:
+            _close(worker.backend)
+
+    def _drop(self, worker: _Worker, death: BaseException | None) -> None:
+        """Take `worker` out of the pool; the caller holds the lock."""
+        for pool in (self._workers, self._retiring):
+            if worker in pool:
+                pool.remove(worker)
+                if death is not None:
+                    self._last_death = describe_exception(death)
+                    self._dead += not worker.retiring
+
+    def _replace(self, worker: _Worker, death: BaseException) -> None:
+        """Start a worker in place of one a `BaseException` ended.
+
+        It cannot be re-raised where the caller would see it (Python delivers `SystemExit` and
+        `KeyboardInterrupt` only to the thread that raised them; a real Ctrl-C arrives in the
+        main thread), so it is logged with its traceback and reported in the status.
+        """
+        name = worker.thread.name if worker.thread else "worker"
+        logger.error(
+            "%s died from %s; replacing it", name, describe_exception(death), exc_info=death
+        )
+        try:
+            self._top_up()
+        except Exception as exc:
+            logger.exception("replacing %s failed: its backend could not be made", name)
             with self._cond:
-                self._in_progress -= 1
-                self._counts["completed" if error is None else "failed"] += 1
-                self._finish(request, result, error, started)
+                if not self._workers:  # nobody left to serve the queue: answer it now
+                    self._counts["failed"] += len(self._queue)
+                    while self._queue:
+                        self._finish(
+                            self._queue.popleft(),
+                            None,
+                            f"no worker: replacing a dead worker failed: {describe_exception(exc)}",
+                        )
 
 
 # -- TaskGroup concurrency -----------------------------------------------------------------------
