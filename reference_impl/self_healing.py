@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from reference_impl import memory_management
 from reference_impl.memory_management import DeviceMemoryManager, WatermarkLevel
 from reference_impl.production_patterns import DegradationLevel, GracefulDegradationManager
 
@@ -45,6 +46,8 @@ __all__ = [
     "HealingTransition",
     "PressureSource",
     "SelfHealingController",
+    "pressure_from_stall",
+    "psi_pressure_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,35 @@ DEFAULT_WATERMARK_DEGRADATION: Mapping[WatermarkLevel, int] = {
 }
 
 PressureSource = Callable[[], "tuple[float, float] | None"]
+
+
+def pressure_from_stall(stall: object) -> tuple[float, float] | None:
+    """``(some avg10, full avg10)`` in percent of a PSI reading, None for no reading.
+
+    Takes `memory_management.read_memory_pressure()`'s `PressureStall` (``.some.avg10``,
+    ``.full.avg10``; ``full`` is None where the kernel has no full line: read as 0).
+    """
+    if stall is None:
+        return None
+    some = getattr(stall, "some", None)
+    full = getattr(stall, "full", None)
+    if some is None:
+        return None
+    return float(some.avg10), 0.0 if full is None else float(full.avg10)
+
+
+def psi_pressure_source() -> PressureSource:
+    """A `pressure_source` reading the kernel's memory PSI through memory_management.
+
+    Uses `memory_management.read_memory_pressure` (None on a simulated device or where
+    ``/proc/pressure/memory`` is absent); a memory_management without it reads as no PSI.
+    """
+    reader = getattr(memory_management, "read_memory_pressure", None)
+
+    def source() -> tuple[float, float] | None:
+        return None if reader is None else pressure_from_stall(reader())
+
+    return source
 
 
 @dataclass(frozen=True)

@@ -237,3 +237,18 @@ def test_a_level_with_a_bad_fraction_is_rejected() -> None:
 
     with pytest.raises(ValueError, match=r"'x': context_fraction must be in \(0, 1\], got 0"):
         DegradationLevel("x", "bad", (), context_fraction=0)
+
+
+def test_a_psi_reading_becomes_some_and_full_percentages() -> None:
+    from types import SimpleNamespace
+
+    from reference_impl.self_healing import pressure_from_stall, psi_pressure_source
+
+    record = SimpleNamespace
+    stall = SimpleNamespace(some=record(avg10=8.5), full=record(avg10=1.25))
+    assert pressure_from_stall(stall) == (8.5, 1.25)
+    assert pressure_from_stall(SimpleNamespace(some=record(avg10=3.0), full=None)) == (3.0, 0.0)
+    assert pressure_from_stall(None) is None
+    source = psi_pressure_source()
+    reading = source()  # the host's PSI, or None where there is none: either is fine here
+    assert reading is None or (0.0 <= reading[0] <= 100.0 and 0.0 <= reading[1] <= 100.0)
