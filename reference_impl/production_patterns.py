@@ -118,7 +118,11 @@ class ProductionErrorHandler:
             raise ValueError(f"window_seconds must be > 0, got {window_seconds!r}")
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records!r}")
-        if not 0 < min_rate_seconds < math.inf:
+        if (
+            isinstance(min_rate_seconds, bool)
+            or not isinstance(min_rate_seconds, int | float)
+            or not 0 < min_rate_seconds < math.inf
+        ):
             raise ValueError(
                 f"min_rate_seconds must be a finite number of seconds > 0, got {min_rate_seconds!r}"
             )

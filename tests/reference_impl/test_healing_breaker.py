@@ -220,3 +220,11 @@ def test_errors_per_minute_has_a_floor_so_one_error_at_start_is_not_a_storm() ->
     # Divided by the 10 s floor: 6 per minute, not 60,000.
     assert stats["errors_per_minute"] == pytest.approx(6.0)
     assert stats["rate_seconds"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), "10"])
+def test_bad_min_rate_seconds_is_rejected(bad: object) -> None:
+    with pytest.raises(
+        ValueError, match=r"min_rate_seconds must be a finite number of seconds > 0"
+    ):
+        ProductionErrorHandler(min_rate_seconds=bad)  # type: ignore[arg-type]

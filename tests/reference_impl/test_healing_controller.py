@@ -252,3 +252,43 @@ def test_a_psi_reading_becomes_some_and_full_percentages() -> None:
     source = psi_pressure_source()
     reading = source()  # the host's PSI, or None where there is none: either is fine here
     assert reading is None or (0.0 <= reading[0] <= 100.0 and 0.0 <= reading[1] <= 100.0)
+
+
+def test_degradation_listeners_hear_every_change_in_order_outside_the_lock() -> None:
+    from reference_impl.production_patterns import DegradationLevel
+
+    manager = GracefulDegradationManager(recovery_successes=1, recovery_cooldown=0)
+    heard: list[tuple[str, str, str]] = []
+    lock_free: list[bool] = []
+
+    def listener(old: DegradationLevel, new: DegradationLevel, reason: str) -> None:
+        heard.append((old.name, new.name, reason))
+
+        # Another thread can take the manager's lock: the listener does not hold it.
+        def probe() -> None:
+            taken = manager._lock.acquire(timeout=5)
+            lock_free.append(taken)
+            if taken:
+                manager._lock.release()
+
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join()
+        if reason == "first":
+            manager.increase_degradation("from a listener")  # delivered after this change
+
+    remove = manager.add_listener(listener)
+    manager.increase_degradation("first")
+    manager.record_success()
+    manager.decrease_degradation("manual")
+    manager.decrease_degradation("clamped at full: no change, nothing heard")
+    assert heard == [
+        ("full", "reduced_context", "first"),
+        ("reduced_context", "smaller_model", "from a listener"),
+        ("smaller_model", "reduced_context", "1 consecutive successes after cool-down"),
+        ("reduced_context", "full", "manual"),
+    ]
+    assert lock_free == [True] * 4
+    remove()
+    manager.increase_degradation("unheard")
+    assert len(heard) == 4
