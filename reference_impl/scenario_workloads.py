@@ -659,9 +659,10 @@ def memory_pressure_steps(
 
     The workload really allocates `steps` x `step_mb` MB (touched, so resident), reading the
     watermark after each step through `DeviceMemoryManager` (on a simulated device the reading
-    is the device's: its total minus what is taken). Entering MEDIUM (and HIGH) steps
-    degradation up one level each; below MEDIUM each check is a success, and
-    `GracefulDegradationManager` steps back down after two in a row. Then it frees the memory
+    is the device's: its total minus what is taken). A `SelfHealingController` wires the
+    watermark to `GracefulDegradationManager`: entering MEDIUM (and HIGH) steps degradation up
+    one level each; below MEDIUM it steps back down after two calm checks in a row (the
+    scenario `self_healing.toml` applies the levels' settings too). Then it frees the memory
     step by step and keeps checking. Each watermark check is an item; a MemoryError while
     allocating is an error (the step did not fit).
 
@@ -683,7 +684,16 @@ def memory_pressure_steps(
 
 def _memory_steps(step_mb: int, steps: int, recovery_checks: int, background_mb: int) -> Result:
     manager = DeviceMemoryManager()
-    degradation = GracefulDegradationManager(recovery_successes=2, recovery_cooldown=0.0)
+    # The same wiring an app uses (reference_impl.self_healing), without settings to apply:
+    # MEDIUM asks for one degradation step, HIGH for two; back down after 2 calm checks.
+    healing = SelfHealingController(
+        GracefulDegradationManager(),
+        full_context_tokens=2048,
+        full_workers=1,
+        recovery_checks=2,
+    )
+    healing.attach(manager)
+    degradation = healing.degradation
     trail: list[tuple[str, str]] = []
     held: list[bytearray] = []
     checks = errors = 0
@@ -693,17 +703,10 @@ def _memory_steps(step_mb: int, steps: int, recovery_checks: int, background_mb:
 
     def observe() -> None:
         nonlocal checks, max_level, max_degradation
-        level = manager.check_watermark()
+        healing.check()
+        level = manager.watermark_level
         checks += 1
         max_level = max(max_level, level)
-        # One degradation step per watermark level from MEDIUM up; none below.
-        wanted = max(0, int(level) - int(WatermarkLevel.MEDIUM) + 1)
-        if degradation.level_index < wanted:
-            degradation.increase_degradation(f"memory watermark {level.name}")
-        elif level >= WatermarkLevel.MEDIUM:
-            degradation.record_failure()  # still under pressure: no recovery streak
-        else:
-            degradation.record_success()
         max_degradation = max(max_degradation, degradation.level_index)
         trail.append((level.name, degradation.level.name))
 
@@ -723,6 +726,7 @@ def _memory_steps(step_mb: int, steps: int, recovery_checks: int, background_mb:
         observe()
     for _ in range(recovery_checks):
         observe()
+    healing.close()
     return {
         "items": checks,
         "errors": errors,
