@@ -829,8 +829,14 @@ class _HealingRun:
                     "prompt_tokens": prompt_tokens[response["id"]],
                     "workers": status["workers"],
                     "in_progress": status["in_progress"],
+                    "threads": _engine_threads(),
                 }
             )
+
+
+def _engine_threads() -> int:
+    """Engine worker threads alive in this process, counted by the interpreter itself."""
+    return sum(t.name.startswith("ThreadSafeEngine-worker") for t in threading.enumerate())
 
 
 def _hold_until_medium(run: _HealingRun, step_mb: int, max_hold_mb: int) -> list[mmap.mmap]:
@@ -941,9 +947,11 @@ def healed_and_recovered(outcome: Any) -> str | None:
     """Custom check: from the engine's and the context's own readings, the whole sequence.
 
     baseline: every prompt answered with all workers, prompts larger than half the window;
-    pressure: the watermark reached MEDIUM, every prompt fits half the window and the engine
-    ends the phase with at most half its workers; released: the watermark fell below MEDIUM,
-    the engine is back to all its workers and prompts grow past half the window again.
+    pressure: the watermark reached MEDIUM, every prompt fits half the window, the engine
+    ends the phase with at most half its workers serving and at some point no more than half
+    its worker threads alive (counted by `threading.enumerate`); released: the watermark fell
+    below MEDIUM, the engine is back to all its workers and threads and prompts grow past
+    half the window again.
     Every request answered throughout.
     """
     d = outcome.result.details
@@ -975,12 +983,20 @@ def healed_and_recovered(outcome: Any) -> str | None:
         problems.append(
             f"under pressure the engine still had {live} live workers (want <= {half_workers})"
         )
+    elif min(o["threads"] for o in pressure) > half_workers:
+        problems.append(
+            f"under pressure {min(o['threads'] for o in pressure)} engine threads stayed alive"
+            f" (want <= {half_workers}): retired workers never ended"
+        )
     last_mark = [level for p, level in d["watermarks"] if p == "released"][-1:]
     if last_mark in (["MEDIUM"], ["HIGH"]):
         problems.append(f"the watermark stayed {last_mark[0]} after the memory was freed")
-    if not released or released[-1]["workers"] != workers:
-        live = released[-1]["workers"] if released else None
-        problems.append(f"after the pressure the engine has {live} live workers, not {workers}")
+    last = released[-1] if released else {"workers": None, "threads": None}
+    if last["workers"] != workers or last["threads"] != workers:
+        problems.append(
+            f"after the pressure the engine has {last['workers']} live workers and"
+            f" {last['threads']} threads, not {workers}"
+        )
     if not released or max(o["prompt_tokens"] for o in released) <= half_window:
         problems.append(f"after the pressure prompts never grew past {half_window} tokens again")
     return "; ".join(problems) or None
