@@ -292,3 +292,37 @@ def test_degradation_listeners_hear_every_change_in_order_outside_the_lock() -> 
     remove()
     manager.increase_degradation("unheard")
     assert len(heard) == 4
+
+
+def test_the_real_engine_and_context_follow_the_level(machine: FakeMachine) -> None:
+    from reference_impl.concurrency_management import DeviceRateBackend, ThreadSafeEngine
+    from reference_impl.context_optimization import ContextConfig, ThreeTieredContextSystem
+
+    context = ThreeTieredContextSystem(ContextConfig(max_context_tokens=2048))
+    manager = DeviceMemoryManager(DeviceMemoryProfiler(machine))  # type: ignore[arg-type]
+    backend = DeviceRateBackend(None, reply_tokens=4)
+    with (
+        ThreadSafeEngine(4, backend=backend) as engine,
+        SelfHealingController(
+            GracefulDegradationManager(),
+            full_context_tokens=2048,
+            full_workers=4,
+            set_context_window=context.set_context_window,
+            set_worker_count=engine.set_worker_count,
+            recovery_checks=2,
+        ) as controller,
+    ):
+        controller.attach(manager)
+        _use(machine, 0.90)
+        controller.check()
+        assert context.config.max_context_tokens == 1024
+        assert engine.get_queue_status()["workers"] == 2
+        engine.submit_request("r", "still answered", 4)
+        response = engine.get_response(timeout=30)
+        assert response is not None
+        assert response["ok"]
+        _use(machine, 0.40)
+        controller.check()
+        controller.check()
+        assert context.config.max_context_tokens == 2048
+        assert engine.get_queue_status()["workers"] == 4
