@@ -792,8 +792,10 @@ class _HealingRun:
     def check(self, phase: str) -> WatermarkLevel:
         """One periodic pressure check, as the app's own loop would do it."""
         if self.controller is not None:
-            self.controller.check()
-        level = self.manager.check_watermark()
+            self.controller.check()  # reads the watermark (and PSI) itself
+            level = self.manager.watermark_level
+        else:
+            level = self.manager.check_watermark()
         self.watermarks.append((phase, level.name))
         return level
 
