@@ -77,6 +77,60 @@ class Accelerator:
     evidence: str
 
 
+@dataclass(frozen=True)
+class PressureRecord:
+    """One line of a PSI file: % of time stalled over 10/60/300 s, and total stall in µs."""
+
+    avg10: float
+    avg60: float
+    avg300: float
+    total_us: int
+
+
+@dataclass(frozen=True)
+class PressureStall:
+    """Memory pressure stall information (PSI).
+
+    `some`: share of time at least one task stalled on memory; `full`: share of time all
+    non-idle tasks stalled at once (None where the kernel has no ``full`` line).
+    https://docs.kernel.org/accounting/psi.html
+    """
+
+    some: PressureRecord
+    full: PressureRecord | None
+
+
+def _parse_pressure_line(line: str) -> tuple[str, PressureRecord]:
+    kind, *fields = line.split()
+    values = dict(field.partition("=")[::2] for field in fields)
+    try:
+        record = PressureRecord(
+            float(values["avg10"]),
+            float(values["avg60"]),
+            float(values["avg300"]),
+            int(values["total"]),
+        )
+    except (KeyError, ValueError):
+        raise ValueError(
+            f"pressure line must read 'some|full avg10=F avg60=F avg300=F total=N', got {line!r}"
+        ) from None
+    if record.total_us < 0 or not all(
+        0.0 <= v <= 100.0 for v in (record.avg10, record.avg60, record.avg300)
+    ):
+        raise ValueError(f"pressure line has values out of range (0..100 %, total >= 0): {line!r}")
+    return kind, record
+
+
+def parse_pressure(text: str) -> PressureStall:
+    """Parse a PSI file (``some ...`` and optionally ``full ...`` lines)."""
+    records = dict(_parse_pressure_line(line) for line in text.splitlines() if line.strip())
+    if "some" not in records or set(records) - {"some", "full"}:
+        raise ValueError(
+            f"pressure text must have a 'some' line and at most a 'full' line, got {text!r}"
+        )
+    return PressureStall(records["some"], records.get("full"))
+
+
 @runtime_checkable
 class Machine(Protocol):
     """The facts a program on an edge device asks about its machine."""
@@ -176,25 +230,126 @@ class HostMachine(InjectedPressure):
                     return int(parts[1]) * 1024
         return None
 
-    def cgroup_memory(self) -> tuple[int, int, str] | None:
-        """(limit, usage, "cgroup-v2"|"cgroup-v1") of this process's memory cgroup, if limited."""
-        own = self._read_text("/proc/self/cgroup") or ""
-        v2_dirs = [
-            line.split("::", 1)[1].strip() for line in own.splitlines() if line.startswith("0::")
-        ]
-        for rel in [*v2_dirs, "/"]:
-            base = "/sys/fs/cgroup" + ("" if rel in ("", "/") else rel)
-            limit = self._read_text(f"{base}/memory.max")
-            usage = self._read_text(f"{base}/memory.current")
-            if limit is not None and usage is not None:
-                if limit.strip() == "max":
-                    return None
-                return int(limit), int(usage), "cgroup-v2"
-        limit = self._read_text("/sys/fs/cgroup/memory/memory.limit_in_bytes")
-        usage = self._read_text("/sys/fs/cgroup/memory/memory.usage_in_bytes")
-        if limit is not None and usage is not None and int(limit) < _CGROUP_V1_UNLIMITED:
-            return int(limit), int(usage), "cgroup-v1"
+    def _stat_value(self, stat_path: str, key: str) -> int | None:
+        """One counter from a cgroup ``memory.stat`` file, or None."""
+        for line in (self._read_text(stat_path) or "").splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
         return None
+
+    def _own_cgroup(self, controller: str) -> str | None:
+        """This process's cgroup path for a v1 `controller`, or the v2 path for ``""``."""
+        for line in (self._read_text("/proc/self/cgroup") or "").splitlines():
+            parts = line.strip().split(":", 2)
+            if len(parts) != 3:
+                continue
+            if (controller == "" and parts[0] == "0" and parts[1] == "") or (
+                controller and controller in parts[1].split(",")
+            ):
+                return "/" + parts[2].strip("/")
+        return None
+
+    def _cgroup_v2_level(self, rel: str) -> tuple[int, int, str] | None:
+        """(limit, working set, limiting file) of one v2 cgroup, if it sets a limit.
+
+        The limit is the smaller of ``memory.max`` and ``memory.high`` (above ``memory.high``
+        the kernel throttles and reclaims hard); the working set is ``memory.current`` minus
+        ``inactive_file`` from ``memory.stat``, page cache the kernel reclaims before any OOM:
+        https://docs.kernel.org/admin-guide/cgroup-v2.html (memory.max, memory.high,
+        memory.stat). Kubelet and ``docker stats`` count usage the same way:
+        https://kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/ (its
+        https://kubernetes.io/examples/admin/resource/memory-available.sh) and
+        https://docs.docker.com/reference/cli/docker/container/stats/
+        """
+        base = "/sys/fs/cgroup" + ("" if rel == "/" else rel)
+        current = (self._read_text(f"{base}/memory.current") or "").strip()
+        if not current.isdigit():
+            return None
+        limits = []
+        for name in ("memory.max", "memory.high"):
+            text = (self._read_text(f"{base}/{name}") or "max").strip()
+            if text.isdigit():
+                limits.append((int(text), name))
+        if not limits:
+            return None
+        limit, name = min(limits)
+        inactive = self._stat_value(f"{base}/memory.stat", "inactive_file") or 0
+        return limit, max(0, int(current) - inactive), name
+
+    def _cgroup_v2_levels(self) -> list[tuple[int, int, str]]:
+        """(limit, working set, source) of every limited v2 level, own cgroup up to the root."""
+        own = self._own_cgroup("")
+        if own is None:
+            return []
+        if not self._path("/sys/fs/cgroup" + own.rstrip("/")).is_dir():
+            own = "/"  # no cgroup namespace: the mount shows our cgroup as its root
+        found = []
+        level = own
+        while True:
+            reading = self._cgroup_v2_level(level)
+            if reading is not None:
+                limit, used, name = reading
+                source = "cgroup-v2" if level == own else f"cgroup-v2 {level} {name}"
+                found.append((limit, used, source))
+            if level == "/":
+                return found
+            level = level.rsplit("/", 1)[0] or "/"
+
+    def _cgroup_v1(self) -> tuple[int, int, str] | None:
+        """v1 memory controller: this process's cgroup if visible, else the mount root.
+
+        ``hierarchical_memory_limit`` in memory.stat includes the ancestors' limits; usage is
+        ``usage_in_bytes`` minus ``total_inactive_file``
+        (https://docs.kernel.org/admin-guide/cgroup-v1/memory.html, 5.2 stat file).
+        """
+        own = self._own_cgroup("memory")
+        bases = ["/sys/fs/cgroup/memory" + own] if own not in (None, "/") else []
+        for base in [*bases, "/sys/fs/cgroup/memory"]:
+            limit_text = self._read_text(f"{base}/memory.limit_in_bytes")
+            usage_text = self._read_text(f"{base}/memory.usage_in_bytes")
+            if limit_text is None or usage_text is None:
+                continue
+            limit = int(limit_text)
+            hierarchical = self._stat_value(f"{base}/memory.stat", "hierarchical_memory_limit")
+            if hierarchical is not None:
+                limit = min(limit, hierarchical)
+            if limit >= _CGROUP_V1_UNLIMITED:
+                return None
+            inactive = self._stat_value(f"{base}/memory.stat", "total_inactive_file") or 0
+            return limit, max(0, int(usage_text) - inactive), "cgroup-v1"
+        return None
+
+    def cgroup_memory(self) -> tuple[int, int, str] | None:
+        """(limit, working set, source) of the cgroup level that binds this process, if any.
+
+        cgroup v2: every level from this process's cgroup up to the root counts; at each the
+        limit is min(memory.max, memory.high) and the room is limit - working set; the level
+        with the least room binds (`source` names it when it is an ancestor).
+        """
+        levels = self._cgroup_v2_levels()
+        if levels:
+            return min(levels, key=lambda level: (level[0] - level[1], level[0]))
+        return self._cgroup_v1()
+
+    def cgroup_limit_bytes(self) -> int | None:
+        """The smallest cgroup limit up to the root: the most memory this process can get."""
+        levels = self._cgroup_v2_levels()
+        if levels:
+            return min(limit for limit, _, _ in levels)
+        v1 = self._cgroup_v1()
+        return None if v1 is None else v1[0]
+
+    def memory_pressure(self) -> PressureStall | None:
+        """System-wide memory PSI from ``/proc/pressure/memory``; None where absent.
+
+        Absent on kernels before 4.20 or booted with ``psi=0`` (reading then fails with
+        EOPNOTSUPP): https://docs.kernel.org/accounting/psi.html
+        """
+        text = self._read_text("/proc/pressure/memory")
+        if not text:
+            return None
+        return parse_pressure(text)
 
     def memory(self) -> MemoryReading:
         vm = psutil.virtual_memory()
@@ -207,9 +362,10 @@ class HostMachine(InjectedPressure):
         cgroup = self.cgroup_memory()
         limit = None
         if cgroup is not None:
-            limit, usage, source = cgroup
+            binding_limit, usage, source = cgroup
+            limit = self.cgroup_limit_bytes() or binding_limit
             total = min(total, limit)
-            candidates.append((max(0, limit - usage), source))
+            candidates.append((max(0, binding_limit - usage), source))
         available, bounded_by = min(candidates)
         if self.pressure_bytes:
             available = max(0, available - self.pressure_bytes)

@@ -7,7 +7,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_edge.machine import MIB, HostMachine, current_machine, use_machine
+from pytest_edge.machine import (
+    MIB,
+    HostMachine,
+    PressureRecord,
+    current_machine,
+    parse_pressure,
+    use_machine,
+)
 
 
 def _write(root: Path, path: str, text: str) -> None:
@@ -121,3 +128,128 @@ def test_all_matches_lazy_exports() -> None:
     assert sorted(pytest_edge.__all__) == sorted(pytest_edge._EXPORTS)
     for name in pytest_edge.__all__:
         assert getattr(pytest_edge, name) is not None
+
+
+# --- cgroup accounting as the kernel counts it, and PSI ------------------------------------------
+
+
+def test_cgroup_v2_page_cache_is_not_counted_as_used(tmp_path: Path) -> None:
+    # Working set = memory.current - inactive_file (memory.stat), as kubelet and docker count it.
+    _write(tmp_path, "/proc/self/cgroup", "0::/app\n")
+    _write(tmp_path, "/sys/fs/cgroup/app/memory.max", f"{1000 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/app/memory.current", f"{900 * MIB}\n")
+    _write(
+        tmp_path,
+        "/sys/fs/cgroup/app/memory.stat",
+        f"anon {250 * MIB}\nfile {640 * MIB}\nactive_file {40 * MIB}\ninactive_file {600 * MIB}\n",
+    )
+    assert HostMachine(tmp_path).cgroup_memory() == (1000 * MIB, 300 * MIB, "cgroup-v2")
+
+
+def test_cgroup_v1_page_cache_is_not_counted_as_used(tmp_path: Path) -> None:
+    _write(tmp_path, "/sys/fs/cgroup/memory/memory.limit_in_bytes", f"{256 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/memory/memory.usage_in_bytes", f"{200 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/memory/memory.stat", f"total_inactive_file {150 * MIB}\n")
+    assert HostMachine(tmp_path).cgroup_memory() == (256 * MIB, 50 * MIB, "cgroup-v1")
+
+
+def test_a_parent_slice_limit_applies(tmp_path: Path) -> None:
+    _write(tmp_path, "/proc/self/cgroup", "0::/edge.slice/app.service\n")
+    _write(tmp_path, "/sys/fs/cgroup/edge.slice/app.service/memory.max", "max\n")
+    _write(tmp_path, "/sys/fs/cgroup/edge.slice/app.service/memory.current", f"{50 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/edge.slice/memory.max", f"{512 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/edge.slice/memory.current", f"{200 * MIB}\n")
+    limit, used, source = HostMachine(tmp_path).cgroup_memory() or (0, 0, "")
+    assert (limit, used) == (512 * MIB, 200 * MIB)
+    assert source == "cgroup-v2 /edge.slice memory.max"
+
+
+def test_the_smallest_of_memory_max_and_memory_high_up_the_tree_applies(tmp_path: Path) -> None:
+    _write(tmp_path, "/proc/self/cgroup", "0::/a/b\n")
+    _write(tmp_path, "/sys/fs/cgroup/a/b/memory.max", f"{900 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/a/b/memory.high", "max\n")
+    _write(tmp_path, "/sys/fs/cgroup/a/b/memory.current", f"{100 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/a/memory.max", f"{2000 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/a/memory.high", f"{700 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/a/memory.current", f"{400 * MIB}\n")
+    machine = HostMachine(tmp_path)
+    assert machine.cgroup_memory() == (700 * MIB, 400 * MIB, "cgroup-v2 /a memory.high")
+    reading = machine.memory()
+    assert reading.cgroup_limit_bytes == 700 * MIB
+    assert reading.available_bytes <= 300 * MIB
+
+
+def test_the_level_with_least_room_binds(tmp_path: Path) -> None:
+    # The child's own limit is smaller, but the parent is nearly full: the parent binds.
+    _write(tmp_path, "/proc/self/cgroup", "0::/p/c\n")
+    _write(tmp_path, "/sys/fs/cgroup/p/c/memory.max", f"{300 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/p/c/memory.current", f"{10 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/p/memory.max", f"{1000 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/p/memory.current", f"{950 * MIB}\n")
+    assert HostMachine(tmp_path).cgroup_memory() == (
+        1000 * MIB,
+        950 * MIB,
+        "cgroup-v2 /p memory.max",
+    )
+    assert HostMachine(tmp_path).memory().cgroup_limit_bytes == 300 * MIB
+
+
+def test_an_invisible_own_cgroup_falls_back_to_the_mount_root(tmp_path: Path) -> None:
+    # Without a cgroup namespace /proc/self/cgroup names the host path; the mount is the root.
+    _write(tmp_path, "/proc/self/cgroup", "0::/docker/abc123\n")
+    _write(tmp_path, "/sys/fs/cgroup/memory.max", f"{256 * MIB}\n")
+    _write(tmp_path, "/sys/fs/cgroup/memory.current", f"{56 * MIB}\n")
+    assert HostMachine(tmp_path).cgroup_memory() == (256 * MIB, 56 * MIB, "cgroup-v2")
+
+
+PSI_TEXT = (
+    "some avg10=1.50 avg60=0.75 avg300=0.10 total=123456\n"
+    "full avg10=0.50 avg60=0.25 avg300=0.00 total=6789\n"
+)
+
+
+def test_psi_is_parsed() -> None:
+    pressure = parse_pressure(PSI_TEXT)
+    assert pressure.some == PressureRecord(1.5, 0.75, 0.1, 123456)
+    assert pressure.full == PressureRecord(0.5, 0.25, 0.0, 6789)
+
+
+def test_psi_without_a_full_line() -> None:
+    pressure = parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    assert pressure.full is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "some avg10=x avg60=0 avg300=0 total=0\n",
+        "some avg10=1 avg60=0 total=0\n",
+        "full avg10=0 avg60=0 avg300=0 total=0\n",
+        "some avg10=1 avg60=0 avg300=0 total=-5\n",
+    ],
+)
+def test_malformed_psi_is_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match=r"pressure"):
+        parse_pressure(text)
+
+
+def test_psi_is_read_through_the_root(tmp_path: Path) -> None:
+    machine = HostMachine(tmp_path)
+    assert machine.memory_pressure() is None
+    _write(tmp_path, "/proc/pressure/memory", PSI_TEXT)
+    pressure = machine.memory_pressure()
+    assert pressure is not None
+    assert pressure.some.total_us == 123456
+
+
+def test_psi_on_this_host() -> None:
+    try:
+        text = Path("/proc/pressure/memory").read_text()
+    except OSError:
+        assert HostMachine().memory_pressure() is None
+        pytest.skip("no /proc/pressure/memory on this kernel")
+    assert text.startswith("some ")
+    pressure = HostMachine().memory_pressure()
+    assert pressure is not None
+    assert pressure.some.total_us >= 0
