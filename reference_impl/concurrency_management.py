@@ -6,9 +6,11 @@
 - `TaskGroupManager`: `asyncio.TaskGroup` plus a semaphore, so at most `max_concurrent` jobs run
   at once and one failure cancels the rest and surfaces as an `ExceptionGroup`. Embeddings and
   search are real, from `reference_impl.embeddings`.
-- `ProcessorCoreOptimizer`: per-core usage from psutil and core facts from
-  `pytest_edge.machine.current_machine()` (so a simulated device is seen), big.LITTLE
-  detection from per-core maximum frequencies, and worker plans that follow from both.
+- `ProcessorCoreOptimizer` (in `reference_impl.engine_cores`, re-exported here): per-core
+  usage and core facts from `pytest_edge.machine.current_machine()`, big.LITTLE detection,
+  and plans that follow from both (llama.cpp's one process with N threads for inference).
+- Backends (in `reference_impl.engine_backends`, re-exported here): the `GenerateBackend` and
+  `StreamingBackend` protocols and the `DeviceRateBackend` stand-in.
 
 Fault-injection seam: workers call the backend through the module-level function
 `generate_text`, looked up at call time, so patching
@@ -20,20 +22,46 @@ imports this file as the top-level module ``concurrency_management``, a separate
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypedDict, TypeVar
+from typing import Literal, TypedDict, TypeVar
 
 import numpy as np
-import psutil
 
-from pytest_edge.machine import Machine, current_machine
 from reference_impl.embeddings import Embedder, FloatMatrix, VectorIndex
+from reference_impl.engine_backends import DeviceRateBackend, GenerateBackend, StreamingBackend
+from reference_impl.engine_cores import (
+    WORKLOAD_KINDS,
+    ProcessorCoreOptimizer,
+    UsageReader,
+    WorkloadPlan,
+    read_core_usage,
+)
+
+__all__ = [
+    "WORKLOAD_KINDS",
+    "BackendFactory",
+    "DeviceRateBackend",
+    "EngineResponse",
+    "EngineStoppedError",
+    "GenerateBackend",
+    "ProcessorCoreOptimizer",
+    "QueueFullError",
+    "SearchResult",
+    "StreamingBackend",
+    "TaskGroupManager",
+    "ThreadSafeEngine",
+    "TokenCallback",
+    "UsageReader",
+    "WorkloadPlan",
+    "describe_exception",
+    "generate_text",
+    "read_core_usage",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,92 +69,33 @@ R = TypeVar("R")
 # -- generate backends ---------------------------------------------------------------------------
 
 
-class GenerateBackend(Protocol):
-    """Produces the completion of `prompt`, at most `max_tokens` tokens. May raise."""
-
-    def generate(self, prompt: str, max_tokens: int) -> str: ...
-
-
-_STAND_IN_WORDS = (
-    "model device memory token context latency quantized weights cache batch core thread "
-    "inference edge local response request queue worker throughput budget layer attention "
-    "embedding vector search summary prompt energy thermal"
-)
-_STAND_IN_VOCABULARY = _STAND_IN_WORDS.split()
-
-
-class DeviceRateBackend:
-    """A deterministic stand-in for a language model, not a model: it returns the same
-    made-up words for the same prompt and emits them at a modelled device token rate.
-
-    Each request yields ``min(max_tokens, reply_tokens)`` tokens. Token ``i`` of a stream is
-    released no earlier than ``start + i / tokens_per_second`` on `clock`: this is real waiting
-    that models a device's decode rate, not work. With `device_tokens_per_second` set, all
-    streams also share that aggregate rate (one accelerator serving every worker), which is
-    what a single model on a single device does; unset, streams are independent (one model
-    instance per worker). The default rate of 400 tokens/s is chosen to keep demos quick and
-    is not a device figure: pass a measured rate to model a device (e.g.
-    ``tokens_per_second=4.6`` for llama3.2:3b Q4 on a Raspberry Pi 5 as reported in the
-    project's edge-facts notes).
-    """
-
-    def __init__(
-        self,
-        tokens_per_second: float | None = 400.0,
-        *,
-        reply_tokens: int = 48,
-        device_tokens_per_second: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        for name, rate in (
-            ("tokens_per_second", tokens_per_second),
-            ("device_tokens_per_second", device_tokens_per_second),
-        ):
-            if rate is not None and not rate > 0:
-                raise ValueError(f"DeviceRateBackend {name} must be > 0 or None, got {rate!r}")
-        if reply_tokens < 1:
-            raise ValueError(f"DeviceRateBackend reply_tokens must be >= 1, got {reply_tokens}")
-        self.tokens_per_second = tokens_per_second
-        self.device_tokens_per_second = device_tokens_per_second
-        self.reply_tokens = reply_tokens
-        self._clock = clock
-        self._sleep = sleep
-        self._device_lock = threading.Lock()
-        self._device_free_at = 0.0
-
-    def _wait_until(self, deadline: float) -> None:
-        delay = deadline - self._clock()
-        if delay > 0:
-            self._sleep(delay)
-
-    def _device_slot(self) -> float:
-        """Reserve the next free slot on the shared device clock."""
-        assert self.device_tokens_per_second is not None
-        with self._device_lock:
-            slot = max(self._clock(), self._device_free_at)
-            self._device_free_at = slot + 1.0 / self.device_tokens_per_second
-        return slot
-
-    def generate(self, prompt: str, max_tokens: int) -> str:
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        count = min(max_tokens, self.reply_tokens)
-        digest = hashlib.blake2b(prompt.encode("utf-8"), digest_size=64).digest()
-        start = self._clock()
-        words: list[str] = []
-        for i in range(count):
-            if self.tokens_per_second is not None:
-                self._wait_until(start + (i + 1) / self.tokens_per_second)
-            if self.device_tokens_per_second is not None:
-                self._wait_until(self._device_slot())
-            words.append(_STAND_IN_VOCABULARY[digest[i % len(digest)] % len(_STAND_IN_VOCABULARY)])
-        return f"[stand-in reply to {prompt!r}] " + " ".join(words)
+# The chunk sink of the request the current worker thread is serving (see `generate_text`).
+_sink = threading.local()
 
 
 def generate_text(backend: GenerateBackend, prompt: str, max_tokens: int) -> str:
-    """The one place workers call a backend: the fault-injection seam (see module docstring)."""
-    return backend.generate(prompt, max_tokens)
+    """The one place workers call a backend: the fault-injection seam (see module docstring).
+
+    A backend with a `stream` method is streamed: each chunk goes to the request the calling
+    worker serves (its ``on_token`` callback, with the cancel and deadline checks between
+    chunks), and the joined chunks are returned. Outside a worker it just joins them.
+    """
+    stream = getattr(backend, "stream", None)
+    if not callable(stream):
+        return backend.generate(prompt, max_tokens)
+    deliver: Callable[[str], None] | None = getattr(_sink, "deliver", None)
+    chunks: list[str] = []
+    tokens: Iterator[str] = stream(prompt, max_tokens)
+    try:
+        for chunk in tokens:
+            if deliver is not None:
+                deliver(chunk)
+            chunks.append(chunk)
+    finally:
+        close = getattr(tokens, "close", None)
+        if callable(close):
+            close()  # a stopped generator runs its cleanup now, not at garbage collection
+    return "".join(chunks)
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -134,6 +103,7 @@ def generate_text(backend: GenerateBackend, prompt: str, max_tokens: int) -> str
 logger = logging.getLogger(__name__)
 
 BackendFactory = Callable[[], GenerateBackend]
+TokenCallback = Callable[[str], None]
 
 
 class EngineStoppedError(RuntimeError):
@@ -145,7 +115,11 @@ class QueueFullError(RuntimeError):
 
 
 class EngineResponse(TypedDict):
-    """A finished request. `result` is "" and `error` says why when the request failed."""
+    """A finished request. `error` is None on success, else why it failed or stopped.
+
+    `result` is the text delivered: the whole completion on success; what was streamed to
+    ``on_token`` before a cancel, deadline or error stopped it (often "") otherwise.
+    """
 
     id: str
     result: str
@@ -162,7 +136,54 @@ class _Request:
     prompt: str
     max_tokens: int
     submitted_at: float
+    on_token: TokenCallback | None = None
+    deadline_s: float | None = None
     answered: bool = False
+    cancel_requested: bool = False
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.deadline_s is None else self.submitted_at + self.deadline_s
+
+
+class _StopStream(Exception):
+    """Raised between chunks to stop a request: cancelled, or past its deadline."""
+
+    def __init__(self, error: str, counter: str) -> None:
+        super().__init__(error)
+        self.error, self.counter = error, counter
+
+
+class _CallbackError(Exception):
+    """``on_token`` raised; the original exception is the ``__cause__``."""
+
+
+@dataclass(eq=False)
+class _Delivery:
+    """Hands one request's chunks to its ``on_token``, checking cancel and deadline first."""
+
+    request: _Request
+    chunks: list[str]
+
+    def checkpoint(self) -> None:
+        request, now = self.request, time.monotonic()
+        done = f"after {len(self.chunks)} chunks" if self.chunks else "before the first chunk"
+        if request.cancel_requested:
+            raise _StopStream(f"cancelled: cancel() {done}", "cancelled")
+        if request.deadline is not None and now >= request.deadline:
+            raise _StopStream(
+                f"deadline exceeded: deadline_s={request.deadline_s:g} passed {done}; stopped",
+                "deadline_exceeded",
+            )
+
+    def deliver(self, chunk: str) -> None:
+        self.checkpoint()
+        if self.request.on_token is not None:
+            try:
+                self.request.on_token(chunk)
+            except Exception as exc:
+                raise _CallbackError(describe_exception(exc)) from exc
+        self.chunks.append(chunk)
 
 
 @dataclass(eq=False)
@@ -177,6 +198,12 @@ class _Worker:
 
 
 EngineState = Literal["new", "running", "stopping", "stopped"]
+
+
+def _earliest(*timeouts: float | None) -> float | None:
+    """The shortest of the given waits; None (wait forever) only if all are None."""
+    given = [t for t in timeouts if t is not None]
+    return min(given) if given else None
 
 
 def _check_count(name: str, value: object) -> int:
@@ -217,6 +244,14 @@ class ThreadSafeEngine:
     `TypeError`. A backend that is safe to enter concurrently (an HTTP client of a
     llama-server started with ``--parallel N``) can be shared without serialisation with
     ``backend_factory=lambda: client``.
+
+    Streaming. `submit_request` takes ``on_token`` (called on the worker thread with each
+    chunk: keep it quick, it runs while the backend is held) and ``deadline_s`` (seconds from
+    submission). A backend's optional ``stream`` method is used when present; one with only
+    ``generate`` delivers its completion as one chunk. `cancel` answers a queued request at
+    once; a running one stops at its next chunk. A request queued past its deadline is
+    answered without starting; a running one stops between chunks. Either way the response
+    carries the text delivered so far. An ``on_token`` that raises fails its request only.
 
     Workers. `set_worker_count` resizes the pool while running. Every request is answered
     exactly once: a backend raising any `BaseException` (also `SystemExit`,
@@ -267,6 +302,7 @@ class ThreadSafeEngine:
         self._shared_busy = False  # a worker is inside the shared backend
         self._state: EngineState = "new"
         self._counts = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self._counts["deadline_exceeded"] = 0
         self._workers_replaced = 0
         self._dead = 0  # dead workers not replaced yet
         self._last_death = ""
@@ -364,13 +400,33 @@ class ThreadSafeEngine:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def submit_request(self, request_id: str, prompt: str, max_tokens: int = 256) -> None:
+    def submit_request(
+        self,
+        request_id: str,
+        prompt: str,
+        max_tokens: int = 256,
+        *,
+        on_token: TokenCallback | None = None,
+        deadline_s: float | None = None,
+    ) -> None:
         """Queue a request. Raises `QueueFullError` on backpressure, `ValueError` for a bad or
-        duplicate id, `EngineStoppedError` after `stop()`."""
+        duplicate id, `EngineStoppedError` after `stop()`.
+
+        `on_token` receives each chunk of the completion on the worker thread; `deadline_s`
+        (seconds from now, > 0) bounds how long the request may take, queued and running.
+        """
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request id must be a non-empty string, got {request_id!r}")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        if on_token is not None and not callable(on_token):
+            raise TypeError(f"on_token must be callable or None, got {on_token!r}")
+        if deadline_s is not None and (
+            isinstance(deadline_s, bool)
+            or not isinstance(deadline_s, int | float)
+            or not 0 < deadline_s < float("inf")
+        ):
+            raise ValueError(f"deadline_s must be a number of seconds > 0, got {deadline_s!r}")
         self._top_up()  # a replacement whose backend could not be made is retried here
         with self._cond:
             self._check_open()
@@ -379,7 +435,9 @@ class ThreadSafeEngine:
             if len(self._outstanding) >= self.max_queue_size:
                 self._wait_for_room(request_id)
             self._outstanding.add(request_id)
-            self._queue.append(_Request(request_id, prompt, max_tokens, time.monotonic()))
+            self._queue.append(
+                _Request(request_id, prompt, max_tokens, time.monotonic(), on_token, deadline_s)
+            )
             self._counts["submitted"] += 1
             self._cond.notify_all()
 
@@ -408,25 +466,53 @@ class ThreadSafeEngine:
         if request_id in self._outstanding:
             raise ValueError(f"request id {request_id!r} is already outstanding")
 
+    def cancel(self, request_id: str) -> bool:
+        """Cancel a queued or running request; False if `request_id` is neither (unknown, or
+        already answered, or already cancelled).
+
+        A queued request is answered at once (``error="cancelled: cancel() while queued"``).
+        A running one stops at its next chunk and is answered with the text streamed so far;
+        a backend with only ``generate`` cannot be interrupted, so its result is dropped.
+        """
+        with self._cond:
+            for request in self._queue:
+                if request.id == request_id:
+                    self._queue.remove(request)
+                    self._counts["cancelled"] += 1
+                    self._finish(request, None, "cancelled: cancel() while queued")
+                    return True
+            for worker in self._workers + self._retiring:
+                running = worker.request
+                if running is not None and running.id == request_id:
+                    if running.cancel_requested:
+                        return False
+                    running.cancel_requested = True
+                    return True
+            return False
+
     def get_response(self, timeout: float | None = None) -> EngineResponse | None:
         """The next finished request, or None if none finishes within `timeout` seconds.
 
         After `stop()` it returns what is left without waiting, then raises
         `EngineStoppedError` once nothing is left.
         """
+        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            if not self._responses and self._state != "stopped":
-                self._cond.wait_for(
-                    lambda: bool(self._responses) or self._state == "stopped", timeout=timeout
-                )
-            if self._responses:
-                response = self._responses.popleft()
-                self._outstanding.discard(response["id"])
-                self._cond.notify_all()
-                return response
-            if self._state == "stopped":
-                raise EngineStoppedError("ThreadSafeEngine was stopped and has no responses left")
-            return None
+            while True:
+                self._expire_queued()
+                if self._responses:
+                    response = self._responses.popleft()
+                    self._outstanding.discard(response["id"])
+                    self._cond.notify_all()
+                    return response
+                if self._state == "stopped":
+                    raise EngineStoppedError(
+                        "ThreadSafeEngine was stopped and has no responses left"
+                    )
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._cond.wait(_earliest(left, self._until_next_deadline()))
 
     def get_queue_status(self) -> dict[str, int | str]:
         """Counts and state. ``workers`` is the worker threads serving the queue now (a dead
@@ -434,6 +520,7 @@ class ThreadSafeEngine:
         shrink; ``workers_replaced`` the dead workers replaced; ``last_worker_death`` the
         exception that ended the latest one ("" if none)."""
         with self._cond:
+            self._expire_queued()
             busy = [w for w in self._workers + self._retiring if w.request is not None]
             return {
                 "state": self._state,
@@ -458,6 +545,24 @@ class ThreadSafeEngine:
     def _check_startable(self) -> None:
         if self._state in ("stopping", "stopped"):
             raise EngineStoppedError("ThreadSafeEngine was stopped; create a new engine")
+
+    def _expire_queued(self) -> None:
+        """Answer the queued requests whose deadline has passed; the caller holds the lock."""
+        now = time.monotonic()
+        for request in [r for r in self._queue if r.deadline is not None and r.deadline <= now]:
+            self._queue.remove(request)
+            self._counts["deadline_exceeded"] += 1
+            self._finish(
+                request,
+                None,
+                f"deadline exceeded: deadline_s={request.deadline_s:g} passed while queued; "
+                "never started",
+            )
+
+    def _until_next_deadline(self) -> float | None:
+        """Seconds until the earliest queued deadline (None if none); the lock is held."""
+        deadlines = [r.deadline for r in self._queue if r.deadline is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _cancel_queued(self, reason: str) -> None:
         """Answer every queued request with `reason`; the caller holds the lock."""
@@ -584,31 +689,43 @@ class ThreadSafeEngine:
             while True:
                 if worker.retiring:
                     return None
+                self._expire_queued()
                 if self._queue and (worker.own_backend or not self._shared_busy):
                     worker.request = self._queue.popleft()
                     self._shared_busy |= not worker.own_backend
                     return worker.request
                 if self._state != "running" and not self._queue:
                     return None  # stopping and nothing left to drain
-                self._cond.wait()
+                self._cond.wait(self._until_next_deadline())
 
     def _serve(self, worker: _Worker, request: _Request) -> BaseException | None:
         """Run `request` on the worker's backend and answer it. Returns the exception that must
         end this worker (a `BaseException` that is not an `Exception`), else None."""
         started = time.monotonic()
-        result: str | None = None
+        delivery = _Delivery(request, [])
         error: str | None = None
+        counter = "completed"
         death: BaseException | None = None
+        _sink.deliver = delivery.deliver
         try:
-            result = generate_text(worker.backend, request.prompt, request.max_tokens)
+            delivery.checkpoint()  # cancelled or expired while waiting for the backend
+            text = generate_text(worker.backend, request.prompt, request.max_tokens)
+            if not delivery.chunks and text:
+                delivery.deliver(text)  # a backend with only `generate`: one chunk
+        except _StopStream as stop:
+            error, counter = stop.error, stop.counter
+        except _CallbackError as exc:
+            error, counter = f"on_token callback raised {exc}", "failed"
         except Exception as exc:  # returned to the caller in the response, never swallowed
-            error = describe_exception(exc)
+            error, counter = describe_exception(exc), "failed"
         except BaseException as exc:  # answered first; then this worker ends and is replaced
-            error, death = describe_exception(exc), exc
+            error, counter, death = describe_exception(exc), "failed", exc
+        finally:
+            _sink.deliver = None
         with self._cond:
             self._release(worker)
-            self._counts["completed" if error is None else "failed"] += 1
-            self._finish(request, result, error, started)
+            self._counts[counter] += 1
+            self._finish(request, "".join(delivery.chunks), error, started)
             if death is not None:  # in the same breath, so the status never counts it alive
                 self._drop(worker, death)
         return death
@@ -683,17 +800,26 @@ class TaskGroupManager:
     If one job raises, the TaskGroup cancels the others and raises an `ExceptionGroup` holding
     the failure(s). `run_embedding_generation` embeds texts (in worker threads, so the event
     loop stays responsive) and remembers them; `run_vector_search` searches the texts embedded
-    so far, in `max_concurrent` shards concurrently, with ids ``doc_<n>`` in embedding order.
+    so far (one search in a worker thread), with ids ``doc_<n>`` in embedding order.
     """
 
-    def __init__(self, max_concurrent: int = 3, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        max_concurrent: int = 3,
+        *,
+        embedder: Embedder | None = None,
+        inline_search_rows: int = 2_000,
+    ) -> None:
         if (
             isinstance(max_concurrent, bool)
             or not isinstance(max_concurrent, int)
             or max_concurrent < 1
         ):
             raise ValueError(f"max_concurrent must be an integer >= 1, got {max_concurrent!r}")
+        if isinstance(inline_search_rows, bool) or not isinstance(inline_search_rows, int):
+            raise ValueError(f"inline_search_rows must be an integer, got {inline_search_rows!r}")
         self.max_concurrent = max_concurrent
+        self.inline_search_rows = inline_search_rows
         self.index = VectorIndex(embedder)
         self.active = 0
         self.peak_active = 0
@@ -731,200 +857,23 @@ class TaskGroupManager:
         return rows
 
     async def run_vector_search(self, query: str, top_k: int = 5) -> list[SearchResult]:
-        """The `top_k` embedded texts most similar to `query`: ``{'id', 'score', 'text'}``."""
+        """The `top_k` embedded texts most similar to `query`: ``{'id', 'score', 'text'}``.
+
+        One exact search. Up to `inline_search_rows` rows it runs on the event loop (about a
+        millisecond, less than handing it to a thread costs); above, in a worker thread so the
+        loop stays responsive. It is not sharded: `max_concurrent` shards searched
+        concurrently measured slower than one search at 1k, 10k and 100k rows
+        (tests/benchmarks/test_engine_search_bench.py), since each shard recomputes the IDF
+        weights over the whole index and numpy already does the product in one native call.
+        """
         size = len(self.index)
         if size == 0:
             return []
-        shard = -(-size // self.max_concurrent)
-        shards = [slice(start, min(size, start + shard)) for start in range(0, size, shard)]
-        self.index.matrix()  # stack once, before the shards read it from threads
-        per_shard = await self.map(lambda rows: self.index.search(query, top_k, rows=rows), shards)
-        hits = sorted(
-            (hit for hits in per_shard for hit in hits), key=lambda h: (-h.score, h.position)
-        )
-        return [
-            {"id": f"doc_{hit.position}", "score": hit.score, "text": hit.text}
-            for hit in hits[:top_k]
-        ]
-
-
-# -- processor cores -----------------------------------------------------------------------------
-
-WORKLOAD_KINDS = ("cpu_bound", "io_bound", "memory_bound")
-
-
-class WorkloadPlan(TypedDict):
-    """A worker plan from `ProcessorCoreOptimizer.optimize_for_workload`."""
-
-    workload_type: str
-    num_workers: int
-    threading_model: str  # "process" | "thread"
-    cpu_affinity: list[int]
-    chunk_size: int
-    memory_per_worker_mb: float
-    reason: str
-
-
-UsageReader = Callable[[float], list[float]]
-
-
-def read_core_usage(interval: float) -> list[float]:
-    """Per-core CPU usage in percent over `interval` seconds (psutil)."""
-    return [float(p) for p in psutil.cpu_percent(interval=interval, percpu=True)]
-
-
-class ProcessorCoreOptimizer:
-    """Plans worker counts from the machine's cores and their measured load.
-
-    Core facts come from `machine` (default: `current_machine()`, so a simulated device
-    answers); usage from `usage_reader` (default: psutil over `sample_interval` seconds).
-    A core counts as busy above `busy_percent`. Cores with a lower maximum frequency than the
-    fastest are the LITTLE cluster of a big.LITTLE CPU.
-    """
-
-    def __init__(
-        self,
-        machine: Machine | None = None,
-        *,
-        usage_reader: UsageReader = read_core_usage,
-        sample_interval: float = 0.2,
-        busy_percent: float = 80.0,
-    ) -> None:
-        self.machine = machine if machine is not None else current_machine()
-        self._read_usage = usage_reader
-        self.sample_interval = sample_interval
-        self.busy_percent = busy_percent
-        self.cpu_count = self.machine.cpu_count()
-        self.usable_cpus = sorted(self.machine.usable_cpus())
-        self.max_freq_mhz = self.machine.cpu_max_freq_mhz()
-        self.last_usage: dict[str, float] | None = None
-
-    @property
-    def heterogeneous(self) -> bool:
-        """True when cores differ in maximum frequency (big.LITTLE)."""
-        return len(set(self.max_freq_mhz.values())) > 1
-
-    @property
-    def big_cores(self) -> list[int]:
-        """Usable cores at the highest maximum frequency (all usable cores if unknown)."""
-        if not self.heterogeneous:
-            return list(self.usable_cpus)
-        top = max(self.max_freq_mhz.values())
-        return [c for c in self.usable_cpus if self.max_freq_mhz.get(c) == top]
-
-    @property
-    def little_cores(self) -> list[int]:
-        big = set(self.big_cores)
-        return [c for c in self.usable_cpus if c not in big]
-
-    def monitor_core_usage(self) -> dict[str, float]:
-        """Measure usage per core, ``{"core_<n>": percent}``, for the machine's cores."""
-        readings = self._read_usage(self.sample_interval)
-        usage = {f"core_{n}": value for n, value in enumerate(readings[: self.cpu_count])}
-        self.last_usage = usage
-        return usage
-
-    def _usage(self) -> dict[str, float]:
-        return self.last_usage if self.last_usage is not None else self.monitor_core_usage()
-
-    def idle_cores(self, cores: Sequence[int] | None = None) -> list[int]:
-        """Usable cores (or those given) whose last measured usage is below `busy_percent`."""
-        usage = self._usage()
-        pool = self.usable_cpus if cores is None else list(cores)
-        return [c for c in pool if usage.get(f"core_{c}", 0.0) < self.busy_percent]
-
-    def get_optimization_recommendations(self) -> list[str]:
-        """Advice derived from the measured usage and the core topology."""
-        usage = self._usage()
-        advice: list[str] = []
-        busy = [core for core, pct in usage.items() if pct >= self.busy_percent]
-        mean = sum(usage.values()) / len(usage) if usage else 0.0
-        if len(self.usable_cpus) < self.cpu_count:
-            advice.append(
-                f"Only {len(self.usable_cpus)} of {self.cpu_count} cores are usable by this "
-                "process (affinity or container limit): size pools to the usable cores."
-            )
-        if self.heterogeneous:
-            advice.append(
-                f"big.LITTLE CPU: big cores {self.big_cores} "
-                f"({max(self.max_freq_mhz.values()):.0f} MHz), little cores {self.little_cores}"
-                f" ({min(self.max_freq_mhz.values()):.0f} MHz): pin inference threads to the "
-                "big cores, background work to the little ones."
-            )
-        elif not self.max_freq_mhz:
-            advice.append("Per-core frequencies are not exposed: treating all cores as equal.")
-        if busy:
-            advice.append(
-                f"{', '.join(busy)} at or above {self.busy_percent:.0f}%: leave them out of "
-                "CPU-bound pools, or expect contention."
-            )
-        if mean >= self.busy_percent:
-            advice.append(
-                f"Average load {mean:.0f}%: the machine is saturated; queue work instead of "
-                "adding threads."
-            )
-        elif mean < 25.0:
-            advice.append(
-                f"Average load {mean:.0f}%: {len(self.idle_cores())} idle cores available for "
-                "parallel inference or embedding work."
-            )
+        if size <= self.inline_search_rows:
+            hits = self.index.search(query, top_k)
         else:
-            advice.append(f"Average load {mean:.0f}%: moderate; keep one core free for the OS.")
-        return advice
-
-    def optimize_for_workload(
-        self, workload_type: str, data_size: int, memory_mb: float
-    ) -> WorkloadPlan:
-        """A worker plan for `data_size` items within `memory_mb` megabytes.
-
-        cpu_bound: processes (Python's GIL serialises CPU work in threads) on idle big cores.
-        io_bound: threads, up to 4 per usable core, since they mostly wait.
-        memory_bound: at most 2 workers, because memory bandwidth, not cores, is the limit on
-        small boards (a heuristic, not a measurement).
-        """
-        if workload_type not in WORKLOAD_KINDS:
-            raise ValueError(
-                f"unknown workload kind {workload_type!r}; allowed: {', '.join(WORKLOAD_KINDS)}"
-            )
-        if isinstance(data_size, bool) or not isinstance(data_size, int) or data_size < 0:
-            raise ValueError(f"data_size must be an integer >= 0, got {data_size!r}")
-        if not memory_mb > 0:
-            raise ValueError(f"memory_mb must be > 0, got {memory_mb!r}")
-        items = max(1, data_size)
-        kind = "big cores" if self.heterogeneous else "cores"
-        busy = f"every candidate core is at or above {self.busy_percent:.0f}%: one worker"
-        if workload_type == "cpu_bound":
-            idle = self.idle_cores(self.big_cores)
-            cores = idle or self.big_cores[:1]
-            workers, model = min(len(cores), items), "process"
-            reason = (
-                f"{len(idle)} idle {kind}; processes, since the GIL serialises CPU work in threads"
-                if idle
-                else busy
-            )
-        elif workload_type == "io_bound":
-            cores = list(self.usable_cpus)
-            workers, model = min(4 * len(cores), items, 32), "thread"
-            reason = f"I/O waits overlap: 4 threads per usable core over {len(cores)} cores"
-        else:
-            idle = self.idle_cores()
-            cores = idle[:2] or self.usable_cpus[:1]
-            workers, model = min(len(cores), items), "thread"
-            reason = (
-                "memory bandwidth bound: more than 2 workers rarely helps (heuristic)"
-                if idle
-                else busy
-            )
-        workers = max(1, workers)
-        return {
-            "workload_type": workload_type,
-            "num_workers": workers,
-            "threading_model": model,
-            "cpu_affinity": sorted(cores)[:workers] if workload_type != "io_bound" else cores,
-            "chunk_size": -(-items // workers),
-            "memory_per_worker_mb": memory_mb / workers,
-            "reason": reason,
-        }
+            hits = await asyncio.to_thread(self.index.search, query, top_k)
+        return [{"id": f"doc_{hit.position}", "score": hit.score, "text": hit.text} for hit in hits]
 
 
 async def _demo_async() -> None:

@@ -6,6 +6,9 @@ from BLAKE2b, never Python's salted ``hash()``, so a text embeds to the same vec
 machine and in every process. `VectorIndex` keeps the vectors of the texts it was given and
 answers exact top-k cosine queries; over a lexical embedder it also weights buckets by inverse
 document frequency (TF-IDF), so rare words such as "matplotlib" outweigh common ones.
+`BoundedVectorIndex` does the same over at most `capacity` texts in a ring
+(the oldest are evicted and handed back to the caller), so its memory and search cost stay
+flat however many texts pass through it.
 
 This is a lexical stand-in for a sentence-embedding model: it matches shared words, not
 meaning. Anything with the `Embedder` protocol (e.g. a wrapper around a local ONNX model)
@@ -14,6 +17,7 @@ plugs into `VectorIndex`, the context system and the TaskGroup manager instead.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -68,8 +72,12 @@ def tokenize(text: str) -> list[str]:
     return words
 
 
+@functools.lru_cache(maxsize=4096)
 def stable_bucket(token: str, dim: int) -> int:
-    """The feature bucket of `token`: the same on every machine and in every process."""
+    """The feature bucket of `token`: the same on every machine and in every process.
+
+    Cached (at most 4,096 words, well under 1 MiB): a conversation keeps reusing its words.
+    """
     digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") % dim
 
@@ -204,6 +212,154 @@ class VectorIndex:
             SearchHit(start + i, float(scores[i]), texts[start + i])
             for i in ordered
             if float(scores[i]) > min_score
+        ]
+
+
+@dataclass(frozen=True)
+class Evicted:
+    """A text pushed out of a `BoundedVectorIndex`: its key, text and vector."""
+
+    key: int
+    text: str
+    vector: FloatMatrix
+
+
+class BoundedVectorIndex:
+    """Exact top-k cosine search over the newest `capacity` texts, each under an integer key.
+
+    Vectors live in a ``(capacity, dim)`` float32 ring, allocated by doubling up to
+    `capacity` (a small conversation does not pay for a large cap); once full, adding never
+    copies the stored rows, and a search scores at most `capacity` rows. When full, each added text
+    evicts the oldest, which `add` returns (to spill it elsewhere or count it dropped).
+    IDF (as in `VectorIndex`) comes from per-dimension document frequencies kept up to date on
+    every add and eviction, so a query does not rescan the matrix for them. Not thread-safe:
+    the owner serialises calls (the context system holds its lock).
+    """
+
+    def __init__(
+        self, capacity: int, embedder: Embedder | None = None, *, idf: bool | None = None
+    ) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(
+                f"BoundedVectorIndex capacity must be an integer >= 1, got {capacity!r}"
+            )
+        self.capacity = capacity
+        self.embedder: Embedder = embedder if embedder is not None else HashedLexicalEmbedder()
+        self.idf = isinstance(self.embedder, HashedLexicalEmbedder) if idf is None else idf
+        dim, rows = self.embedder.dim, min(capacity, 64)
+        self._ring: FloatMatrix = np.zeros((rows, dim), dtype=np.float32)
+        self._df = np.zeros(dim, dtype=np.int64)
+        self._keys: list[int] = [0] * rows
+        self._texts: list[str] = [""] * rows
+        self._start = 0  # slot of the oldest text (moves only once the ring is at capacity)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _slot(self, age: int) -> int:
+        return (self._start + age) % len(self._keys)
+
+    def _grow(self) -> None:
+        """Double the allocated rows (up to `capacity`); only called before any eviction."""
+        rows = min(self.capacity, 2 * len(self._keys))
+        grown = np.zeros((rows, self._ring.shape[1]), dtype=np.float32)
+        grown[: len(self._ring)] = self._ring
+        self._ring = grown
+        extra = rows - len(self._keys)
+        self._keys.extend([0] * extra)
+        self._texts.extend([""] * extra)
+
+    def items(self) -> list[tuple[int, str]]:
+        """``(key, text)`` of every stored text, oldest first."""
+        return [
+            (self._keys[slot], self._texts[slot])
+            for slot in (self._slot(age) for age in range(self._size))
+        ]
+
+    def add(
+        self, keys: Sequence[int], texts: Sequence[str], vectors: FloatMatrix | None = None
+    ) -> list[Evicted]:
+        """Store `texts` under `keys` (embedding them unless `vectors` is given); return the
+        texts evicted to make room, oldest first."""
+        if len(keys) != len(texts):
+            raise ValueError(f"got {len(keys)} keys for {len(texts)} texts")
+        if vectors is None:
+            vectors = self.embedder.embed(texts)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(texts), self.embedder.dim):
+            raise ValueError(
+                f"expected vectors of shape {(len(texts), self.embedder.dim)}, got {vectors.shape}"
+            )
+        evicted: list[Evicted] = []
+        for key, text, vector in zip(keys, texts, vectors, strict=True):
+            if self._size == len(self._keys) < self.capacity:
+                self._grow()
+            if self._size == self.capacity:
+                slot = self._start
+                old = self._ring[slot].copy()
+                evicted.append(Evicted(self._keys[slot], self._texts[slot], old))
+                self._df -= old != 0
+                self._start = self._slot(1)
+                self._size -= 1
+            slot = self._slot(self._size)
+            self._ring[slot] = vector
+            self._keys[slot], self._texts[slot] = key, text
+            self._df += vector != 0
+            self._size += 1
+        return evicted
+
+    def weights(self) -> FloatMatrix | None:
+        """IDF weight per dimension over the stored texts (None without IDF or when empty)."""
+        if not self.idf or self._size == 0:
+            return None
+        idf = np.log((1.0 + self._size) / (1.0 + self._df)) + 1.0
+        weights: FloatMatrix = idf.astype(np.float32)
+        return weights
+
+    def score(self, query: str, vectors: FloatMatrix) -> FloatMatrix:
+        """Cosine of `query` against each row of `vectors`, IDF-weighted like a search."""
+        rows = np.asarray(vectors, dtype=np.float32)
+        return self._cosines(self.embedder.embed([query])[0], rows)
+
+    def _cosines(self, query_vector: FloatMatrix, rows: FloatMatrix) -> FloatMatrix:
+        """cos(row * w, query * w) as ``row . (q w^2) / (sqrt(row^2 . w^2) |q w|)``."""
+        weights = self.weights()
+        squared = np.ones_like(query_vector) if weights is None else weights * weights
+        query_norm = float(np.sqrt(query_vector * query_vector @ squared))
+        if query_norm == 0.0 or len(rows) == 0:
+            return np.zeros(len(rows), dtype=np.float32)
+        # einsum runs single-threaded: a multi-threaded BLAS matvec this small waits on its
+        # helper threads, which cost milliseconds on a busy 2-core board. The three-operand
+        # form sums row^2 w^2 without an n x dim temporary.
+        dots = np.einsum("ij,j->i", rows, query_vector * squared)
+        norms = np.sqrt(np.einsum("ij,ij,j->i", rows, rows, squared))
+        scores: FloatMatrix = np.divide(
+            dots, norms * query_norm, out=np.zeros_like(dots), where=norms > 0
+        )
+        return scores
+
+    def search(self, query: str, top_k: int, *, min_score: float = 0.0) -> list[SearchHit]:
+        """The `top_k` stored texts most similar to `query`, best first; `SearchHit.position`
+        is the text's key. Only scores above `min_score` are returned."""
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {top_k}")
+        if top_k == 0 or self._size == 0:
+            return []
+        size = self._size
+        query_vector = self.embedder.embed([query])[0]
+        scores = self._cosines(query_vector, self._ring[:size])
+        k = min(top_k, len(scores))
+        best = np.argpartition(-scores, k - 1)[:k]
+        # Oldest first among equal scores, as VectorIndex does.
+        start, capacity = self._start, len(self._keys)
+        ordered = sorted(
+            best.tolist(), key=lambda slot: (-float(scores[slot]), (slot - start) % capacity)
+        )
+        return [
+            SearchHit(self._keys[slot], float(scores[slot]), self._texts[slot])
+            for slot in ordered
+            if float(scores[slot]) > min_score
         ]
 
 

@@ -543,18 +543,19 @@ def test_optimizer_sees_the_current_machine_and_its_big_little_cores() -> None:
     advice = optimizer.get_optimization_recommendations()
     assert any("big.LITTLE" in line and "[4, 5, 6, 7]" in line for line in advice)
     plan = optimizer.optimize_for_workload("cpu_bound", 1000, 2000)
-    assert plan["num_workers"] == 4
+    assert (plan["num_workers"], plan["threads_per_worker"]) == (1, 4)  # llama.cpp's shape
     assert plan["cpu_affinity"] == [4, 5, 6, 7]
     assert plan["threading_model"] == "process"
-    assert plan["memory_per_worker_mb"] == 500
+    assert plan["memory_per_worker_mb"] == 2000
 
 
 def test_busy_cores_are_left_out_of_the_plan_and_named_in_the_advice() -> None:
     usage = [5.0, 5.0, 5.0, 5.0, 95.0, 99.0, 10.0, 10.0]
     optimizer = ProcessorCoreOptimizer(FakeMachine(), usage_reader=_reader(usage))
     assert optimizer.monitor_core_usage()["core_5"] == 99.0
-    plan = optimizer.optimize_for_workload("cpu_bound", 1000, 2000)
+    plan = optimizer.optimize_for_workload("cpu_bound", 1000, 2000, shared_model=False)
     assert plan["cpu_affinity"] == [6, 7]
+    assert optimizer.optimize_for_workload("cpu_bound", 1000, 2000)["cpu_affinity"] == [6, 7]
     advice = optimizer.get_optimization_recommendations()
     assert any("core_4, core_5 at or above 80%" in line for line in advice)
 

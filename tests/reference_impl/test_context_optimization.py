@@ -94,6 +94,7 @@ def test_buffer_compresses_into_a_summary_chain_with_summaries_of_summaries() ->
     config = ContextConfig(max_context_tokens=400, buffer_tokens=100, summary_tokens=60)
     system = ThreeTieredContextSystem(config)
     _long_conversation(system, 60)
+    system.flush()  # compression runs on the system's worker thread
     stats = system.get_statistics()
     assert stats["buffer_tokens"] < config.compression_threshold * config.buffer_tokens
     assert stats["compressions"] > 1
@@ -139,6 +140,7 @@ def test_a_zero_summary_budget_leaves_no_empty_summary_section() -> None:
     config = ContextConfig(max_context_tokens=200, buffer_tokens=20, summary_tokens=0)
     system = ThreeTieredContextSystem(config)
     _long_conversation(system, 8)
+    system.flush()
     assert system.get_statistics()["summarized_messages"] > 0
     assert "[Conversation summary]" not in system.get_final_prompt("what now?")
 
@@ -165,6 +167,7 @@ def test_pluggable_counter_summarizer_and_embedder_are_used() -> None:
         config, token_counter=words, summarizer=first_words, embedder=Constant()
     )
     _long_conversation(system, 10)
+    system.flush()
     prompt = system.get_final_prompt("and now?")
     assert "summarize" in calls
     assert "embed" in calls
@@ -236,18 +239,27 @@ def test_final_prompt_fits_and_keeps_the_newest_turn(
 def test_statistics_add_up(
     config: ContextConfig, messages: list[tuple[str, str, int | None]]
 ) -> None:
-    system = ThreeTieredContextSystem(config)
-    for role, content, tokens in messages:
-        system.add_message(role, content, tokens)
-    stats = system.get_statistics()
-    assert stats["total_messages"] == len(messages)
-    assert stats["buffer_messages"] + stats["summarized_messages"] == stats["total_messages"]
-    assert stats["buffer_tokens"] + stats["summarized_tokens"] == stats["total_tokens"]
-    assert stats["total_tokens"] == sum(m.tokens for m in system.messages)
-    assert stats["semantic_memory_size"] == stats["total_messages"]
-    assert stats["summary_tokens"] == sum(s.tokens for s in system.summaries)
-    assert stats["summary_tokens"] <= config.summary_budget
-    assert stats["summary_count"] <= stats["compressions"]
-    if stats["summarized_messages"]:
-        assert stats["summary_count"] >= 1
-        assert system.buffer  # the newest turn always stays in the raw buffer
+    with ThreeTieredContextSystem(config) as system:
+        for role, content, tokens in messages:
+            system.add_message(role, content, tokens)
+        _check_sums(system.get_statistics(), len(messages))  # while the worker runs
+        system.flush()
+        stats = system.get_statistics()
+        _check_sums(stats, len(messages))
+        assert stats["pending_messages"] == 0
+        assert stats["total_tokens"] == sum(m.tokens for m in system.messages)
+        assert stats["semantic_memory_size"] == stats["total_messages"]  # under the default cap
+        assert stats["summary_tokens"] == sum(s.tokens for s in system.summaries)
+        assert stats["summary_tokens"] <= config.summary_budget
+        assert stats["summary_count"] <= stats["compressions"]
+        if stats["summarized_messages"]:
+            assert stats["summary_count"] >= 1
+            assert system.buffer  # the newest turn always stays in the raw buffer
+
+
+def _check_sums(stats: dict[str, int], messages: int) -> None:
+    """Compression is asynchronous; one statistics snapshot adds up at any moment."""
+    assert stats["total_messages"] == messages
+    tiers = ("buffer", "pending", "summarized")
+    assert sum(stats[f"{tier}_messages"] for tier in tiers) == stats["total_messages"]
+    assert sum(stats[f"{tier}_tokens"] for tier in tiers) == stats["total_tokens"]

@@ -148,3 +148,35 @@ def test_searches_running_while_texts_are_added_see_a_consistent_index() -> None
             thread.join(10)
     assert errors == []
     assert len(index) == 300
+
+
+# -- the bounded index ----------------------------------------------------------------------
+
+
+def test_bounded_index_evicts_the_oldest_and_hands_them_back() -> None:
+    from reference_impl.embeddings import BoundedVectorIndex
+
+    index = BoundedVectorIndex(3)
+    assert index.add([10, 11], TEXTS[:2]) == []
+    evicted = index.add([12, 13], [TEXTS[2], "Battery drains in the cold."])
+    assert [(e.key, e.text) for e in evicted] == [(10, TEXTS[0])]
+    assert evicted[0].vector.shape == (HashedLexicalEmbedder().dim,)
+    assert index.items() == [(11, TEXTS[1]), (12, TEXTS[2]), (13, "Battery drains in the cold.")]
+    assert [hit.position for hit in index.search("neural networks", 1)] == [12]
+    assert index.search("pandas matplotlib", 3) == []  # evicted: not found any more
+    with pytest.raises(ValueError, match="capacity must be an integer >= 1, got 0"):
+        BoundedVectorIndex(0)
+
+
+def test_bounded_index_scores_like_the_unbounded_index_over_the_same_texts() -> None:
+    from reference_impl.embeddings import BoundedVectorIndex
+
+    texts = [f"{TEXTS[n % 3]} note {n} about device {n % 7}" for n in range(300)]
+    bounded = BoundedVectorIndex(100)  # grows 64 -> 100, then wraps around
+    bounded.add(list(range(300)), texts)
+    plain = VectorIndex()
+    plain.add(texts[200:])
+    for query in ("neural networks device 3", "sales month note", "pandas 5"):
+        ours = [(h.position, round(h.score, 5)) for h in bounded.search(query, 5)]
+        theirs = [(h.position + 200, round(h.score, 5)) for h in plain.search(query, 5)]
+        assert ours == theirs
