@@ -20,7 +20,8 @@
 
 PSI (``/proc/pressure/memory``, https://docs.kernel.org/accounting/psi.html) is read through
 `pressure_source`, a callable returning ``(some_avg10, full_avg10)`` in percent, or None where
-the file is absent. Its thresholds follow Android's lmkd, which calls pressure medium when
+the file is absent; `psi_pressure_source()` makes one over
+`memory_management.read_memory_pressure`. Its thresholds follow Android's lmkd, which calls pressure medium when
 tasks stall on memory for more than 70 ms of a second ("some", `ro.lmk.psi_partial_stall_ms`)
 and critical past 700 ms ("full", `ro.lmk.psi_complete_stall_ms`),
 https://source.android.com/docs/core/perf/lmkd: here some avg10 >= 7% asks for level 1 and
@@ -38,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from reference_impl import memory_management
-from reference_impl.memory_management import DeviceMemoryManager, WatermarkLevel
+from reference_impl.memory_management import DeviceMemoryManager, PressureStall, WatermarkLevel
 from reference_impl.production_patterns import DegradationLevel, GracefulDegradationManager
 
 __all__ = [
@@ -64,31 +65,27 @@ DEFAULT_WATERMARK_DEGRADATION: Mapping[WatermarkLevel, int] = {
 PressureSource = Callable[[], "tuple[float, float] | None"]
 
 
-def pressure_from_stall(stall: object) -> tuple[float, float] | None:
+def pressure_from_stall(stall: PressureStall | None) -> tuple[float, float] | None:
     """``(some avg10, full avg10)`` in percent of a PSI reading, None for no reading.
 
-    Takes `memory_management.read_memory_pressure()`'s `PressureStall` (``.some.avg10``,
-    ``.full.avg10``; ``full`` is None where the kernel has no full line: read as 0).
+    ``full`` is None where the kernel has no full line (before Linux 5.13 for CPU, never for
+    memory in practice): read as 0.
     """
     if stall is None:
         return None
-    some = getattr(stall, "some", None)
-    full = getattr(stall, "full", None)
-    if some is None:
-        return None
-    return float(some.avg10), 0.0 if full is None else float(full.avg10)
+    return stall.some.avg10, 0.0 if stall.full is None else stall.full.avg10
 
 
-def psi_pressure_source() -> PressureSource:
-    """A `pressure_source` reading the kernel's memory PSI through memory_management.
-
-    Uses `memory_management.read_memory_pressure` (None on a simulated device or where
-    ``/proc/pressure/memory`` is absent); a memory_management without it reads as no PSI.
-    """
-    reader = getattr(memory_management, "read_memory_pressure", None)
+def psi_pressure_source(
+    reader: Callable[[], PressureStall | None] | None = None,
+) -> PressureSource:
+    """A `pressure_source` over `reader` (default `memory_management.read_memory_pressure`:
+    ``/proc/pressure/memory`` of the current machine, None on a simulated device or where the
+    file is absent)."""
+    read = memory_management.read_memory_pressure if reader is None else reader
 
     def source() -> tuple[float, float] | None:
-        return None if reader is None else pressure_from_stall(reader())
+        return pressure_from_stall(read())
 
     return source
 

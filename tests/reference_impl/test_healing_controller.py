@@ -240,18 +240,19 @@ def test_a_level_with_a_bad_fraction_is_rejected() -> None:
 
 
 def test_a_psi_reading_becomes_some_and_full_percentages() -> None:
-    from types import SimpleNamespace
-
+    from pytest_edge.machine import PressureRecord, PressureStall
     from reference_impl.self_healing import pressure_from_stall, psi_pressure_source
 
-    record = SimpleNamespace
-    stall = SimpleNamespace(some=record(avg10=8.5), full=record(avg10=1.25))
+    def record(avg10: float) -> PressureRecord:
+        return PressureRecord(avg10=avg10, avg60=0.0, avg300=0.0, total_us=0)
+
+    stall = PressureStall(some=record(8.5), full=record(1.25))
     assert pressure_from_stall(stall) == (8.5, 1.25)
-    assert pressure_from_stall(SimpleNamespace(some=record(avg10=3.0), full=None)) == (3.0, 0.0)
+    assert pressure_from_stall(PressureStall(some=record(3.0), full=None)) == (3.0, 0.0)
     assert pressure_from_stall(None) is None
-    source = psi_pressure_source()
-    reading = source()  # the host's PSI, or None where there is none: either is fine here
-    assert reading is None or (0.0 <= reading[0] <= 100.0 and 0.0 <= reading[1] <= 100.0)
+    assert psi_pressure_source(lambda: stall)() == (8.5, 1.25)
+    host = psi_pressure_source()()  # the machine's own PSI, or None where there is none
+    assert host is None or (0.0 <= host[0] <= 100.0 and 0.0 <= host[1] <= 100.0)
 
 
 def test_degradation_listeners_hear_every_change_in_order_outside_the_lock() -> None:
