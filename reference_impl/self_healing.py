@@ -21,12 +21,13 @@
 PSI (``/proc/pressure/memory``, https://docs.kernel.org/accounting/psi.html) is read through
 `pressure_source`, a callable returning ``(some_avg10, full_avg10)`` in percent, or None where
 the file is absent; `psi_pressure_source()` makes one over
-`memory_management.read_memory_pressure`. Its thresholds follow Android's lmkd, which calls pressure medium when
-tasks stall on memory for more than 70 ms of a second ("some", `ro.lmk.psi_partial_stall_ms`)
-and critical past 700 ms ("full", `ro.lmk.psi_complete_stall_ms`),
-https://source.android.com/docs/core/perf/lmkd: here some avg10 >= 7% asks for level 1 and
-full avg10 >= 70% for level 2. lmkd measures 1 s windows with PSI triggers; avg10 is a 10 s
-average, so these are estimates of the same bar, tunable with `pressure_thresholds`.
+`memory_management.read_memory_pressure`. Its thresholds follow Android's lmkd, which calls
+pressure medium when tasks stall on memory for more than 70 ms of a second ("some",
+`ro.lmk.psi_partial_stall_ms`) and critical past 700 ms ("full",
+`ro.lmk.psi_complete_stall_ms`), https://source.android.com/docs/core/perf/lmkd: here some
+avg10 >= 7% asks for level 1 and full avg10 >= 70% for level 2. lmkd measures 1 s windows
+with PSI triggers; avg10 is a 10 s average, so these are estimates of the same bar, tunable
+with `pressure_thresholds`.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class SelfHealingController:
         self._watermark = WatermarkLevel.NORMAL
         self._pressure: tuple[float, float] | None = None
         self._applied = (self.full_context_tokens, self.full_workers)
-        self.transitions: list[HealingTransition] = []
+        self._transitions: list[HealingTransition] = []
         self._manager: DeviceMemoryManager | None = None
         self._detach: list[Callable[[], None]] = [degradation.add_listener(self._on_level)]
         self._stop = threading.Event()
@@ -299,6 +300,12 @@ class SelfHealingController:
         return tokens, level.workers(self.full_workers)
 
     @property
+    def transitions(self) -> tuple[HealingTransition, ...]:
+        """Every level change seen, in order, with its reason and the settings applied."""
+        with self._lock:
+            return tuple(self._transitions)
+
+    @property
     def applied(self) -> tuple[int, int]:
         """(context tokens, workers) last applied."""
         with self._lock:
@@ -316,7 +323,7 @@ class SelfHealingController:
                 errors += self._apply("set_worker_count", self._set_worker_count, workers)
             before = self._applied
             self._applied = (tokens, workers)
-            self.transitions.append(
+            self._transitions.append(
                 HealingTransition(
                     self._clock(), old.name, new.name, reason, tokens, workers, tuple(errors)
                 )
@@ -353,5 +360,5 @@ class SelfHealingController:
                 "context_tokens": self._applied[0],
                 "workers": self._applied[1],
                 "recovery_streak": self._streak,
-                "transitions": len(self.transitions),
+                "transitions": len(self._transitions),
             }
