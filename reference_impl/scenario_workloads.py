@@ -9,6 +9,8 @@ They live in an importable module because they run in child processes.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import random
 import sqlite3
 import threading
@@ -37,6 +39,7 @@ from reference_impl.production_patterns import (
     StatePersistenceManager,
     StateWriteError,
 )
+from reference_impl.self_healing import SelfHealingController, psi_pressure_source
 
 Result = dict[str, Any]
 
@@ -656,9 +659,10 @@ def memory_pressure_steps(
 
     The workload really allocates `steps` x `step_mb` MB (touched, so resident), reading the
     watermark after each step through `DeviceMemoryManager` (on a simulated device the reading
-    is the device's: its total minus what is taken). Entering MEDIUM (and HIGH) steps
-    degradation up one level each; below MEDIUM each check is a success, and
-    `GracefulDegradationManager` steps back down after two in a row. Then it frees the memory
+    is the device's: its total minus what is taken). A `SelfHealingController` wires the
+    watermark to `GracefulDegradationManager`: entering MEDIUM (and HIGH) steps degradation up
+    one level each; below MEDIUM it steps back down after two calm checks in a row (the
+    scenario `self_healing.toml` applies the levels' settings too). Then it frees the memory
     step by step and keeps checking. Each watermark check is an item; a MemoryError while
     allocating is an error (the step did not fit).
 
@@ -680,7 +684,16 @@ def memory_pressure_steps(
 
 def _memory_steps(step_mb: int, steps: int, recovery_checks: int, background_mb: int) -> Result:
     manager = DeviceMemoryManager()
-    degradation = GracefulDegradationManager(recovery_successes=2, recovery_cooldown=0.0)
+    # The same wiring an app uses (reference_impl.self_healing), without settings to apply:
+    # MEDIUM asks for one degradation step, HIGH for two; back down after 2 calm checks.
+    healing = SelfHealingController(
+        GracefulDegradationManager(),
+        full_context_tokens=2048,
+        full_workers=1,
+        recovery_checks=2,
+    )
+    healing.attach(manager)
+    degradation = healing.degradation
     trail: list[tuple[str, str]] = []
     held: list[bytearray] = []
     checks = errors = 0
@@ -690,17 +703,10 @@ def _memory_steps(step_mb: int, steps: int, recovery_checks: int, background_mb:
 
     def observe() -> None:
         nonlocal checks, max_level, max_degradation
-        level = manager.check_watermark()
+        healing.check()
+        level = manager.watermark_level
         checks += 1
         max_level = max(max_level, level)
-        # One degradation step per watermark level from MEDIUM up; none below.
-        wanted = max(0, int(level) - int(WatermarkLevel.MEDIUM) + 1)
-        if degradation.level_index < wanted:
-            degradation.increase_degradation(f"memory watermark {level.name}")
-        elif level >= WatermarkLevel.MEDIUM:
-            degradation.record_failure()  # still under pressure: no recovery streak
-        else:
-            degradation.record_success()
         max_degradation = max(max_degradation, degradation.level_index)
         trail.append((level.name, degradation.level.name))
 
@@ -720,6 +726,7 @@ def _memory_steps(step_mb: int, steps: int, recovery_checks: int, background_mb:
         observe()
     for _ in range(recovery_checks):
         observe()
+    healing.close()
     return {
         "items": checks,
         "errors": errors,
@@ -754,3 +761,244 @@ def degraded_and_recovered(outcome: Any) -> str | None:
             f"{d['final_degradation']} after the memory was freed; trail {d['trail']}"
         )
     return None
+
+
+# --- self-healing: pressure -> degradation -> smaller window, fewer workers -> recovery ---------
+
+
+class _HealingRun:
+    """The real engine, context system and memory manager of `self_healing_under_pressure`,
+    and what was observed of them (never what the controller says it did)."""
+
+    def __init__(
+        self,
+        engine: ThreadSafeEngine,
+        context: ThreeTieredContextSystem,
+        manager: DeviceMemoryManager,
+        controller: SelfHealingController | None,
+        words_per_turn: int,
+        reply_tokens: int,
+        seed: int,
+    ) -> None:
+        self.engine, self.context, self.manager = engine, context, manager
+        self.controller = controller
+        self.words_per_turn, self.reply_tokens = words_per_turn, reply_tokens
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
+        self.observations: list[dict[str, Any]] = []
+        self.watermarks: list[tuple[str, str]] = []
+        self.submitted = self.answered = self.failed = 0
+        self.turn = 0
+
+    def check(self, phase: str) -> WatermarkLevel:
+        """One periodic pressure check, as the app's own loop would do it."""
+        if self.controller is not None:
+            self.controller.check()  # reads the watermark (and PSI) itself
+            level = self.manager.watermark_level
+        else:
+            level = self.manager.check_watermark()
+        self.watermarks.append((phase, level.name))
+        return level
+
+    def add_turn(self) -> None:
+        self.context.add_message("user", _sentence(self.rng, self.words_per_turn))
+        self.context.add_message("assistant", _sentence(self.rng, self.words_per_turn))
+        self.turn += 1
+
+    def serve(self, phase: str, requests: int) -> None:
+        """`requests` chat turns through the engine; the prompt size and the engine's live
+        workers are recorded with every response."""
+        prompt_tokens: dict[str, int] = {}
+        for n in range(requests):
+            self.add_turn()
+            prompt = self.context.get_final_prompt(
+                f"question {self.turn}: {_sentence(self.rng, 8)}"
+            )
+            request_id = f"{phase}-{n}"
+            prompt_tokens[request_id] = self.context.count_tokens(prompt)
+            self.engine.submit_request(request_id, prompt, self.reply_tokens)
+            self.submitted += 1
+            self.check(phase)
+        for _ in range(requests):
+            response = self.engine.get_response(timeout=30)
+            if response is None:
+                break
+            self.answered += response["ok"]
+            self.failed += not response["ok"]
+            status = self.engine.get_queue_status()
+            self.observations.append(
+                {
+                    "phase": phase,
+                    "prompt_tokens": prompt_tokens[response["id"]],
+                    "workers": status["workers"],
+                    "in_progress": status["in_progress"],
+                    "threads": _engine_threads(),
+                }
+            )
+
+
+def _engine_threads() -> int:
+    """Engine worker threads alive in this process, counted by the interpreter itself."""
+    return sum(t.name.startswith("ThreadSafeEngine-worker") for t in threading.enumerate())
+
+
+def _hold_until_medium(run: _HealingRun, step_mb: int, max_hold_mb: int) -> list[mmap.mmap]:
+    """Really allocate (and touch) memory in steps until the watermark reaches MEDIUM."""
+    held: list[mmap.mmap] = []
+    while len(held) * step_mb < max_hold_mb:
+        block = mmap.mmap(-1, step_mb * _MIB)  # anonymous: unmapped (returned) on close
+        for offset in range(0, len(block), mmap.PAGESIZE):
+            block[offset] = 1
+        held.append(block)
+        if run.check("pressure") >= WatermarkLevel.MEDIUM:
+            break
+    return held
+
+
+def self_healing_under_pressure(
+    state_dir: Path,
+    full_context_tokens: int = 2048,
+    workers: int = 4,
+    requests_per_phase: int = 16,
+    prefill_turns: int = 12,
+    step_mb: int = 32,
+    max_hold_mb: int = 768,
+    recovery_checks: int = 3,
+    max_recovery_checks: int = 40,
+    words_per_turn: int = 60,
+    tokens_per_second: float = 2000.0,
+    reply_tokens: int = 16,
+    self_healing: bool = True,
+    seed: int = 3,
+) -> Result:
+    """Memory pressure on a busy chat agent: it must shrink its window and workers, keep
+    answering, and grow back once the memory is freed.
+
+    The real `ThreeTieredContextSystem` and `ThreadSafeEngine` are driven by a
+    `SelfHealingController` over the real `DeviceMemoryManager` (on a simulated device its
+    readings are the device's, with the scenario's memory_pressure fault taken). Phases:
+    ``baseline`` (a full conversation, all workers), ``pressure`` (the workload really
+    allocates memory in steps until the watermark reaches MEDIUM, then serves while holding
+    it), ``released`` (the memory freed, checks until the watermark falls, then serves
+    again). Every response records the prompt's token count (the context system's counter)
+    and the engine's live workers (`get_queue_status`); the check judges those, not the
+    controller's claims. ``self_healing=False`` runs the same without the controller.
+    Items are answered requests, errors failed ones.
+    """
+    manager = DeviceMemoryManager()
+    context = ThreeTieredContextSystem(
+        ContextConfig(
+            max_context_tokens=full_context_tokens, buffer_tokens=full_context_tokens // 4
+        )
+    )
+    backend = DeviceRateBackend(tokens_per_second, reply_tokens=reply_tokens)
+    engine = ThreadSafeEngine(workers, backend=backend, max_queue_size=max(requests_per_phase, 1))
+    controller = (
+        SelfHealingController(
+            GracefulDegradationManager(),
+            full_context_tokens=full_context_tokens,
+            full_workers=workers,
+            set_context_window=context.set_context_window,
+            set_worker_count=engine.set_worker_count,
+            pressure_source=psi_pressure_source(),  # None on a simulated device
+            recovery_checks=recovery_checks,
+        )
+        if self_healing
+        else None
+    )
+    run = _HealingRun(engine, context, manager, controller, words_per_turn, reply_tokens, seed)
+    with engine, controller if controller is not None else contextlib.nullcontext():
+        if controller is not None:
+            controller.attach(manager)
+        for _ in range(prefill_turns):
+            run.add_turn()
+        run.serve("baseline", requests_per_phase)
+        held = _hold_until_medium(run, step_mb, max_hold_mb)
+        held_mb = len(held) * step_mb
+        run.serve("pressure", requests_per_phase)
+        for block in held:
+            block.close()
+        held.clear()
+        for _ in range(max_recovery_checks):
+            if run.check("released") < WatermarkLevel.MEDIUM and (
+                controller is None or controller.degradation.level_index == 0
+            ):
+                break
+        run.serve("released", requests_per_phase)
+    transitions = [] if controller is None else controller.transitions
+    return {
+        "items": run.answered,
+        "errors": run.failed + (run.submitted - run.answered - run.failed),
+        "unit": "requests",
+        "details": {
+            "full_context_tokens": full_context_tokens,
+            "full_workers": workers,
+            "held_mb": held_mb,
+            "unanswered": run.submitted - run.answered - run.failed,
+            "observations": run.observations,
+            "watermarks": run.watermarks,
+            "controller_transitions": [f"{t.old} -> {t.new}: {t.reason}" for t in transitions],
+        },
+    }
+
+
+def _phase(observations: list[dict[str, Any]], phase: str) -> list[dict[str, Any]]:
+    return [o for o in observations if o["phase"] == phase]
+
+
+def healed_and_recovered(outcome: Any) -> str | None:
+    """Custom check: from the engine's and the context's own readings, the whole sequence.
+
+    baseline: every prompt answered with all workers, prompts larger than half the window;
+    pressure: the watermark reached MEDIUM, every prompt fits half the window, the engine
+    ends the phase with at most half its workers serving and at some point no more than half
+    its worker threads alive (counted by `threading.enumerate`); released: the watermark fell
+    below MEDIUM, the engine is back to all its workers and threads and prompts grow past
+    half the window again.
+    Every request answered throughout.
+    """
+    d = outcome.result.details
+    full, workers = d["full_context_tokens"], d["full_workers"]
+    half_window, half_workers = full // 2, max(1, workers // 2)
+    if d["unanswered"] or outcome.result.errors:
+        return f"{d['unanswered']} unanswered and {outcome.result.errors} failed requests"
+    base, pressure, released = (
+        _phase(d["observations"], p) for p in ("baseline", "pressure", "released")
+    )
+    problems = []
+    if not base or max(o["prompt_tokens"] for o in base) <= half_window:
+        problems.append(f"baseline prompts never used more than half the {full}-token window")
+    if any(o["workers"] != workers for o in base):
+        problems.append(f"baseline ran with fewer than {workers} workers")
+    marks = dict.fromkeys(p for p, level in d["watermarks"] if level in ("MEDIUM", "HIGH"))
+    if "pressure" not in marks:
+        problems.append(
+            f"the watermark never reached MEDIUM under pressure ({d['held_mb']} MB held)"
+        )
+    too_big = [o["prompt_tokens"] for o in pressure if o["prompt_tokens"] > half_window]
+    if not pressure or too_big:
+        problems.append(
+            f"under pressure {len(too_big)} prompts exceeded {half_window} tokens:"
+            " the window did not shrink"
+        )
+    if not pressure or pressure[-1]["workers"] > half_workers:
+        live = pressure[-1]["workers"] if pressure else None
+        problems.append(
+            f"under pressure the engine still had {live} live workers (want <= {half_workers})"
+        )
+    elif min(o["threads"] for o in pressure) > half_workers:
+        problems.append(
+            f"under pressure {min(o['threads'] for o in pressure)} engine threads stayed alive"
+            f" (want <= {half_workers}): retired workers never ended"
+        )
+    last_mark = [level for p, level in d["watermarks"] if p == "released"][-1:]
+    if last_mark in (["MEDIUM"], ["HIGH"]):
+        problems.append(f"the watermark stayed {last_mark[0]} after the memory was freed")
+    last = released[-1] if released else {"workers": None, "threads": None}
+    if last["workers"] != workers or last["threads"] != workers:
+        problems.append(
+            f"after the pressure the engine has {last['workers']} live workers and"
+            f" {last['threads']} threads, not {workers}"
+        )
+    if not released or max(o["prompt_tokens"] for o in released) <= half_window:
+        problems.append(f"after the pressure prompts never grew past {half_window} tokens again")
+    return "; ".join(problems) or None
