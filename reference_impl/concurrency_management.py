@@ -825,12 +825,14 @@ class TaskGroupManager:
         self.active = 0
         self.peak_active = 0
 
-    async def _limited(self, semaphore: asyncio.Semaphore, job: Awaitable[R]) -> R:
+    async def _limited(self, semaphore: asyncio.Semaphore, job: Callable[[], Awaitable[R]]) -> R:
+        # The job's awaitable is made only once a slot is held: a task cancelled while it waits
+        # leaves no coroutine behind that was never awaited.
         async with semaphore:
             self.active += 1
             self.peak_active = max(self.peak_active, self.active)
             try:
-                return await job
+                return await job()
             finally:
                 self.active -= 1
 
@@ -838,7 +840,7 @@ class TaskGroupManager:
         """Run `jobs` (zero-argument async callables) concurrently; results in input order."""
         semaphore = asyncio.Semaphore(self.max_concurrent)
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._limited(semaphore, job())) for job in jobs]
+            tasks = [group.create_task(self._limited(semaphore, job)) for job in jobs]
         return [task.result() for task in tasks]
 
     async def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -474,6 +476,36 @@ def test_one_failure_cancels_the_others_and_raises_an_exception_group() -> None:
     assert time.monotonic() - started < 5
     assert caught.group_contains(ValueError, match="job 0 failed")
     assert sorted(cancelled) == [1, 2, 3]
+
+
+def test_jobs_waiting_for_a_slot_when_one_fails_are_never_created() -> None:
+    # A job's coroutine used to be created before its task got a slot: when a failure cancelled
+    # the waiting tasks, those coroutines were never awaited, and Python's "coroutine ... was
+    # never awaited" RuntimeWarning surfaced later in whichever test ran the garbage collector.
+    manager = TaskGroupManager(max_concurrent=1)
+    created: list[int] = []
+
+    def make(n: int) -> Callable[[], Awaitable[int]]:
+        def job() -> Awaitable[int]:
+            created.append(n)
+            return asyncio.to_thread(_fail_first, n)
+
+        return job
+
+    with warnings.catch_warnings(record=True) as caught_warnings:
+        warnings.simplefilter("always")
+        with pytest.raises(ExceptionGroup):
+            asyncio.run(manager.run_all([make(n) for n in range(4)]))
+        gc.collect()
+    assert [str(w.message) for w in caught_warnings if w.category is RuntimeWarning] == []
+    # The failing job, and at most the one that took its freed slot before the cancellation.
+    assert created in ([0], [0, 1])
+
+
+def _fail_first(n: int) -> int:
+    if n == 0:
+        raise ValueError("job 0 failed")
+    return n
 
 
 def test_embeddings_are_the_embedders_and_search_finds_the_right_text() -> None:
