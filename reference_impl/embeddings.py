@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 FloatMatrix = npt.NDArray[np.float32]
+Counts = npt.NDArray[np.int64]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -114,13 +115,45 @@ class SearchHit:
     text: str
 
 
+def idf_weights(rows: int, document_frequency: Counts) -> FloatMatrix:
+    """Smoothed IDF per dimension, as in scikit-learn: ``ln((1 + n) / (1 + df)) + 1``."""
+    idf = np.log((1.0 + rows) / (1.0 + document_frequency)) + 1.0
+    weights: FloatMatrix = idf.astype(np.float32)
+    return weights
+
+
+def idf_cosines(
+    query_vector: FloatMatrix, rows: FloatMatrix, weights: FloatMatrix | None
+) -> FloatMatrix:
+    """cos(row * w, query * w) for each row, as ``row . (q w^2) / (sqrt(row^2 . w^2) |q w|)``.
+
+    No temporary the size of `rows` is made, so a search costs a few vectors of memory, not
+    a copy of the index.
+    """
+    squared = np.ones_like(query_vector) if weights is None else weights * weights
+    query_norm = float(np.sqrt(query_vector * query_vector @ squared))
+    if query_norm == 0.0 or len(rows) == 0:
+        return np.zeros(len(rows), dtype=np.float32)
+    # einsum runs single-threaded: a multi-threaded BLAS matvec this small waits on its
+    # helper threads, which cost milliseconds on a busy 2-core board. The three-operand
+    # form sums row^2 w^2 without an n x dim temporary.
+    dots = np.einsum("ij,j->i", rows, query_vector * squared)
+    norms = np.sqrt(np.einsum("ij,ij,j->i", rows, rows, squared))
+    scores: FloatMatrix = np.divide(
+        dots, norms * query_norm, out=np.zeros_like(dots), where=norms > 0
+    )
+    return scores
+
+
 class VectorIndex:
     """Exact top-k cosine search over the texts added to it.
 
-    `idf` weights dimensions by inverse document frequency (smoothed, as in scikit-learn:
-    ``ln((1 + n) / (1 + df)) + 1``) before the cosine; it defaults to on for the lexical
-    embedder, where a dimension is a word, and off for other embedders, whose dimensions
-    are not words. Thread-safe: a search sees the index as it was when the search began.
+    `idf` weights dimensions by inverse document frequency (`idf_weights`) before the cosine;
+    it defaults to on for the lexical embedder, where a dimension is a word, and off for other
+    embedders, whose dimensions are not words. Vectors are appended to a buffer that grows by
+    doubling, and document frequencies are kept up to date on `add`, so a search neither
+    copies nor rescans the matrix. Thread-safe: a search sees the index as it was when the
+    search began (rows are only ever appended, and a grown buffer is a new array).
     """
 
     def __init__(self, embedder: Embedder | None = None, *, idf: bool | None = None) -> None:
@@ -128,8 +161,8 @@ class VectorIndex:
         self.idf = isinstance(self.embedder, HashedLexicalEmbedder) if idf is None else idf
         self._lock = threading.Lock()
         self._texts: list[str] = []
-        self._blocks: list[FloatMatrix] = []
-        self._matrix: FloatMatrix | None = None
+        self._buffer: FloatMatrix = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        self._df = np.zeros(self.embedder.dim, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -148,68 +181,53 @@ class VectorIndex:
                 f"expected vectors of shape {(len(texts), self.embedder.dim)}, got {vectors.shape}"
             )
         with self._lock:
+            size = len(self._texts)
+            if size + len(texts) > len(self._buffer):
+                grown = np.zeros(
+                    (max(2 * len(self._buffer), size + len(texts), 64), self.embedder.dim),
+                    dtype=np.float32,
+                )
+                grown[:size] = self._buffer[:size]
+                self._buffer = grown
+            self._buffer[size : size + len(texts)] = vectors
+            self._df = self._df + np.count_nonzero(vectors, axis=0)
             self._texts.extend(texts)
-            self._blocks.append(vectors)
-            self._matrix = None
         return vectors
 
     def matrix(self) -> FloatMatrix:
-        """All stored vectors, one row per text (stacked once, cached until the next `add`)."""
-        return self._snapshot()[0]
+        """All stored vectors, one row per text (a read-only view, not a copy)."""
+        matrix = self._snapshot()[0]
+        matrix.flags.writeable = False
+        return matrix
 
-    def _snapshot(self) -> tuple[FloatMatrix, list[str]]:
+    def _snapshot(self) -> tuple[FloatMatrix, list[str], Counts]:
         with self._lock:
-            if self._matrix is None:
-                if not self._blocks:
-                    self._matrix = np.zeros((0, self.embedder.dim), dtype=np.float32)
-                else:
-                    self._matrix = np.vstack(self._blocks)
-                    self._blocks = [self._matrix]
-            # The list only grows, so rows below len(matrix) stay valid without a copy.
-            return self._matrix, self._texts
+            # Rows below the size never change and the lists only grow: views stay valid.
+            size = len(self._texts)
+            return self._buffer[:size], self._texts, self._df
 
-    def _weights(self, matrix: FloatMatrix) -> FloatMatrix | None:
-        if not self.idf or len(matrix) == 0:
-            return None
-        df = np.count_nonzero(matrix, axis=0)
-        weights: FloatMatrix = (np.log((1.0 + len(matrix)) / (1.0 + df)) + 1.0).astype(np.float32)
-        return weights
+    def _weights(self, rows: int, document_frequency: Counts) -> FloatMatrix | None:
+        return idf_weights(rows, document_frequency) if self.idf and rows else None
 
-    def search(
-        self, query: str, top_k: int, *, rows: slice | None = None, min_score: float = 0.0
-    ) -> list[SearchHit]:
+    def search(self, query: str, top_k: int, *, min_score: float = 0.0) -> list[SearchHit]:
         """The `top_k` stored texts most similar to `query`, best first.
 
         Only scores above `min_score` are returned (by default: texts sharing nothing with the
-        query are left out). `rows` restricts the search to a slice of the index (IDF still
-        comes from the whole index), which lets callers search shards concurrently.
+        query are left out).
         """
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
-        matrix, texts = self._snapshot()
+        matrix, texts, df = self._snapshot()
         if top_k == 0 or len(matrix) == 0:
             return []
-        weights = self._weights(matrix)
-        start = 0 if rows is None else range(len(matrix))[rows].start
-        candidates = matrix if rows is None else matrix[rows]
-        if len(candidates) == 0:
-            return []
-        query_vector = self.embedder.embed([query])[0]
-        if weights is not None:
-            query_vector = query_vector * weights
-            candidates = candidates * weights
-        query_norm = float(np.linalg.norm(query_vector))
-        if query_norm == 0.0:
-            return []
-        norms = np.linalg.norm(candidates, axis=1)
-        dots = candidates @ query_vector
-        scores = np.divide(dots, norms * query_norm, out=np.zeros_like(dots), where=norms > 0)
+        weights = self._weights(len(matrix), df)
+        scores = idf_cosines(self.embedder.embed([query])[0], matrix, weights)
         k = min(top_k, len(scores))
         best = np.argpartition(-scores, k - 1)[:k]
         # Stable order: best score first, earlier text first among equals.
         ordered = sorted(best.tolist(), key=lambda i: (-float(scores[i]), i))
         return [
-            SearchHit(start + i, float(scores[i]), texts[start + i])
+            SearchHit(i, float(scores[i]), texts[i])
             for i in ordered
             if float(scores[i]) > min_score
         ]
@@ -313,31 +331,12 @@ class BoundedVectorIndex:
         """IDF weight per dimension over the stored texts (None without IDF or when empty)."""
         if not self.idf or self._size == 0:
             return None
-        idf = np.log((1.0 + self._size) / (1.0 + self._df)) + 1.0
-        weights: FloatMatrix = idf.astype(np.float32)
-        return weights
+        return idf_weights(self._size, self._df)
 
     def score(self, query: str, vectors: FloatMatrix) -> FloatMatrix:
         """Cosine of `query` against each row of `vectors`, IDF-weighted like a search."""
         rows = np.asarray(vectors, dtype=np.float32)
-        return self._cosines(self.embedder.embed([query])[0], rows)
-
-    def _cosines(self, query_vector: FloatMatrix, rows: FloatMatrix) -> FloatMatrix:
-        """cos(row * w, query * w) as ``row . (q w^2) / (sqrt(row^2 . w^2) |q w|)``."""
-        weights = self.weights()
-        squared = np.ones_like(query_vector) if weights is None else weights * weights
-        query_norm = float(np.sqrt(query_vector * query_vector @ squared))
-        if query_norm == 0.0 or len(rows) == 0:
-            return np.zeros(len(rows), dtype=np.float32)
-        # einsum runs single-threaded: a multi-threaded BLAS matvec this small waits on its
-        # helper threads, which cost milliseconds on a busy 2-core board. The three-operand
-        # form sums row^2 w^2 without an n x dim temporary.
-        dots = np.einsum("ij,j->i", rows, query_vector * squared)
-        norms = np.sqrt(np.einsum("ij,ij,j->i", rows, rows, squared))
-        scores: FloatMatrix = np.divide(
-            dots, norms * query_norm, out=np.zeros_like(dots), where=norms > 0
-        )
-        return scores
+        return idf_cosines(self.embedder.embed([query])[0], rows, self.weights())
 
     def search(self, query: str, top_k: int, *, min_score: float = 0.0) -> list[SearchHit]:
         """The `top_k` stored texts most similar to `query`, best first; `SearchHit.position`
@@ -348,7 +347,7 @@ class BoundedVectorIndex:
             return []
         size = self._size
         query_vector = self.embedder.embed([query])[0]
-        scores = self._cosines(query_vector, self._ring[:size])
+        scores = idf_cosines(query_vector, self._ring[:size], self.weights())
         k = min(top_k, len(scores))
         best = np.argpartition(-scores, k - 1)[:k]
         # Oldest first among equal scores, as VectorIndex does.

@@ -88,14 +88,6 @@ def test_idf_prefers_the_rare_word() -> None:
     assert plain.search("data pandas", top_k=2)[0].score == pytest.approx(0.5)
 
 
-def test_search_in_a_slice_reports_global_positions() -> None:
-    index = VectorIndex()
-    index.add(TEXTS)
-    hits = index.search("neural networks", top_k=2, rows=slice(2, 3))
-    assert [h.position for h in hits] == [2]
-    assert index.search("neural networks", top_k=2, rows=slice(0, 2)) == []
-
-
 def test_negative_top_k_is_rejected() -> None:
     with pytest.raises(ValueError, match="top_k must be >= 0, got -1"):
         VectorIndex().search("x", top_k=-1)

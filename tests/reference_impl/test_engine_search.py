@@ -28,9 +28,9 @@ class Spy:
             self.threads.add(threading.get_ident())
             return real_search(index, *args, **kwargs)
 
-        def weights(index: VectorIndex, matrix: Any) -> Any:
+        def weights(index: VectorIndex, *args: Any) -> Any:
             self.weights += 1
-            return real_weights(index, matrix)
+            return real_weights(index, *args)
 
         monkeypatch.setattr(VectorIndex, "search", search)
         monkeypatch.setattr(VectorIndex, "_weights", weights)
