@@ -224,19 +224,19 @@ def long_conversation(
     counter) and still contains the query; otherwise it is an error.
     """
     config = ContextConfig(max_context_tokens=max_context_tokens, buffer_tokens=buffer_tokens)
-    system = ThreeTieredContextSystem(config)
-    rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
-    done = errors = 0
-    for turn in range(turns):
-        system.add_message("user", _sentence(rng, words_per_turn))
-        system.add_message("assistant", _sentence(rng, words_per_turn))
-        query = f"question {turn}: {_sentence(rng, 8)}"
-        prompt = system.get_final_prompt(query)
-        if system.count_tokens(prompt) <= max_context_tokens and f"question {turn}:" in prompt:
-            done += 1
-        else:
-            errors += 1
-    stats = system.get_statistics()
+    with ThreeTieredContextSystem(config) as system:  # joins its compression worker
+        rng = random.Random(seed)  # noqa: S311 - reproducible test text, not security
+        done = errors = 0
+        for turn in range(turns):
+            system.add_message("user", _sentence(rng, words_per_turn))
+            system.add_message("assistant", _sentence(rng, words_per_turn))
+            query = f"question {turn}: {_sentence(rng, 8)}"
+            prompt = system.get_final_prompt(query)
+            if system.count_tokens(prompt) <= max_context_tokens and f"question {turn}:" in prompt:
+                done += 1
+            else:
+                errors += 1
+        stats = system.get_statistics()
     return {"items": done, "errors": errors, "unit": "turns", "details": dict(stats)}
 
 
@@ -906,7 +906,7 @@ def self_healing_under_pressure(
         else None
     )
     run = _HealingRun(engine, context, manager, controller, words_per_turn, reply_tokens, seed)
-    with engine, controller if controller is not None else contextlib.nullcontext():
+    with engine, context, controller if controller is not None else contextlib.nullcontext():
         if controller is not None:
             controller.attach(manager)
         for _ in range(prefill_turns):
