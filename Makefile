@@ -83,7 +83,7 @@ demo: install
 # not installed (the package is pytest_edge only): run from the repository root with -m.
 demo-modules: install
 	@for module in memory_management production_patterns context_optimization \
-	               concurrency_management database_optimization; do \
+	               concurrency_management database_optimization self_healing; do \
 	    echo "=== reference_impl/$$module.py"; \
 	    $(BIN)/python -m reference_impl.$$module || exit 1; \
 	done

@@ -362,3 +362,27 @@ class SelfHealingController:
                 "recovery_streak": self._streak,
                 "transitions": len(self._transitions),
             }
+
+
+def _demo() -> None:
+    """A pressure spike (a reported 90% reading) and the recovery on this machine's readings."""
+    manager = DeviceMemoryManager()
+    with SelfHealingController(
+        GracefulDegradationManager(),
+        full_context_tokens=4096,
+        full_workers=4,
+        set_context_window=lambda tokens: print(f"  context window -> {tokens} tokens"),
+        set_worker_count=lambda n: print(f"  engine workers -> {n}"),
+    ) as controller:
+        controller.attach(manager)
+        print("a reading of 90% used:")
+        manager.check_watermark(usage=0.90)
+        print(f"checks on this machine's own readings (now {manager.refresh().used_fraction:.0%}):")
+        for _ in range(3 * controller.recovery_checks):
+            controller.check()
+        for transition in controller.transitions:
+            print(f"- {transition.old} -> {transition.new}: {transition.reason}")
+
+
+if __name__ == "__main__":
+    _demo()
