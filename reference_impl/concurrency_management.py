@@ -138,7 +138,7 @@ class _Request:
     on_token: TokenCallback | None = None
     deadline_s: float | None = None
     answered: bool = False
-    cancel_requested: bool = False
+    cancel_reason: str | None = None  # why a running request must stop at its next chunk
 
     @property
     def deadline(self) -> float | None:
@@ -167,8 +167,8 @@ class _Delivery:
     def checkpoint(self) -> None:
         request, now = self.request, time.monotonic()
         done = f"after {len(self.chunks)} chunks" if self.chunks else "before the first chunk"
-        if request.cancel_requested:
-            raise _StopStream(f"cancelled: cancel() {done}", "cancelled")
+        if request.cancel_reason is not None:
+            raise _StopStream(f"cancelled: {request.cancel_reason} {done}", "cancelled")
         if request.deadline is not None and now >= request.deadline:
             raise _StopStream(
                 f"deadline exceeded: deadline_s={request.deadline_s:g} passed {done}; stopped",
@@ -194,6 +194,11 @@ class _Worker:
     thread: threading.Thread | None = None
     request: _Request | None = None
     retiring: bool = False
+
+
+def _streams(worker: _Worker) -> bool:
+    """Whether `worker`'s backend streams, so its request can stop between chunks."""
+    return callable(getattr(worker.backend, "stream", None))
 
 
 EngineState = Literal["new", "running", "stopping", "stopped"]
@@ -353,9 +358,11 @@ class ThreadSafeEngine:
         """Stop taking requests and join every worker thread.
 
         `drain=True` finishes every queued request first; `drain=False` cancels the queued ones
-        (each gets a response with ``error="cancelled: engine stopped"``) and waits only for
-        requests already running. Raises `TimeoutError` if a thread outlives `timeout`.
-        Responses not yet collected stay available to `get_response`.
+        (each gets a response with ``error="cancelled: engine stopped"``) and stops running
+        streams at their next chunk (answered with the text so far, as `cancel` does); a
+        backend with only ``generate`` cannot be interrupted and is waited for. Raises
+        `TimeoutError` if a thread outlives `timeout`. Responses not yet collected stay
+        available to `get_response`.
         """
         if threading.current_thread() in self._threads:
             raise RuntimeError("stop() called from an engine worker: it would join itself")
@@ -365,6 +372,11 @@ class ThreadSafeEngine:
             self._state = "stopping"
             if not drain:
                 self._cancel_queued("cancelled: engine stopped")
+                for worker in self._workers + self._retiring:
+                    request = worker.request
+                    # A generate-only backend's result is kept: it cannot be cut short anyway.
+                    if request is not None and request.cancel_reason is None and _streams(worker):
+                        request.cancel_reason = "engine stopped"
             self._cond.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -485,9 +497,9 @@ class ThreadSafeEngine:
             for worker in self._workers + self._retiring:
                 running = worker.request
                 if running is not None and running.id == request_id:
-                    if running.cancel_requested:
+                    if running.cancel_reason is not None:
                         return False
-                    running.cancel_requested = True
+                    running.cancel_reason = "cancel()"
                     return True
             return False
 

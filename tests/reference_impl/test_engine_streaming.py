@@ -192,6 +192,29 @@ def test_cancel_stops_a_running_stream_at_its_next_chunk() -> None:
     assert backend.closed == ["p"]  # the stream was closed, not left suspended
 
 
+def test_stop_without_draining_stops_a_running_stream_at_its_next_chunk() -> None:
+    backend = SteppedStream(chunks=5)
+    chunks = Chunks()
+    engine = ThreadSafeEngine(max_workers=1, backend=backend)
+    engine.start()
+    engine.submit_request("r", "p", on_token=chunks.callback("r"))
+    backend.step.release()
+    assert backend.yielded.acquire(timeout=5)  # c0 delivered
+    stopper = threading.Thread(target=lambda: engine.stop(drain=False, timeout=10))
+    stopper.start()
+    for _ in range(10_000):  # until stop() has taken the engine's lock and marked the stream
+        if engine.state == "stopping":
+            break
+        threading.Event().wait(0.001)
+    backend.step.release()  # c1 arrives after the stop: not delivered, the stream ends
+    stopper.join(10)
+    assert not stopper.is_alive()
+    response = _get(engine)
+    assert response["error"] == "cancelled: engine stopped after 1 chunks"
+    assert response["result"] == "c0" == chunks.text("r")
+    assert backend.closed == ["p"]
+
+
 # -- deadlines ------------------------------------------------------------------------------------
 
 
