@@ -115,6 +115,18 @@ class SearchHit:
     text: str
 
 
+def _vectors_for(
+    embedder: Embedder, texts: Sequence[str], vectors: FloatMatrix | None
+) -> FloatMatrix:
+    """`vectors` as float32 (the embedder's vectors of `texts` when None), one row per text."""
+    rows = np.asarray(embedder.embed(texts) if vectors is None else vectors, dtype=np.float32)
+    if rows.shape != (len(texts), embedder.dim):
+        raise ValueError(
+            f"expected vectors of shape {(len(texts), embedder.dim)}, got {rows.shape}"
+        )
+    return rows
+
+
 def idf_weights(rows: int, document_frequency: Counts) -> FloatMatrix:
     """Smoothed IDF per dimension, as in scikit-learn: ``ln((1 + n) / (1 + df)) + 1``."""
     idf = np.log((1.0 + rows) / (1.0 + document_frequency)) + 1.0
@@ -173,13 +185,7 @@ class VectorIndex:
 
     def add(self, texts: Sequence[str], vectors: FloatMatrix | None = None) -> FloatMatrix:
         """Embed `texts` (or take their precomputed `vectors`), store them, return the vectors."""
-        if vectors is None:
-            vectors = self.embedder.embed(texts)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(texts), self.embedder.dim):
-            raise ValueError(
-                f"expected vectors of shape {(len(texts), self.embedder.dim)}, got {vectors.shape}"
-            )
+        vectors = _vectors_for(self.embedder, texts, vectors)
         with self._lock:
             size = len(self._texts)
             if size + len(texts) > len(self._buffer):
@@ -302,13 +308,7 @@ class BoundedVectorIndex:
         texts evicted to make room, oldest first."""
         if len(keys) != len(texts):
             raise ValueError(f"got {len(keys)} keys for {len(texts)} texts")
-        if vectors is None:
-            vectors = self.embedder.embed(texts)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(texts), self.embedder.dim):
-            raise ValueError(
-                f"expected vectors of shape {(len(texts), self.embedder.dim)}, got {vectors.shape}"
-            )
+        vectors = _vectors_for(self.embedder, texts, vectors)
         evicted: list[Evicted] = []
         for key, text, vector in zip(keys, texts, vectors, strict=True):
             if self._size == len(self._keys) < self.capacity:

@@ -21,8 +21,6 @@ turn; after: ~3-4 ms at both sizes, with or without a spill, tier 3 flat at the 
 from __future__ import annotations
 
 import gc
-import random
-import time
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,55 +35,12 @@ from reference_impl.context_optimization import (
     TokenCounter,
     extractive_summary,
 )
-
-QUERY = "which warehouse ships late in december with the battery?"
-_WORDS = [
-    "battery",
-    "thermal",
-    "cache",
-    "latency",
-    "storage",
-    "network",
-    "quantization",
-    "kernel",
-    "memory",
-    "model",
-    "warehouse",
-    "sales",
-    "forecast",
-    "pandas",
-    "matplotlib",
-    "december",
-    "smoothing",
-    "device",
-    "context",
-    "token",
-]
-_POOL = [
-    " ".join(rng.choice(_WORDS) + str(rng.randrange(200)) for _ in range(20)) + "."
-    for rng in (random.Random(seed) for seed in range(997))
-]
-
-
-def _first_sentence(texts: Sequence[str], max_tokens: int, count: TokenCounter) -> str:
-    return texts[0].split(".")[0][: max_tokens * 2]
-
-
-def _add(system: ThreeTieredContextSystem, start: int, stop: int) -> None:
-    for n in range(start, stop):
-        system.add_message("user" if n % 2 == 0 else "assistant", _POOL[n % len(_POOL)] + " ok.")
-    system.flush()
-
-
-def _costs(systems: Sequence[ThreeTieredContextSystem], rounds: int = 15) -> list[float]:
-    """Min-of-N CPU time of this thread per call (wall time charges preemption under load)."""
-    best = [float("inf")] * len(systems)
-    for _ in range(rounds):
-        for i, system in enumerate(systems):
-            start = time.thread_time()
-            system.get_final_prompt(QUERY)
-            best[i] = min(best[i], time.thread_time() - start)
-    return best
+from tests.reference_impl.conversation import (
+    QUERY,
+    add_turns,
+    first_sentence,
+    prompt_cpu_costs,
+)
 
 
 def _report(benchmark: Any, name: str, **figures: float) -> None:
@@ -104,12 +59,12 @@ def test_final_prompt_cost_at_n_turns_vs_1k(
     small_spill = tmp_path / "small.sqlite" if spill else None
     large_spill = tmp_path / "large.sqlite" if spill else None
     with (
-        ThreeTieredContextSystem(summarizer=_first_sentence, spill_path=small_spill) as small,
-        ThreeTieredContextSystem(summarizer=_first_sentence, spill_path=large_spill) as large,
+        ThreeTieredContextSystem(summarizer=first_sentence, spill_path=small_spill) as small,
+        ThreeTieredContextSystem(summarizer=first_sentence, spill_path=large_spill) as large,
     ):
-        _add(small, 0, 1000)
-        _add(large, 0, turns)
-        small_s, large_s = _costs([small, large])
+        add_turns(small, 0, 1000)
+        add_turns(large, 0, turns)
+        small_s, large_s = prompt_cpu_costs([small, large])
         benchmark.pedantic(large.get_final_prompt, args=(QUERY,), rounds=20, iterations=1)
         stats = large.get_statistics()
         _report(
@@ -127,15 +82,15 @@ def test_final_prompt_cost_at_n_turns_vs_1k(
 
 def test_tier3_bytes_per_turn_stay_flat(benchmark: BenchmarkFixture) -> None:
     """Bytes still held from the allocations of 1k, then 3k more turns: flat past the cap."""
-    with ThreeTieredContextSystem(summarizer=_first_sentence) as system:
+    with ThreeTieredContextSystem(summarizer=first_sentence) as system:
         gc.collect()
         tracemalloc.start()
         try:
             start = tracemalloc.get_traced_memory()[0]
-            benchmark.pedantic(_add, args=(system, 0, 1000), rounds=1, iterations=1)
+            benchmark.pedantic(add_turns, args=(system, 0, 1000), rounds=1, iterations=1)
             gc.collect()
             first = tracemalloc.get_traced_memory()[0] - start
-            _add(system, 1000, 4000)
+            add_turns(system, 1000, 4000)
             gc.collect()
             total = tracemalloc.get_traced_memory()[0] - start
         finally:
@@ -159,7 +114,7 @@ def test_summarizer_calls_per_turn(benchmark: BenchmarkFixture) -> None:
         return extractive_summary(texts, max_tokens, count)
 
     with ThreeTieredContextSystem(summarizer=counting) as system:
-        benchmark.pedantic(_add, args=(system, 0, 2000), rounds=1, iterations=1)
+        benchmark.pedantic(add_turns, args=(system, 0, 2000), rounds=1, iterations=1)
         stats = system.get_statistics()
     _report(
         benchmark,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import gc
-import random
-import time
 import tracemalloc
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,38 +11,9 @@ import pytest
 from reference_impl.context_optimization import (
     ContextConfig,
     ThreeTieredContextSystem,
-    TokenCounter,
     estimate_tokens,
 )
-
-QUERY = "which warehouse ships late in december with the battery?"
-
-_WORDS = [
-    "battery",
-    "thermal",
-    "cache",
-    "latency",
-    "storage",
-    "network",
-    "quantization",
-    "kernel",
-    "memory",
-    "model",
-    "warehouse",
-    "sales",
-    "forecast",
-    "pandas",
-    "matplotlib",
-    "december",
-    "smoothing",
-    "device",
-    "context",
-    "token",
-]
-
-
-def _turn(rng: random.Random, words: int = 30) -> str:
-    return " ".join(rng.choice(_WORDS) + str(rng.randrange(200)) for _ in range(words)) + "."
+from tests.reference_impl.conversation import QUERY, add_turns, first_sentence, prompt_cpu_costs
 
 
 def test_without_a_spill_path_the_oldest_turns_are_dropped_and_counted() -> None:
@@ -85,28 +53,13 @@ def test_a_bad_cap_is_named() -> None:
         ContextConfig(max_semantic_items=0)
 
 
-def _first_sentence(texts: Sequence[str], max_tokens: int, count: TokenCounter) -> str:
-    """A cheap summariser for bulk adding: the first sentence of the chunk."""
-    return texts[0].split(".")[0][: max_tokens * 2]
-
-
-_POOL = [_turn(random.Random(seed), words=12) for seed in range(997)]
-
-
-def _add(system: ThreeTieredContextSystem, start: int, stop: int) -> None:
-    for n in range(start, stop):
-        # A fresh string per turn (so tracemalloc sees it), drawn from a fixed vocabulary.
-        system.add_message("user" if n % 2 == 0 else "assistant", _POOL[n % len(_POOL)] + " ok.")
-    system.flush()
-
-
 def _traced_growth(system: ThreeTieredContextSystem, start: int, stop: int) -> int:
     """Bytes allocated while adding turns start..stop that are still held afterwards."""
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        _add(system, start, stop)
+        add_turns(system, start, stop)
         gc.collect()
         return tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -122,21 +75,6 @@ class CountingCounter:
     def __call__(self, text: str) -> int:
         self.chars += len(text)
         return estimate_tokens(text)
-
-
-def _prompt_cost(systems: Sequence[ThreeTieredContextSystem], rounds: int = 20) -> list[float]:
-    """Min-of-N CPU time (this thread's) of get_final_prompt per system, interleaved.
-
-    Thread CPU time, not wall time: on a loaded 2-core machine a call is preempted many
-    times, and wall time charges the waiting to whichever side happened to be running.
-    """
-    best = [float("inf")] * len(systems)
-    for _ in range(rounds):
-        for i, system in enumerate(systems):
-            start = time.thread_time()
-            system.get_final_prompt(QUERY)
-            best[i] = min(best[i], time.thread_time() - start)
-    return best
 
 
 def _work(system: ThreeTieredContextSystem, counter: CountingCounter) -> tuple[int, int]:
@@ -157,11 +95,11 @@ def test_20k_turns_cost_at_most_twice_1k_and_memory_stays_at_the_cap() -> None:
     """
     small_counter, large_counter = CountingCounter(), CountingCounter()
     with (
-        ThreeTieredContextSystem(summarizer=_first_sentence, token_counter=small_counter) as small,
-        ThreeTieredContextSystem(summarizer=_first_sentence, token_counter=large_counter) as large,
+        ThreeTieredContextSystem(summarizer=first_sentence, token_counter=small_counter) as small,
+        ThreeTieredContextSystem(summarizer=first_sentence, token_counter=large_counter) as large,
     ):
         small_bytes = _traced_growth(small, 0, 1000)
-        _add(large, 0, 16000)
+        add_turns(large, 0, 16000)
         window_bytes = _traced_growth(large, 16000, 20000)
         stats = large.get_statistics()
         assert stats["total_messages"] == 20000
@@ -174,7 +112,7 @@ def test_20k_turns_cost_at_most_twice_1k_and_memory_stays_at_the_cap() -> None:
         )
         assert (small_rows, large_rows) == (1000, 1024)
         assert large_chars <= 1.25 * small_chars, (small_chars, large_chars)
-        small_cost, large_cost = _prompt_cost([small, large])
+        small_cost, large_cost = prompt_cpu_costs([small, large])
         assert large_cost <= 2 * small_cost, (small_cost, large_cost)
 
 
