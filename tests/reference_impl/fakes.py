@@ -1,8 +1,11 @@
-"""A small fake `Machine` for tests: fixed, adjustable facts instead of the host's."""
+"""Small fakes for tests: a `Machine` with fixed, adjustable facts instead of the host's, and a
+SQLite connection whose COMMIT fails on demand."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_edge.machine import MIB, Accelerator, MemoryReading
 from pytest_edge.profiles.model import DeviceProfile
@@ -46,3 +49,16 @@ class FakeMachine:
 
     def accelerator(self) -> Accelerator:
         return self.accel
+
+
+class FailingCommit(sqlite3.Connection):
+    """Raises "disk I/O error" on COMMIT while armed, like an injected fault at that statement
+    (a `factory=` for `sqlite3.connect`; arm with ``monkeypatch.setattr(FailingCommit,
+    "armed", True)``)."""
+
+    armed = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if type(self).armed and sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)

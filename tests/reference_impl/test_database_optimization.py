@@ -34,6 +34,7 @@ from reference_impl.database_optimization import (
     _prefix_upper_bound,
     fts5_query,
 )
+from tests.reference_impl.fakes import FailingCommit
 from tests.reference_impl.notebook import REFERENCE_IMPL, run_cells
 
 ROOT = REFERENCE_IMPL.parent
@@ -839,34 +840,23 @@ def test_demo_runs(how: list[str]) -> None:
     assert "Rejected batch: batch_insert_documents: row 1 (field 'title')" in done.stdout
 
 
-class _FailingCommit(sqlite3.Connection):
-    """Raises "disk I/O error" on COMMIT while armed, like an injected fault at that statement."""
-
-    armed = False
-
-    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if type(self).armed and sql == "COMMIT":
-            raise sqlite3.OperationalError("disk I/O error")
-        return super().execute(sql, *args)
-
-
 def test_io_error_at_commit_rolls_back_and_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = sqlite3.connect
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        return original(*args, factory=_FailingCommit, **kwargs)
+        return original(*args, factory=FailingCommit, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     with EdgeDatabaseOptimizer(DatabaseConfig(db_path=tmp_path / "io.db")) as db:
-        monkeypatch.setattr(_FailingCommit, "armed", True)
+        monkeypatch.setattr(FailingCommit, "armed", True)
         with pytest.raises(
             BatchInsertError, match=r"batch_insert_documents: committing: disk I/O error; the batch"
         ) as info:
             db.batch_insert_documents(_docs(50))
         assert info.value.row_index is None
-        monkeypatch.setattr(_FailingCommit, "armed", False)
+        monkeypatch.setattr(FailingCommit, "armed", False)
         assert _count(db) == (0, 0)
         assert db.batch_insert_documents(_docs(50)) == 50
         assert db.get_database_stats()["pool_replaced"] == 1

@@ -24,6 +24,7 @@ from reference_impl.database_optimization import (
     DatabaseConfig,
     EdgeDatabaseOptimizer,
 )
+from tests.reference_impl.fakes import FailingCommit
 
 N, DIM = 100_000, 384
 MATRIX_BYTES = N * DIM * 4
@@ -206,17 +207,6 @@ def test_failed_batch_leaves_the_index_as_it_was(db: EdgeDatabaseOptimizer) -> N
     assert db.vector_index_stats()["rows"] == 1
 
 
-class _FailingCommit(sqlite3.Connection):
-    """Raises "disk I/O error" on COMMIT while armed, like an injected fault at that statement."""
-
-    armed = False
-
-    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if type(self).armed and sql == "COMMIT":
-            raise sqlite3.OperationalError("disk I/O error")
-        return super().execute(sql, *args)
-
-
 def test_failed_commit_leaves_the_index_as_it_was(
     db: EdgeDatabaseOptimizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,16 +214,16 @@ def test_failed_commit_leaves_the_index_as_it_was(
     original = sqlite3.connect
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        return original(*args, factory=_FailingCommit, **kwargs)
+        return original(*args, factory=FailingCommit, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     db.pool.recycle()
     db.batch_insert_embeddings([{"vector_id": "a", "vector": [1.0, 0.0]}])
     db.search_similar([1.0, 0.0])
-    monkeypatch.setattr(_FailingCommit, "armed", True)
+    monkeypatch.setattr(FailingCommit, "armed", True)
     with pytest.raises(BatchInsertError, match=r"committing: disk I/O error"):
         db.batch_insert_embeddings([{"vector_id": "b", "vector": [0.0, 1.0]}])
-    monkeypatch.setattr(_FailingCommit, "armed", False)
+    monkeypatch.setattr(FailingCommit, "armed", False)
     assert [r["vector_id"] for r in db.search_similar([0.0, 1.0], top_k=5)] == ["a"]
 
 
