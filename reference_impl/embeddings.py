@@ -200,12 +200,6 @@ class VectorIndex:
             self._texts.extend(texts)
         return vectors
 
-    def matrix(self) -> FloatMatrix:
-        """All stored vectors, one row per text (a read-only view, not a copy)."""
-        matrix = self._snapshot()[0]
-        matrix.flags.writeable = False
-        return matrix
-
     def _snapshot(self) -> tuple[FloatMatrix, list[str], Counts]:
         with self._lock:
             # Rows below the size never change and the lists only grow: views stay valid.
