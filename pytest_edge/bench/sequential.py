@@ -30,16 +30,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
-
 from pytest_edge.bench.compare import Verdict
 from pytest_edge.bench.data import BadBenchmarkInput
 from pytest_edge.bench.stats import (
     DETECTION_POWER,
     RatioEstimate,
-    as_array,
+    paired_log_ratios,
     t_ppf,
-    t_sf_two_sided,
 )
 
 DEFAULT_ALPHA = 0.02
@@ -113,22 +110,12 @@ class Decision:
 
 def decide(a: Sequence[float], b: Sequence[float], plan: SequentialPlan) -> Decision:
     """The verdict after ``len(a)`` rounds (run times of A and B, round by round)."""
-    xa = as_array(a, "A run times")
-    xb = as_array(b, "B run times")
-    if xa.size != xb.size:
-        raise BadBenchmarkInput(f"A/B: {xa.size} runs of A but {xb.size} of B; rounds must pair")
-    n = int(xa.size)
-    if n < 2:
-        raise BadBenchmarkInput("A/B: at least 2 rounds are needed for an interval")
-    logs = np.log(xb) - np.log(xa)
-    mean = float(np.mean(logs))
-    se = float(np.std(logs, ddof=1)) / math.sqrt(n)
+    logs = paired_log_ratios(a, b, "run times")
+    n, mean, se, p = logs.pairs, logs.mean, logs.standard_error, logs.p_value
     df = n - 1
     crit = _t_quantile(1.0 - plan.level / 2.0, df)
     low, high = mean - crit * se, mean + crit * se
     band = math.log1p(plan.threshold)
-    # se == 0: every round gave the same ratio, which is either no change or a certain one.
-    p = (1.0 if mean == 0.0 else 0.0) if se == 0.0 else t_sf_two_sided(mean / se, df)
     ratio = RatioEstimate(
         math.exp(mean), math.exp(low), math.exp(high), 1.0 - plan.level, "paired t, per look"
     )

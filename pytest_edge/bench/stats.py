@@ -298,25 +298,41 @@ class PairedTest:
     detectable_change: float
 
 
-def paired_log_ratio(
-    a: Sequence[float], b: Sequence[float], alpha: float, confidence: float = 0.95
-) -> PairedTest:
-    """Compare per-run medians of B against A, pair by pair (run i of A with run i of B)."""
-    xa = as_array(a, "A run medians")
-    xb = as_array(b, "B run medians")
+@dataclass(frozen=True)
+class PairedLogRatios:
+    """Mean and standard error of log(B_i / A_i) over paired runs, and its two-sided p."""
+
+    pairs: int
+    mean: float
+    standard_error: float
+    p_value: float
+
+
+def paired_log_ratios(a: Sequence[float], b: Sequence[float], what: str) -> PairedLogRatios:
+    """log(B_i / A_i) of run i of A with run i of B (`what`: the values, for error messages)."""
+    xa = as_array(a, f"A {what}")
+    xb = as_array(b, f"B {what}")
     if xa.size != xb.size:
-        raise BadBenchmarkInput(f"A/B: {xa.size} runs of A but {xb.size} of B; pairs must match")
+        raise BadBenchmarkInput(f"A/B: {xa.size} runs of A but {xb.size} of B; rounds must pair")
     n = int(xa.size)
     if n < 2:
         raise BadBenchmarkInput("A/B: at least 2 pairs of runs are needed for a paired test")
     logs = np.log(xb) - np.log(xa)
     mean = float(np.mean(logs))
-    sd = float(np.std(logs, ddof=1))
-    se = sd / math.sqrt(n)
+    se = float(np.std(logs, ddof=1)) / math.sqrt(n)
+    # se == 0: every pair gave the same ratio, which is either no change or a certain one.
+    p = (1.0 if mean == 0.0 else 0.0) if se == 0.0 else t_sf_two_sided(mean / se, n - 1)
+    return PairedLogRatios(n, mean, se, p)
+
+
+def paired_log_ratio(
+    a: Sequence[float], b: Sequence[float], alpha: float, confidence: float = 0.95
+) -> PairedTest:
+    """Compare per-run medians of B against A, pair by pair (run i of A with run i of B)."""
+    logs = paired_log_ratios(a, b, "run medians")
+    n, mean, se, p = logs.pairs, logs.mean, logs.standard_error, logs.p_value
     df = n - 1
     t_crit = t_ppf(0.5 + confidence / 2.0, df)
-    # se == 0: every pair gave the same ratio, which is either no change or a certain one.
-    p = (1.0 if mean == 0.0 else 0.0) if se == 0.0 else t_sf_two_sided(mean / se, df)
     ratio = RatioEstimate(
         math.exp(mean),
         math.exp(mean - t_crit * se),

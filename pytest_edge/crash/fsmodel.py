@@ -373,22 +373,24 @@ def _replay_meta(ns: dict[str, int], dirs: set[str], op: tuple[str, str, str, in
                 dirs.add(b + d[len(a) :])
 
 
-STATE_RECORDS = frozenset(
-    {
-        "open",
-        "import",
-        "write",
-        "trunc",
-        "fsync",
-        "dirsync",
-        "syncfs",
-        "rename",
-        "link",
-        "unlink",
-        "mkdir",
-        "rmdir",
-    }
+#: Record kinds of the traced filesystem calls that change state, in the order error messages
+#: list them (``syscall:CALL:N`` kill points name one of them).
+CALL_RECORDS = (
+    "open",
+    "write",
+    "trunc",
+    "fsync",
+    "dirsync",
+    "syncfs",
+    "rename",
+    "link",
+    "unlink",
+    "mkdir",
+    "rmdir",
 )
+#: Every record kind that changes the files' state: the calls, and a file that existed before the
+#: trace began ("import").
+STATE_RECORDS = frozenset({"import", *CALL_RECORDS})
 
 
 def cut_positions(records: Sequence[Mapping[str, Any]]) -> list[int]:

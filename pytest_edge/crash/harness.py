@@ -32,6 +32,7 @@ from pytest_edge.crash.errors import (
     WorkloadError,
 )
 from pytest_edge.crash.fsmodel import (
+    CALL_RECORDS,
     STATE_RECORDS,
     VARIANTS,
     WAL_INDEX_NOTE,
@@ -55,20 +56,7 @@ KILL_FORMS = (
     "'crashpoint:NAME:N', 'syscall:N' or 'syscall:CALL:N'"
 )
 #: ``syscall:CALL:N`` kinds: the Nth traced call of that kind (``any``: of every kind)
-SYSCALL_KINDS = (
-    "any",
-    "open",
-    "write",
-    "trunc",
-    "fsync",
-    "dirsync",
-    "syncfs",
-    "rename",
-    "link",
-    "unlink",
-    "mkdir",
-    "rmdir",
-)
+SYSCALL_KINDS = ("any", *CALL_RECORDS)
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", "-wal", "-journal", "-shm")
 
 
