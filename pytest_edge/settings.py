@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
 
 IniType = Literal["string", "paths", "args", "linelist", "bool"]
+
+
+def one_of(flag: str, text: str, choices: Sequence[str]) -> str:
+    """`text` (case and surrounding spaces ignored) when it is one of `choices`; otherwise
+    ``argparse.ArgumentTypeError`` naming the flag, the value and the choices."""
+    value = text.strip().lower()
+    if value not in choices:
+        raise argparse.ArgumentTypeError(f"{flag}: {text!r} is not one of {', '.join(choices)}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pytest_edge.settings import (
     MarkerSpec,
     Setting,
     add_settings,
+    one_of,
     read_setting,
     register_markers,
 )
@@ -53,12 +54,7 @@ def _on_off(text: str) -> str:
 def _statistic(text: str) -> str:
     from pytest_edge.bench.stats import STATISTICS
 
-    value = text.strip().lower()
-    if value not in STATISTICS:
-        raise argparse.ArgumentTypeError(
-            f"--edge-statistic={text}: must be one of {', '.join(STATISTICS)}"
-        )
-    return value
+    return one_of("--edge-statistic", text, STATISTICS)
 
 
 def _yes_no(text: str) -> bool:

@@ -21,7 +21,14 @@ import pytest
 
 from pytest_edge.faults.kinds import MARKER_HELP
 from pytest_edge.seed import run_seed
-from pytest_edge.settings import MarkerSpec, Setting, add_settings, read_setting, register_markers
+from pytest_edge.settings import (
+    MarkerSpec,
+    Setting,
+    add_settings,
+    one_of,
+    read_setting,
+    register_markers,
+)
 
 if TYPE_CHECKING:
     from pytest_edge.faults import FaultInjector
@@ -55,16 +62,9 @@ UNFIRED = Setting(
 
 
 def _fault_layer(text: str) -> str:
-    import argparse
-
     from pytest_edge.faults.layer import LAYERS
 
-    value = text.strip().lower()
-    if value not in LAYERS:
-        raise argparse.ArgumentTypeError(
-            f"--edge-fault-layer: {text!r} is not one of {', '.join(LAYERS)}"
-        )
-    return value
+    return one_of("--edge-fault-layer", text, LAYERS)
 
 
 FAULT_LAYER = Setting(

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_edge.errors import EdgeWarning
+from pytest_edge.settings import one_of
 
 #: Fault kinds that are in effect while armed rather than firing at calls.
 ALWAYS_IN_EFFECT = frozenset({"memory_pressure"})
@@ -151,11 +152,4 @@ def _eligible(calls: int, first: int, every: int | None) -> int:
 
 def parse_unfired_mode(text: str) -> str:
     """``--edge-unfired-faults`` value: warn, error or ignore."""
-    import argparse
-
-    value = text.strip().lower()
-    if value not in UNFIRED_MODES:
-        raise argparse.ArgumentTypeError(
-            f"--edge-unfired-faults: {text!r} is not one of {', '.join(UNFIRED_MODES)}"
-        )
-    return value
+    return one_of("--edge-unfired-faults", text, UNFIRED_MODES)
